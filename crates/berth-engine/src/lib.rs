@@ -1,0 +1,4 @@
+//! berth-engine: containers as the user sees them — create from an image (store → spec → runtime),
+//! start, attach, exec, logs, stop/kill/wait, rm, inspect, ps; the per-container monitor; container
+//! state on disk. It does not speak HTTP.
+#![deny(missing_docs)]

@@ -1,0 +1,1 @@
+//! seccomp profiles compiled to BPF, cached.

@@ -1,0 +1,36 @@
+//! Subcommands. `image.rs` holds the image commands, `container.rs` the container commands.
+
+pub mod container;
+pub mod image;
+
+use crate::{EXIT_BERTH_ERROR, Globals};
+
+/// Every `berth` subcommand.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Image commands.
+    #[command(flatten)]
+    Image(image::ImageCommand),
+    /// Container commands.
+    #[command(flatten)]
+    Container(container::ContainerCommand),
+}
+
+/// Runs a command; returns the process exit code on success.
+pub fn dispatch(g: &Globals, c: Command) -> anyhow::Result<u8> {
+    match c {
+        Command::Image(c) => image::run(g, c),
+        Command::Container(c) => container::run(g, c),
+    }
+}
+
+/// The exit code for an error: 125 (berth's own failure) unless the error chain carries a
+/// container-specific code (126 not executable, 127 not found).
+pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(code) = container::exit_code_of(cause) {
+            return code;
+        }
+    }
+    EXIT_BERTH_ERROR
+}
