@@ -2,3 +2,10 @@
 //! start, attach, exec, logs, stop/kill/wait, rm, inspect, ps; the per-container monitor; container
 //! state on disk. It does not speak HTTP.
 #![deny(missing_docs)]
+
+pub mod names;
+pub mod options;
+pub mod record;
+pub mod spec;
+pub mod time;
+pub mod userdb;

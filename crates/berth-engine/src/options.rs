@@ -1,0 +1,349 @@
+//! `berth run`/`create` options as the user gives them, and the parsers that turn their strings into
+//! values (sizes, CPUs, ulimits, volumes, tmpfs mounts, security options, signals).
+
+use crate::record::Ulimit;
+use std::path::PathBuf;
+
+/// Errors in user-given options.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionError {
+    /// A malformed option value.
+    #[error("invalid argument {value:?} for {flag}: {why}")]
+    Invalid {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// An option berth does not support (yet).
+    #[error("{flag} {value:?} is not supported by berth")]
+    Unsupported {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// Reading an `--env-file` failed.
+    #[error("reading env file {path}: {source}")]
+    EnvFile {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Network mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkMode {
+    /// A new network namespace with only `lo` (Docker's `none`; berth's default until networks exist).
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// Everything `berth create`/`run` accepts, as strings from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Image reference or id.
+    pub image: String,
+    /// Command after the image (overrides the image's Cmd).
+    pub cmd: Vec<String>,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `-i`.
+    pub interactive: bool,
+    /// `-t`.
+    pub tty: bool,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `-e K=V` or `-e K` (taken from the caller's environment).
+    pub env: Vec<String>,
+    /// `--env-file`.
+    pub env_files: Vec<PathBuf>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `-u USER[:GROUP]`.
+    pub user: Option<String>,
+    /// `-v HOST:CTR[:ro]`.
+    pub volumes: Vec<String>,
+    /// `--tmpfs DIR[:opts]`.
+    pub tmpfs: Vec<String>,
+    /// `--read-only`.
+    pub read_only: bool,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `--entrypoint` (empty string clears the image's).
+    pub entrypoint: Option<String>,
+    /// `--memory` ("64m").
+    pub memory: Option<String>,
+    /// `--cpus` ("0.5").
+    pub cpus: Option<String>,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+    /// `--ulimit name=soft[:hard]`.
+    pub ulimits: Vec<String>,
+    /// `--network none|host`.
+    pub network: Option<String>,
+    /// `--cap-add`.
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`.
+    pub cap_drop: Vec<String>,
+    /// `--security-opt`.
+    pub security_opt: Vec<String>,
+    /// `--init`.
+    pub init: bool,
+    /// `--userns host|auto`.
+    pub userns: Option<String>,
+    /// `--label K=V`.
+    pub labels: Vec<String>,
+}
+
+/// Parses Docker's byte sizes: "64m", "1g", "512k", "1024b", "100" (bytes).
+pub fn parse_size(flag: &'static str, s: &str) -> Result<i64, OptionError> {
+    let bad = |why| OptionError::Invalid { flag, value: s.to_owned(), why };
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').filter(|r| !r.is_empty() && !r.ends_with(|c: char| c.is_ascii_digit())).unwrap_or(&t);
+    let (num, mult): (&str, i64) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        Some('b') => (&t[..t.len() - 1], 1),
+        _ => (t, 1),
+    };
+    let v: f64 = num.parse().map_err(|_| bad("expected a size such as 64m"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(bad("size must be a non-negative number"));
+    }
+    Ok((v * mult as f64) as i64)
+}
+
+/// Parses `--cpus` into nano-CPUs.
+pub fn parse_cpus(s: &str) -> Result<i64, OptionError> {
+    let v: f64 = s.parse().map_err(|_| OptionError::Invalid { flag: "--cpus", value: s.to_owned(), why: "expected a number" })?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(OptionError::Invalid { flag: "--cpus", value: s.to_owned(), why: "must be positive" });
+    }
+    Ok((v * 1e9) as i64)
+}
+
+/// The rlimit names `--ulimit` accepts.
+pub const ULIMIT_NAMES: &[&str] = &[
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio",
+    "rttime", "sigpending", "stack", "as",
+];
+
+/// Parses `--ulimit name=soft[:hard]` (-1 means unlimited).
+pub fn parse_ulimit(s: &str) -> Result<Ulimit, OptionError> {
+    let bad = |why| OptionError::Invalid { flag: "--ulimit", value: s.to_owned(), why };
+    let (name, vals) = s.split_once('=').ok_or_else(|| bad("expected name=soft[:hard]"))?;
+    if !ULIMIT_NAMES.contains(&name) {
+        return Err(bad("unknown resource name"));
+    }
+    let num = |v: &str| -> Result<u64, OptionError> {
+        if v == "-1" || v == "unlimited" {
+            Ok(u64::MAX)
+        } else {
+            v.parse().map_err(|_| bad("limits must be numbers"))
+        }
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => {
+            let v = num(vals)?;
+            (v, v)
+        }
+    };
+    if soft > hard {
+        return Err(bad("soft limit is above the hard limit"));
+    }
+    Ok(Ulimit { name: name.to_owned(), soft, hard })
+}
+
+/// A parsed `-v`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// Absolute host path.
+    pub source: String,
+    /// Absolute container path.
+    pub target: String,
+    /// `:ro`.
+    pub read_only: bool,
+}
+
+/// Parses `-v HOST:CTR[:ro|rw]` (host paths must be absolute: berth has no named volumes yet).
+pub fn parse_bind(s: &str) -> Result<Bind, OptionError> {
+    let bad = |why| OptionError::Invalid { flag: "--volume", value: s.to_owned(), why };
+    let parts: Vec<&str> = s.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [h, c] => (*h, *c, ""),
+        [h, c, m] => (*h, *c, *m),
+        _ => return Err(bad("expected HOST:CONTAINER[:ro]")),
+    };
+    if !source.starts_with('/') {
+        return Err(OptionError::Unsupported { flag: "--volume", value: s.to_owned() });
+    }
+    if !target.starts_with('/') || target == "/" {
+        return Err(bad("the container path must be absolute and not /"));
+    }
+    let mut read_only = false;
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            "z" | "Z" | "rprivate" | "private" => {}
+            _ => return Err(bad("unknown mode (ro or rw)")),
+        }
+    }
+    Ok(Bind { source: source.to_owned(), target: target.to_owned(), read_only })
+}
+
+/// Parses `--tmpfs DIR[:opts]` into (target, options).
+pub fn parse_tmpfs(s: &str) -> Result<(String, String), OptionError> {
+    let (t, o) = s.split_once(':').unwrap_or((s, ""));
+    if !t.starts_with('/') || t == "/" {
+        return Err(OptionError::Invalid { flag: "--tmpfs", value: s.to_owned(), why: "the path must be absolute and not /" });
+    }
+    Ok((t.to_owned(), o.to_owned()))
+}
+
+/// Security options after parsing `--security-opt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    /// no-new-privileges (default on).
+    pub no_new_privileges: bool,
+    /// Seccomp profile choice.
+    pub seccomp: SeccompChoice,
+}
+
+/// Which seccomp profile a container gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeccompChoice {
+    /// berth's default profile.
+    Default,
+    /// None at all.
+    Unconfined,
+    /// A profile JSON file.
+    File(PathBuf),
+}
+
+/// Parses the `--security-opt` values.
+pub fn parse_security(opts: &[String]) -> Result<Security, OptionError> {
+    let mut sec = Security { no_new_privileges: true, seccomp: SeccompChoice::Default };
+    for o in opts {
+        let (k, v) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
+        match k {
+            "no-new-privileges" => {
+                sec.no_new_privileges = match v {
+                    "" | "true" => true,
+                    "false" => false,
+                    _ => return Err(OptionError::Invalid { flag: "--security-opt", value: o.clone(), why: "no-new-privileges takes true or false" }),
+                }
+            }
+            "seccomp" => {
+                sec.seccomp = match v {
+                    "unconfined" => SeccompChoice::Unconfined,
+                    "" => return Err(OptionError::Invalid { flag: "--security-opt", value: o.clone(), why: "seccomp needs unconfined or a file" }),
+                    path => SeccompChoice::File(PathBuf::from(path)),
+                }
+            }
+            "label" | "apparmor" if v == "disable" || v == "unconfined" => {}
+            _ => return Err(OptionError::Unsupported { flag: "--security-opt", value: o.clone() }),
+        }
+    }
+    Ok(sec)
+}
+
+/// Parses `--network`.
+pub fn parse_network(s: Option<&str>) -> Result<NetworkMode, OptionError> {
+    match s {
+        None | Some("none") | Some("default") | Some("") => Ok(NetworkMode::None),
+        Some("host") => Ok(NetworkMode::Host),
+        Some(other) => Err(OptionError::Unsupported { flag: "--network", value: other.to_owned() }),
+    }
+}
+
+/// Parses a signal name ("TERM", "SIGTERM", "sigkill") or number ("9") into its number.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    if let Some(rt) = name.strip_prefix("SIGRTMIN") {
+        let base = libc::SIGRTMIN();
+        let off: i32 = if rt.is_empty() { 0 } else { rt.strip_prefix('+')?.parse().ok()? };
+        return (base + off <= libc::SIGRTMAX()).then_some(base + off);
+    }
+    name.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+}
+
+/// Reads `--env-file` lines: `K=V`, `K` (from the caller's environment), comments and blanks skipped.
+pub fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, OptionError> {
+    let text = std::fs::read_to_string(path).map_err(|source| OptionError::EnvFile { path: path.to_owned(), source })?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim_start())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("--memory", "64m").unwrap(), 64 << 20);
+        assert_eq!(parse_size("--memory", "64MB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("--memory", "1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("--memory", "512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("--memory", "100").unwrap(), 100);
+        assert_eq!(parse_size("--memory", "100b").unwrap(), 100);
+        assert!(parse_size("--memory", "lots").is_err());
+        assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
+        assert!(parse_cpus("0").is_err());
+    }
+
+    #[test]
+    fn ulimits_binds_tmpfs() {
+        assert_eq!(parse_ulimit("nofile=1024:2048").unwrap(), Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 });
+        assert_eq!(parse_ulimit("nproc=10").unwrap().hard, 10);
+        assert!(parse_ulimit("nofile=5:4").is_err());
+        assert!(parse_ulimit("bogus=1").is_err());
+        assert_eq!(
+            parse_bind("/h:/c:ro").unwrap(),
+            Bind { source: "/h".into(), target: "/c".into(), read_only: true }
+        );
+        assert!(!parse_bind("/h:/c").unwrap().read_only);
+        assert!(parse_bind("vol:/c").is_err());
+        assert!(parse_bind("/h:rel").is_err());
+        assert_eq!(parse_tmpfs("/run:size=1m").unwrap(), ("/run".into(), "size=1m".into()));
+        assert!(parse_tmpfs("run").is_err());
+    }
+
+    #[test]
+    fn security_network_signals() {
+        let s = parse_security(&[]).unwrap();
+        assert!(s.no_new_privileges);
+        assert_eq!(s.seccomp, SeccompChoice::Default);
+        let s = parse_security(&["no-new-privileges=false".into(), "seccomp=unconfined".into()]).unwrap();
+        assert!(!s.no_new_privileges);
+        assert_eq!(s.seccomp, SeccompChoice::Unconfined);
+        assert_eq!(parse_security(&["seccomp=/p.json".into()]).unwrap().seccomp, SeccompChoice::File("/p.json".into()));
+        assert!(parse_security(&["bogus".into()]).is_err());
+        assert_eq!(parse_network(Some("host")).unwrap(), NetworkMode::Host);
+        assert!(parse_network(Some("bridge")).is_err());
+        assert_eq!(parse_signal("TERM"), Some(15));
+        assert_eq!(parse_signal("SIGKILL"), Some(9));
+        assert_eq!(parse_signal("hup"), Some(1));
+        assert_eq!(parse_signal("10"), Some(10));
+        assert_eq!(parse_signal("NOPE"), None);
+        assert_eq!(parse_signal("0"), None);
+    }
+}
