@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Why a string is not a digest berth accepts.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DigestError {
     /// No `algorithm:` prefix.
     #[error("digest {0:?} has no algorithm prefix (expected sha256:<64 hex digits>)")]
@@ -34,8 +34,14 @@ impl Digest {
 
     /// Builds a digest from its 64 hex digits (no prefix).
     pub fn from_hex(hex: &str) -> Result<Digest, DigestError> {
-        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            Ok(Digest { hex: hex.to_owned() })
+        if hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Digest {
+                hex: hex.to_owned(),
+            })
         } else {
             Err(DigestError::BadHex(format!("sha256:{hex}")))
         }
@@ -126,7 +132,9 @@ impl Digester {
 
     /// The digest of everything fed.
     pub fn finish(self) -> Digest {
-        Digest { hex: hex::encode(self.inner.finalize()) }
+        Digest {
+            hex: hex::encode(self.inner.finalize()),
+        }
     }
 }
 
@@ -144,11 +152,23 @@ mod tests {
 
     #[test]
     fn parse_rejects_bad_input() {
-        assert!(matches!("abc".parse::<Digest>(), Err(DigestError::MissingAlgorithm(_))));
-        assert!(matches!("md5:abc".parse::<Digest>(), Err(DigestError::UnsupportedAlgorithm(_))));
-        assert!(matches!("sha256:ABC".parse::<Digest>(), Err(DigestError::BadHex(_))));
+        assert!(matches!(
+            "abc".parse::<Digest>(),
+            Err(DigestError::MissingAlgorithm(_))
+        ));
+        assert!(matches!(
+            "md5:abc".parse::<Digest>(),
+            Err(DigestError::UnsupportedAlgorithm(_))
+        ));
+        assert!(matches!(
+            "sha256:ABC".parse::<Digest>(),
+            Err(DigestError::BadHex(_))
+        ));
         let upper = format!("sha256:{}", "A".repeat(64));
-        assert!(matches!(upper.parse::<Digest>(), Err(DigestError::BadHex(_))));
+        assert!(matches!(
+            upper.parse::<Digest>(),
+            Err(DigestError::BadHex(_))
+        ));
         let ok = format!("sha256:{}", "a".repeat(64));
         assert_eq!(ok.parse::<Digest>().unwrap().to_string(), ok);
     }

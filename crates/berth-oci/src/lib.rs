@@ -9,5 +9,6 @@ pub mod media_type;
 pub mod reference;
 
 pub use digest::{Digest, DigestError, Digester};
+pub use reference::{Reference, ReferenceError, is_valid_tag, looks_like_id};
 
 pub use oci_spec;

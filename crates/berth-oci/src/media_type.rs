@@ -37,10 +37,12 @@ pub enum LayerCompression {
 /// The compression of a layer media type, or `None` when the type is not a layer type berth knows.
 pub fn layer_compression(media_type: &str) -> Option<LayerCompression> {
     match media_type {
-        OCI_LAYER_TAR | DOCKER_LAYER_TAR | "application/vnd.oci.image.layer.nondistributable.v1.tar" => {
-            Some(LayerCompression::None)
-        }
-        OCI_LAYER_GZIP | DOCKER_LAYER_GZIP | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" => {
+        OCI_LAYER_TAR
+        | DOCKER_LAYER_TAR
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Some(LayerCompression::None),
+        OCI_LAYER_GZIP
+        | DOCKER_LAYER_GZIP
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" => {
             Some(LayerCompression::Gzip)
         }
         OCI_LAYER_ZSTD | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
