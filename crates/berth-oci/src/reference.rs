@@ -136,9 +136,19 @@ impl Reference {
             None => (remainder, None),
         };
         if path.chars().any(|c| c.is_ascii_uppercase()) {
+            // Docker names the repository as normalised, e.g. `library/Busybox`.
+            let hub = matches!(
+                registry,
+                None | Some(DEFAULT_REGISTRY | LEGACY_DEFAULT_REGISTRY)
+            );
+            let prefix = if hub && !path.contains('/') {
+                OFFICIAL_PREFIX
+            } else {
+                ""
+            };
             return Err(ReferenceError::Uppercase {
                 reference: s.to_owned(),
-                repository: path.to_owned(),
+                repository: format!("{prefix}{path}"),
             });
         }
         if let Some(reg) = registry
@@ -271,13 +281,15 @@ impl Reference {
 
     /// Docker's short name without tag or digest (`docker images` REPOSITORY column): `busybox`.
     pub fn familiar_name(&self) -> String {
-        if self.registry == DEFAULT_REGISTRY {
-            match self.repository.strip_prefix(OFFICIAL_PREFIX) {
-                Some(short) if !short.contains('/') => short.to_owned(),
-                _ => self.repository.clone(),
-            }
-        } else {
-            self.name()
+        if self.registry != DEFAULT_REGISTRY {
+            return self.name();
+        }
+        match self.repository.strip_prefix(OFFICIAL_PREFIX) {
+            Some(short) if !short.contains('/') => short.to_owned(),
+            // Docker would print `a.b/c` for `docker.io/a.b/c`, which reads back as registry
+            // `a.b`; keeping the registry makes the short form mean the same image.
+            _ if split_registry(&self.repository).0.is_some() => self.name(),
+            _ => self.repository.clone(),
         }
     }
 
@@ -454,193 +466,53 @@ mod tests {
         Reference::parse(s).unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
     }
 
+    /// (input, registry, repository, tag, Display, familiar); `@D` stands for `@sha256:<HEX>`.
+    type Good = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+        &'static str,
+    );
+
+    #[rustfmt::skip]
+    const GOOD: &[Good] = &[
+        ("busybox", "docker.io", "library/busybox", Some("latest"), "docker.io/library/busybox:latest", "busybox:latest"),
+        ("busybox:1.36", "docker.io", "library/busybox", Some("1.36"), "docker.io/library/busybox:1.36", "busybox:1.36"),
+        ("library/busybox", "docker.io", "library/busybox", Some("latest"), "docker.io/library/busybox:latest", "busybox:latest"),
+        ("docker.io/busybox", "docker.io", "library/busybox", Some("latest"), "docker.io/library/busybox:latest", "busybox:latest"),
+        ("index.docker.io/library/busybox:x", "docker.io", "library/busybox", Some("x"), "docker.io/library/busybox:x", "busybox:x"),
+        ("index.docker.io/busybox", "docker.io", "library/busybox", Some("latest"), "docker.io/library/busybox:latest", "busybox:latest"),
+        ("user/app:v1", "docker.io", "user/app", Some("v1"), "docker.io/user/app:v1", "user/app:v1"),
+        ("library/a/b", "docker.io", "library/a/b", Some("latest"), "docker.io/library/a/b:latest", "library/a/b:latest"),
+        ("localhost/x", "localhost", "x", Some("latest"), "localhost/x:latest", "localhost/x:latest"),
+        ("localhost:5000/x:1", "localhost:5000", "x", Some("1"), "localhost:5000/x:1", "localhost:5000/x:1"),
+        ("localhost:5000/a/b:t@D", "localhost:5000", "a/b", Some("t"), "localhost:5000/a/b:t@D", "localhost:5000/a/b:t@D"),
+        ("busybox@D", "docker.io", "library/busybox", None, "docker.io/library/busybox@D", "busybox@D"),
+        ("localhost:5000", "docker.io", "library/localhost", Some("5000"), "docker.io/library/localhost:5000", "localhost:5000"),
+        ("ghcr.io/o/r/s:T_a.g-9", "ghcr.io", "o/r/s", Some("T_a.g-9"), "ghcr.io/o/r/s:T_a.g-9", "ghcr.io/o/r/s:T_a.g-9"),
+        ("[::1]:5000/foo", "[::1]:5000", "foo", Some("latest"), "[::1]:5000/foo:latest", "[::1]:5000/foo:latest"),
+        ("192.168.1.2:443/a__b.c_d---e", "192.168.1.2:443", "a__b.c_d---e", Some("latest"), "192.168.1.2:443/a__b.c_d---e:latest", "192.168.1.2:443/a__b.c_d---e:latest"),
+        ("Registry/foo", "Registry", "foo", Some("latest"), "Registry/foo:latest", "Registry/foo:latest"),
+        ("my-reg.example.com/x", "my-reg.example.com", "x", Some("latest"), "my-reg.example.com/x:latest", "my-reg.example.com/x:latest"),
+        ("docker.io/a.b/c", "docker.io", "a.b/c", Some("latest"), "docker.io/a.b/c:latest", "docker.io/a.b/c:latest"),
+        ("docker.io/localhost/c", "docker.io", "localhost/c", Some("latest"), "docker.io/localhost/c:latest", "docker.io/localhost/c:latest"),
+        ("abc", "docker.io", "library/abc", Some("latest"), "docker.io/library/abc:latest", "abc:latest"),
+    ];
+
     #[test]
     fn good_references_normalise_like_docker() {
         let d = format!("sha256:{HEX}");
-        // (input, registry, repository, tag, digest?, Display, familiar)
-        let table: Vec<(String, &str, &str, Option<&str>, bool, String, String)> = vec![
-            (
-                "busybox".into(),
-                "docker.io",
-                "library/busybox",
-                Some("latest"),
-                false,
-                "docker.io/library/busybox:latest".into(),
-                "busybox:latest".into(),
-            ),
-            (
-                "busybox:1.36".into(),
-                "docker.io",
-                "library/busybox",
-                Some("1.36"),
-                false,
-                "docker.io/library/busybox:1.36".into(),
-                "busybox:1.36".into(),
-            ),
-            (
-                "library/busybox".into(),
-                "docker.io",
-                "library/busybox",
-                Some("latest"),
-                false,
-                "docker.io/library/busybox:latest".into(),
-                "busybox:latest".into(),
-            ),
-            (
-                "docker.io/busybox".into(),
-                "docker.io",
-                "library/busybox",
-                Some("latest"),
-                false,
-                "docker.io/library/busybox:latest".into(),
-                "busybox:latest".into(),
-            ),
-            (
-                "index.docker.io/library/busybox:x".into(),
-                "docker.io",
-                "library/busybox",
-                Some("x"),
-                false,
-                "docker.io/library/busybox:x".into(),
-                "busybox:x".into(),
-            ),
-            (
-                "index.docker.io/busybox".into(),
-                "docker.io",
-                "library/busybox",
-                Some("latest"),
-                false,
-                "docker.io/library/busybox:latest".into(),
-                "busybox:latest".into(),
-            ),
-            (
-                "user/app:v1".into(),
-                "docker.io",
-                "user/app",
-                Some("v1"),
-                false,
-                "docker.io/user/app:v1".into(),
-                "user/app:v1".into(),
-            ),
-            (
-                "library/a/b".into(),
-                "docker.io",
-                "library/a/b",
-                Some("latest"),
-                false,
-                "docker.io/library/a/b:latest".into(),
-                "library/a/b:latest".into(),
-            ),
-            (
-                "localhost/x".into(),
-                "localhost",
-                "x",
-                Some("latest"),
-                false,
-                "localhost/x:latest".into(),
-                "localhost/x:latest".into(),
-            ),
-            (
-                "localhost:5000/x:1".into(),
-                "localhost:5000",
-                "x",
-                Some("1"),
-                false,
-                "localhost:5000/x:1".into(),
-                "localhost:5000/x:1".into(),
-            ),
-            (
-                format!("localhost:5000/a/b:t@{d}"),
-                "localhost:5000",
-                "a/b",
-                Some("t"),
-                true,
-                format!("localhost:5000/a/b:t@{d}"),
-                format!("localhost:5000/a/b:t@{d}"),
-            ),
-            (
-                format!("busybox@{d}"),
-                "docker.io",
-                "library/busybox",
-                None,
-                true,
-                format!("docker.io/library/busybox@{d}"),
-                format!("busybox@{d}"),
-            ),
-            (
-                "localhost:5000".into(),
-                "docker.io",
-                "library/localhost",
-                Some("5000"),
-                false,
-                "docker.io/library/localhost:5000".into(),
-                "localhost:5000".into(),
-            ),
-            (
-                "ghcr.io/o/r/s:T_a.g-9".into(),
-                "ghcr.io",
-                "o/r/s",
-                Some("T_a.g-9"),
-                false,
-                "ghcr.io/o/r/s:T_a.g-9".into(),
-                "ghcr.io/o/r/s:T_a.g-9".into(),
-            ),
-            (
-                "[::1]:5000/foo".into(),
-                "[::1]:5000",
-                "foo",
-                Some("latest"),
-                false,
-                "[::1]:5000/foo:latest".into(),
-                "[::1]:5000/foo:latest".into(),
-            ),
-            (
-                "192.168.1.2:443/a__b.c_d---e".into(),
-                "192.168.1.2:443",
-                "a__b.c_d---e",
-                Some("latest"),
-                false,
-                "192.168.1.2:443/a__b.c_d---e:latest".into(),
-                "192.168.1.2:443/a__b.c_d---e:latest".into(),
-            ),
-            (
-                "Registry/foo".into(),
-                "Registry",
-                "foo",
-                Some("latest"),
-                false,
-                "Registry/foo:latest".into(),
-                "Registry/foo:latest".into(),
-            ),
-            (
-                "my-reg.example.com/x".into(),
-                "my-reg.example.com",
-                "x",
-                Some("latest"),
-                false,
-                "my-reg.example.com/x:latest".into(),
-                "my-reg.example.com/x:latest".into(),
-            ),
-            (
-                "abc".into(),
-                "docker.io",
-                "library/abc",
-                Some("latest"),
-                false,
-                "docker.io/library/abc:latest".into(),
-                "abc:latest".into(),
-            ),
-        ];
-        for (input, registry, repository, tag, has_digest, display, familiar) in table {
+        let expand = |s: &str| s.replace("@D", &format!("@{d}"));
+        for &(input, registry, repository, tag, display, familiar) in GOOD {
+            let (input, display, familiar) = (expand(input), expand(display), expand(familiar));
             let r = parse(&input);
             assert_eq!(r.registry(), registry, "{input}");
             assert_eq!(r.repository(), repository, "{input}");
             assert_eq!(r.tag(), tag, "{input}");
-            assert_eq!(
-                r.digest().map(|x| x.to_string()),
-                has_digest.then(|| d.clone()),
-                "{input}"
-            );
+            let digest = input.contains('@').then(|| d.clone());
+            assert_eq!(r.digest().map(|x| x.to_string()), digest, "{input}");
             assert_eq!(r.to_string(), display, "{input}");
             assert_eq!(r.familiar(), familiar, "{input}");
             assert_eq!(parse(&display), r, "display of {input} re-parses");
@@ -653,7 +525,8 @@ mod tests {
         use ReferenceError as E;
         let long_tag = "a".repeat(129);
         let long_name = format!("{}/{}", "a".repeat(200), "b".repeat(60));
-        let bad: Vec<(String, fn(&E) -> bool)> = vec![
+        type Check = fn(&E) -> bool;
+        let bad: Vec<(String, Check)> = vec![
             ("".into(), |e| matches!(e, E::Empty)),
             (HEX.into(), |e| matches!(e, E::HexIdentifier { .. })),
             ("Busybox".into(), |e| matches!(e, E::Uppercase { .. })),
@@ -885,6 +758,14 @@ mod tests {
                 prop::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
                 prop::option::of("[0-9a-f]{64}"),
             )
+                // Without a registry, a first component with '.' or equal to "localhost" would
+                // itself be read as a registry, so such inputs mean something else.
+                .prop_filter(
+                    "first component looks like a registry",
+                    |(reg, path, _, _)| {
+                        reg.is_some() || !(path[0].contains('.') || path[0] == "localhost")
+                    },
+                )
                 .prop_map(|(reg, path, tag, digest)| {
                     let mut s = String::new();
                     if let Some(r) = reg {
@@ -915,8 +796,13 @@ mod tests {
             }
 
             #[test]
-            fn parser_never_panics(s in "\\PC{0,80}") {
-                let _ = Reference::parse(&s);
+            fn any_accepted_string_round_trips(
+                s in prop_oneof!["\\PC{0,80}", "[a-zA-Z0-9._:/@\\[\\]-]{0,40}"]
+            ) {
+                if let Ok(r) = Reference::parse(&s) {
+                    prop_assert_eq!(Reference::parse(&r.to_string()).unwrap(), r.clone());
+                    prop_assert_eq!(Reference::parse(&r.familiar()).unwrap(), r);
+                }
             }
         }
     }
