@@ -36,9 +36,7 @@ pub enum ReferenceError {
         reference: String,
     },
     /// The repository part contains uppercase letters.
-    #[error(
-        "invalid reference format: repository name ({repository}) must be lowercase (in {reference:?})"
-    )]
+    #[error("invalid reference format: repository name ({repository}) must be lowercase")]
     Uppercase {
         /// The input.
         reference: String,
