@@ -3,9 +3,13 @@
 //! state on disk. It does not speak HTTP.
 #![deny(missing_docs)]
 
+pub mod logs;
 pub mod names;
 pub mod options;
+pub mod procs;
+pub mod pump;
 pub mod record;
 pub mod spec;
+pub mod store;
 pub mod time;
 pub mod userdb;

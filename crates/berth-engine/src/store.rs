@@ -1,0 +1,297 @@
+//! Containers on disk. `ROOT/containers/<id>/` holds `config.json` (written once), `state.json`
+//! (replaced atomically), the JSON log, the overlay `upper/`, `work/` and `rootfs/` dirs and the
+//! `hosts`/`hostname`/`resolv.conf` files. `ROOT/names/<name>` holds the id owning a name: it is
+//! published with `link(2)`, which fails if the name exists, so two creators cannot both win.
+//! State changes happen under an exclusive `flock` of the container directory.
+
+use crate::record::{ContainerRecord, State};
+use rustix::fs::{FlockOperation, Mode, OFlags};
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Errors reading or writing container records.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No container matches.
+    #[error("No such container: {0}")]
+    NotFound(String),
+    /// A prefix matches several containers.
+    #[error("multiple containers match {0:?}: use more characters of the id")]
+    Ambiguous(String),
+    /// The name is taken.
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse {
+        /// The name.
+        name: String,
+        /// The owner.
+        id: String,
+    },
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A record does not parse.
+    #[error("parsing {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: serde_json::Error,
+    },
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { op, path: path.to_owned(), source }
+}
+
+/// Writes `data` to `path` atomically: a temp file in the same dir, optional fsync, rename,
+/// optional fsync of the directory. `durable = false` is for state that dies with the container.
+pub fn write_atomic(path: &Path, data: &[u8], durable: bool) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
+    f.write_all(data).map_err(io("write", &tmp))?;
+    if durable {
+        f.sync_all().map_err(io("fsync", &tmp))?;
+    }
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io("rename into place", path))?;
+    if durable {
+        let d = std::fs::File::open(dir).map_err(io("open", dir))?;
+        d.sync_all().map_err(io("fsync", dir))?;
+    }
+    Ok(())
+}
+
+/// An exclusive lock on one container's directory; released on drop.
+#[derive(Debug)]
+pub struct ContainerLock {
+    _fd: OwnedFd,
+}
+
+/// The container records under a state root.
+#[derive(Debug, Clone)]
+pub struct Containers {
+    root: PathBuf,
+}
+
+impl Containers {
+    /// The records under ROOT (`ROOT/containers`, `ROOT/names`), created if missing.
+    pub fn open(root: &Path) -> Result<Containers, StoreError> {
+        for d in ["containers", "names"] {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p).map_err(io("create", &p))?;
+        }
+        Ok(Containers { root: root.to_owned() })
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `ROOT/containers/<id>`.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    /// Creates the container directory with `upper/`, `work/` and `rootfs/`.
+    pub fn create_dir(&self, id: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.dir(id);
+        std::fs::create_dir(&dir).map_err(io("create", &dir))?;
+        for sub in ["upper", "work", "rootfs"] {
+            let p = dir.join(sub);
+            std::fs::create_dir(&p).map_err(io("create", &p))?;
+        }
+        Ok(dir)
+    }
+
+    /// Locks a container's directory exclusively (blocks until free).
+    pub fn lock(&self, id: &str) -> Result<ContainerLock, StoreError> {
+        let dir = self.dir(id);
+        let fd = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| if e == rustix::io::Errno::NOENT { StoreError::NotFound(id.to_owned()) } else { io("open", &dir)(e.into()) })?;
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive).map_err(|e| io("lock", &dir)(e.into()))?;
+        Ok(ContainerLock { _fd: fd })
+    }
+
+    /// Writes `config.json`.
+    pub fn write_config(&self, rec: &ContainerRecord, durable: bool) -> Result<(), StoreError> {
+        let path = self.dir(&rec.id).join("config.json");
+        let data = serde_json::to_vec(rec).map_err(|source| StoreError::Parse { path: path.clone(), source })?;
+        write_atomic(&path, &data, durable)
+    }
+
+    /// Reads `config.json`.
+    pub fn read_config(&self, id: &str) -> Result<ContainerRecord, StoreError> {
+        let path = self.dir(id).join("config.json");
+        let data = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound { StoreError::NotFound(id.to_owned()) } else { io("read", &path)(e) }
+        })?;
+        serde_json::from_slice(&data).map_err(|source| StoreError::Parse { path, source })
+    }
+
+    /// Writes `state.json` (call with the container locked).
+    pub fn write_state(&self, id: &str, st: &State, durable: bool) -> Result<(), StoreError> {
+        let path = self.dir(id).join("state.json");
+        let data = serde_json::to_vec(st).map_err(|source| StoreError::Parse { path: path.clone(), source })?;
+        write_atomic(&path, &data, durable)
+    }
+
+    /// Reads `state.json` as recorded (no liveness check).
+    pub fn read_state(&self, id: &str) -> Result<State, StoreError> {
+        let path = self.dir(id).join("state.json");
+        let data = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound { StoreError::NotFound(id.to_owned()) } else { io("read", &path)(e) }
+        })?;
+        serde_json::from_slice(&data).map_err(|source| StoreError::Parse { path, source })
+    }
+
+    /// Ids of all containers with a state file (complete creations).
+    pub fn ids(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.root.join("containers");
+        let mut ids = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(io("list", &dir))? {
+            let e = e.map_err(io("list", &dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.len() == 64 && e.path().join("state.json").exists() {
+                ids.push(name);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The id owning `name`, if any.
+    pub fn name_owner(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.root.join("names").join(name)).ok().map(|s| s.trim().to_owned())
+    }
+
+    /// Reserves `name` for `id`; fails with `NameInUse` if another container has it.
+    pub fn reserve_name(&self, name: &str, id: &str) -> Result<(), StoreError> {
+        let names = self.root.join("names");
+        let tmp = names.join(format!(".{id}.tmp"));
+        std::fs::write(&tmp, id).map_err(io("write", &tmp))?;
+        let target = names.join(name);
+        let r = std::fs::hard_link(&tmp, &target);
+        let _ = std::fs::remove_file(&tmp);
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = self.name_owner(name).unwrap_or_default();
+                Err(StoreError::NameInUse { name: name.to_owned(), id: owner })
+            }
+            Err(e) => Err(io("link", &target)(e)),
+        }
+    }
+
+    /// Releases `name` if `id` owns it.
+    pub fn release_name(&self, name: &str, id: &str) -> Result<(), StoreError> {
+        if self.name_owner(name).as_deref() == Some(id) {
+            let p = self.root.join("names").join(name);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("remove", &p)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a full id, a name, or a unique id prefix (Docker's order) to a full id.
+    pub fn resolve(&self, what: &str) -> Result<String, StoreError> {
+        let what = what.strip_prefix('/').unwrap_or(what);
+        if what.is_empty() {
+            return Err(StoreError::NotFound(what.to_owned()));
+        }
+        if what.len() == 64 && self.dir(what).join("state.json").exists() {
+            return Ok(what.to_owned());
+        }
+        if !what.contains('/')
+            && !what.starts_with('.')
+            && let Some(id) = self.name_owner(what)
+            && self.dir(&id).join("state.json").exists()
+        {
+            return Ok(id);
+        }
+        if what.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let lower = what.to_ascii_lowercase();
+            let matches: Vec<String> = self.ids()?.into_iter().filter(|id| id.starts_with(&lower)).collect();
+            match matches.len() {
+                1 => return Ok(matches.into_iter().next().unwrap_or_default()),
+                0 => {}
+                _ => return Err(StoreError::Ambiguous(what.to_owned())),
+            }
+        }
+        Err(StoreError::NotFound(what.to_owned()))
+    }
+
+    /// Removes a container's directory (state file first, so a half-removed container is invisible).
+    pub fn remove_dir(&self, id: &str) -> Result<(), StoreError> {
+        let dir = self.dir(id);
+        match std::fs::remove_file(dir.join("state.json")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &dir)(e)),
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("remove", &dir)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_exclusive_and_resolution_follows_docker_order() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(t.path()).unwrap();
+        let a = format!("abc{}", "0".repeat(61));
+        let b = format!("abd{}", "1".repeat(61));
+        for id in [&a, &b] {
+            c.create_dir(id).unwrap();
+            c.write_state(id, &State::created(), false).unwrap();
+        }
+        c.reserve_name("web", &a).unwrap();
+        assert!(matches!(c.reserve_name("web", &b), Err(StoreError::NameInUse { id, .. }) if id == a));
+        assert_eq!(c.resolve("web").unwrap(), a);
+        assert_eq!(c.resolve("/web").unwrap(), a);
+        assert_eq!(c.resolve(&a).unwrap(), a);
+        assert_eq!(c.resolve("abd").unwrap(), b);
+        assert!(matches!(c.resolve("ab"), Err(StoreError::Ambiguous(_))));
+        assert!(matches!(c.resolve("nope"), Err(StoreError::NotFound(_))));
+        c.release_name("web", &b).unwrap();
+        assert_eq!(c.resolve("web").unwrap(), a, "only the owner releases a name");
+        c.release_name("web", &a).unwrap();
+        c.reserve_name("web", &b).unwrap();
+        c.remove_dir(&a).unwrap();
+        assert_eq!(c.ids().unwrap(), vec![b.clone()]);
+    }
+
+    #[test]
+    fn concurrent_name_reservations_have_one_winner() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(t.path()).unwrap();
+        let wins: usize = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|i| {
+                    let c = c.clone();
+                    s.spawn(move || c.reserve_name("x", &format!("{i:064}")).is_ok() as usize)
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(wins, 1);
+    }
+}
