@@ -3,6 +3,8 @@
 //! state on disk. It does not speak HTTP.
 #![deny(missing_docs)]
 
+mod engine;
+pub mod error;
 pub mod logs;
 pub mod names;
 pub mod options;
@@ -13,3 +15,7 @@ pub mod spec;
 pub mod store;
 pub mod time;
 pub mod userdb;
+
+pub use engine::{ContainerSummary, Engine, ExecOptions, Prepared, Timing, cgroups_path};
+pub use error::{Error, Result};
+pub use options::CreateOptions;

@@ -1,0 +1,300 @@
+//! `create`: resolve the image under the store's shared lock, merge its config with the flags,
+//! record the container (dir, name, config, state) and generate its runtime spec.
+
+use super::Engine;
+use crate::error::{Error, Result, io_err};
+use crate::names;
+use crate::options::{self, CreateOptions, NetworkMode, Security};
+use crate::record::{ContainerConfig, ContainerRecord, HostConfig, MountPoint, State};
+use crate::spec::{self, SpecFlags, SpecPaths};
+use crate::store::StoreError;
+use oci_spec::runtime::Spec;
+use std::path::{Path, PathBuf};
+
+/// A created container, ready to start without reading anything back from disk.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The record as written to config.json.
+    pub record: ContainerRecord,
+    /// The runtime spec.
+    pub spec: Spec,
+    /// Overlay lower dirs, topmost first.
+    pub lowers: Vec<PathBuf>,
+    /// Security options.
+    pub security: Security,
+}
+
+/// Removes a half-created container unless disarmed.
+struct Undo<'a> {
+    engine: &'a Engine,
+    id: String,
+    name: Option<String>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Some(n) = &self.name {
+                let _ = self.engine.containers.release_name(n, &self.id);
+            }
+            let _ = self.engine.containers.remove_dir(&self.id);
+        }
+    }
+}
+
+fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map(|(k, _)| k.to_owned()).unwrap_or_else(|| e.to_owned());
+    let mut env: Vec<String> = base.to_vec();
+    for o in overrides {
+        let entry = if o.contains('=') {
+            o.clone()
+        } else {
+            match std::env::var(o) {
+                Ok(v) => format!("{o}={v}"),
+                Err(_) => continue,
+            }
+        };
+        let k = key(&entry);
+        if let Some(slot) = env.iter_mut().find(|e| key(e) == k) {
+            *slot = entry;
+        } else {
+            env.push(entry);
+        }
+    }
+    env
+}
+
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+/// Writes hosts, hostname and resolv.conf into the container dir (bind-mounted over /etc).
+fn write_etc_files(dir: &Path, hostname: &str, network: NetworkMode) -> Result<()> {
+    let hosts = match network {
+        NetworkMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS.to_owned()),
+        NetworkMode::None => HOSTS.to_owned(),
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for (name, content) in [("hosts", hosts.as_str()), ("hostname", &format!("{hostname}\n")), ("resolv.conf", &resolv)] {
+        let p = dir.join(name);
+        std::fs::write(&p, content).map_err(io_err("write", p.display()))?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Creates a container from `opts` (`berth create`, and the first half of `berth run`).
+    /// `durable` = false skips fsync for containers that die with this command (`run --rm`).
+    pub fn create(&self, opts: &CreateOptions, durable: bool) -> Result<Prepared> {
+        // Validate every flag before touching the disk.
+        let security = options::parse_security(&opts.security_opt)?;
+        let network = options::parse_network(opts.network.as_deref())?;
+        if opts.init {
+            return Err(options::OptionError::Unsupported { flag: "--init", value: "true".into() }.into());
+        }
+        match opts.userns.as_deref() {
+            None | Some("") | Some("host") => {}
+            Some(other) => return Err(options::OptionError::Unsupported { flag: "--userns", value: other.into() }.into()),
+        }
+        let memory = opts.memory.as_deref().map(|m| options::parse_size("--memory", m)).transpose()?.unwrap_or(0);
+        let nano_cpus = opts.cpus.as_deref().map(options::parse_cpus).transpose()?.unwrap_or(0);
+        let ulimits = opts.ulimits.iter().map(|u| options::parse_ulimit(u)).collect::<Result<Vec<_>, _>>()?;
+        let mut mounts = Vec::new();
+        for v in &opts.volumes {
+            let b = options::parse_bind(v)?;
+            mounts.push(MountPoint {
+                kind: "bind".into(),
+                source: b.source,
+                destination: b.target,
+                mode: if b.read_only { "ro".into() } else { String::new() },
+                rw: !b.read_only,
+            });
+        }
+        let mut tmpfs = std::collections::BTreeMap::new();
+        for t in &opts.tmpfs {
+            let (target, o) = options::parse_tmpfs(t)?;
+            mounts.push(MountPoint { kind: "tmpfs".into(), source: String::new(), destination: target.clone(), mode: o.clone(), rw: true });
+            tmpfs.insert(target, o);
+        }
+        let mut user_env = Vec::new();
+        for f in &opts.env_files {
+            user_env.extend(options::read_env_file(f)?);
+        }
+        user_env.extend(opts.env.iter().cloned());
+        if let Some(n) = &opts.name
+            && !names::valid_name(n)
+        {
+            return Err(options::OptionError::Invalid { flag: "--name", value: n.clone(), why: "names are [a-zA-Z0-9][a-zA-Z0-9_.-]+" }.into());
+        }
+        let mut labels = std::collections::BTreeMap::new();
+        for l in &opts.labels {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            labels.insert(k.to_owned(), v.to_owned());
+        }
+
+        // Resolve the image and record the container under the store's shared lock, so a
+        // concurrent prune sees the container before it can remove the image.
+        let store = berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore { path: self.root.clone(), source })?;
+        let lock = store.lock_shared().map_err(|source| Error::OpenStore { path: self.root.clone(), source })?;
+        let image = store.image(&opts.image).map_err(|source| Error::Image { action: "resolving", image: opts.image.clone(), source })?;
+        let rootfs = store.rootfs(&image).map_err(|source| Error::Image { action: "unpacking", image: opts.image.clone(), source })?;
+        self.timing.mark("resolve");
+
+        let icfg = image.config.config().clone().unwrap_or_default();
+        let entrypoint: Vec<String> = match &opts.entrypoint {
+            Some(e) if e.is_empty() => Vec::new(),
+            Some(e) => vec![e.clone()],
+            None => icfg.entrypoint().clone().unwrap_or_default(),
+        };
+        let cmd: Vec<String> = if !opts.cmd.is_empty() {
+            opts.cmd.clone()
+        } else if opts.entrypoint.is_some() {
+            Vec::new() // Docker: --entrypoint resets the image's Cmd
+        } else {
+            icfg.cmd().clone().unwrap_or_default()
+        };
+        let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+        if argv.is_empty() {
+            return Err(Error::Spec { id: String::new(), source: spec::SpecError::NoCommand });
+        }
+        let path = argv.remove(0);
+
+        let id = names::new_id();
+        let dir = self.containers.create_dir(&id)?;
+        let mut undo = Undo { engine: self, id: id.clone(), name: None, armed: true };
+        let name = match &opts.name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n).to_owned();
+                self.containers.reserve_name(&n, &id)?;
+                n
+            }
+            None => {
+                let mut attempt = 0;
+                loop {
+                    let n = names::random_name(attempt);
+                    match self.containers.reserve_name(&n, &id) {
+                        Ok(()) => break n,
+                        Err(StoreError::NameInUse { .. }) if attempt < 20 => attempt += 1,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        };
+        undo.name = Some(name.clone());
+        let hostname = opts.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| id[..12].to_owned());
+        let record = ContainerRecord {
+            id: id.clone(),
+            created: crate::time::now_rfc3339(),
+            path,
+            args: argv,
+            image: image.id.to_string(),
+            name: format!("/{name}"),
+            config: ContainerConfig {
+                hostname: hostname.clone(),
+                user: opts.user.clone().or_else(|| icfg.user().clone()).unwrap_or_default(),
+                attach_stdin: opts.interactive,
+                attach_stdout: true,
+                attach_stderr: true,
+                tty: opts.tty,
+                open_stdin: opts.interactive,
+                env: merge_env(&icfg.env().clone().unwrap_or_default(), &user_env),
+                cmd,
+                image: opts.image.clone(),
+                working_dir: opts
+                    .workdir
+                    .clone()
+                    .or_else(|| icfg.working_dir().clone())
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or_else(|| "/".to_owned()),
+                entrypoint,
+                labels,
+                stop_signal: icfg.stop_signal().clone(),
+            },
+            host_config: HostConfig {
+                binds: opts.volumes.clone(),
+                tmpfs,
+                network_mode: match network {
+                    NetworkMode::None => "none".into(),
+                    NetworkMode::Host => "host".into(),
+                },
+                auto_remove: opts.auto_remove,
+                readonly_rootfs: opts.read_only,
+                cap_add: opts.cap_add.clone(),
+                cap_drop: opts.cap_drop.clone(),
+                security_opt: opts.security_opt.clone(),
+                init: opts.init,
+                userns_mode: opts.userns.clone().unwrap_or_default(),
+                memory,
+                nano_cpus,
+                pids_limit: opts.pids_limit,
+                ulimits,
+                privileged: false,
+                log_config: Default::default(),
+            },
+            mounts,
+        };
+        self.containers.write_config(&record, durable)?;
+        write_etc_files(&dir, &hostname, network)?;
+        self.containers.write_state(&id, &State::created(), durable)?;
+        drop(lock);
+
+        let prepared = self.prepare_spec(record, rootfs.lowers, security)?;
+        undo.armed = false;
+        self.timing.mark("prepare");
+        Ok(prepared)
+    }
+
+    /// Resolves the user and generates the spec of a recorded container.
+    pub(crate) fn prepare_spec(&self, record: ContainerRecord, lowers: Vec<PathBuf>, security: Security) -> Result<Prepared> {
+        let dir = self.containers.dir(&record.id);
+        let mut layers = Vec::with_capacity(lowers.len() + 1);
+        layers.push(dir.join("upper"));
+        layers.extend(lowers.iter().cloned());
+        let user = crate::userdb::resolve(&record.config.user, &layers)?;
+        let network = options::parse_network(Some(&record.host_config.network_mode))?;
+        let spec = spec::generate(
+            &record,
+            &user,
+            &SpecPaths { rootfs: dir.join("rootfs"), container_dir: dir },
+            &SpecFlags { network, no_new_privileges: security.no_new_privileges },
+        )
+        .map_err(|source| Error::Spec { id: record.id.clone(), source })?;
+        Ok(Prepared { record, spec, lowers, security })
+    }
+
+    /// Loads a recorded container for a start: its image's layers (under the store's shared lock)
+    /// and a fresh spec.
+    pub(crate) fn load_prepared(&self, id: &str) -> Result<Prepared> {
+        let record = self.containers.read_config(id)?;
+        let security = options::parse_security(&record.host_config.security_opt)?;
+        let store = berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore { path: self.root.clone(), source })?;
+        let lock = store.lock_shared().map_err(|source| Error::OpenStore { path: self.root.clone(), source })?;
+        let image = store.image(&record.image).map_err(|source| Error::Image { action: "resolving", image: record.image.clone(), source })?;
+        let rootfs = store.rootfs(&image).map_err(|source| Error::Image { action: "unpacking", image: record.image.clone(), source })?;
+        drop(lock);
+        self.prepare_spec(record, rootfs.lowers, security)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_by_key_and_takes_bare_keys_from_the_caller() {
+        let base = vec!["PATH=/bin".to_owned(), "A=1".to_owned()];
+        // SAFETY-free: the variable is read, never set, by this test; PATH exists in every test env.
+        let merged = merge_env(&base, &["A=2".into(), "B=3".into(), "BERTH_SURELY_UNSET_VAR".into()]);
+        assert_eq!(merged, vec!["PATH=/bin".to_owned(), "A=2".into(), "B=3".into()]);
+        let merged = merge_env(&base, &["PATH".into()]);
+        assert_eq!(merged[0], format!("PATH={}", std::env::var("PATH").unwrap()));
+    }
+
+    #[test]
+    fn etc_files_are_written() {
+        let t = tempfile::tempdir().unwrap();
+        write_etc_files(t.path(), "box1", NetworkMode::None).unwrap();
+        assert_eq!(std::fs::read_to_string(t.path().join("hostname")).unwrap(), "box1\n");
+        assert!(std::fs::read_to_string(t.path().join("hosts")).unwrap().starts_with("127.0.0.1\tlocalhost"));
+        assert!(t.path().join("resolv.conf").exists());
+    }
+}

@@ -1,0 +1,189 @@
+//! The engine: container operations over the records in ROOT, the image store and the runtime.
+//! One file per operation group: `create`, `start` (foreground, detached, monitor), `exec`,
+//! `lifecycle` (stop, kill, wait, rm) and `query` (ps, inspect, logs).
+
+mod create;
+mod exec;
+mod lifecycle;
+mod query;
+mod start;
+
+pub use create::Prepared;
+pub use exec::ExecOptions;
+pub use query::ContainerSummary;
+
+use crate::error::{Error, Result};
+use crate::options::{SeccompChoice, Security};
+use crate::record::{ContainerRecord, State, Status};
+use crate::store::Containers;
+use berth_runtime::seccomp::Program;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Container operations on one state root.
+#[derive(Debug)]
+pub struct Engine {
+    root: PathBuf,
+    run_root: PathBuf,
+    containers: Containers,
+    timing: Timing,
+}
+
+impl Engine {
+    /// Opens the engine on ROOT (state) and RUN (runtime state).
+    pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
+        Ok(Engine {
+            root: root.to_owned(),
+            run_root: run_root.to_owned(),
+            containers: Containers::open(root)?,
+            timing: Timing::from_env(),
+        })
+    }
+
+    /// The container records.
+    pub fn containers(&self) -> &Containers {
+        &self.containers
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The runtime state root.
+    pub fn run_root(&self) -> &Path {
+        &self.run_root
+    }
+
+    /// Resolves a name, id or unique id prefix to a full id.
+    pub fn resolve(&self, what: &str) -> Result<String> {
+        Ok(self.containers.resolve(what)?)
+    }
+
+    /// Image ids (`sha256:…`) used by any container: the store's prune must keep them.
+    pub fn images_in_use(&self) -> Result<std::collections::HashSet<String>> {
+        let mut set = std::collections::HashSet::new();
+        for id in self.containers.ids()? {
+            if let Ok(rec) = self.containers.read_config(&id) {
+                set.insert(rec.image);
+            }
+        }
+        Ok(set)
+    }
+
+    /// A container's state, corrected if the process that watched it is gone: a crashed monitor or a
+    /// killed CLI never leaves a container "running" (its cgroup is cleaned up, and an `--rm`
+    /// container removed).
+    pub fn state(&self, id: &str) -> Result<State> {
+        let st = self.containers.read_state(id)?;
+        if st.status != Status::Running || crate::procs::alive(st.monitor_pid, st.monitor_start) {
+            return Ok(st);
+        }
+        let _lock = self.containers.lock(id)?;
+        let mut st = self.containers.read_state(id)?;
+        if st.status != Status::Running || crate::procs::alive(st.monitor_pid, st.monitor_start) {
+            return Ok(st);
+        }
+        let rec = self.containers.read_config(id)?;
+        if crate::procs::alive(st.pid, st.pid_start) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(st.pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = berth_runtime::destroy(id, &cgroups_path(id));
+        st.error = format!("the process watching this container (pid {}) is gone; the container was killed", st.monitor_pid);
+        mark_exited(&mut st, 137, false);
+        if rec.host_config.auto_remove {
+            drop(_lock);
+            self.remove_now(&rec)?;
+        } else {
+            self.containers.write_state(id, &st, true)?;
+        }
+        Ok(st)
+    }
+
+    /// Removes a stopped container's name and directory.
+    fn remove_now(&self, rec: &ContainerRecord) -> Result<()> {
+        self.containers.release_name(rec.short_name(), &rec.id)?;
+        self.containers.remove_dir(&rec.id)?;
+        Ok(())
+    }
+
+    /// The seccomp program for a container's security options (None = unconfined).
+    fn seccomp(&self, sec: &Security) -> Result<Option<Program>> {
+        let cache = self.root.join("cache").join("seccomp");
+        match &sec.seccomp {
+            SeccompChoice::Unconfined => Ok(None),
+            SeccompChoice::Default => Program::default_cached(&cache)
+                .map(Some)
+                .map_err(|source| Error::Seccomp { what: "default".into(), source }),
+            SeccompChoice::File(p) => {
+                let text = std::fs::read(p).map_err(|e| Error::SeccompFile { path: p.clone(), why: e.to_string() })?;
+                let profile: oci_spec::runtime::LinuxSeccomp =
+                    serde_json::from_slice(&text).map_err(|e| Error::SeccompFile { path: p.clone(), why: e.to_string() })?;
+                Program::cached(&cache, &profile)
+                    .map(Some)
+                    .map_err(|source| Error::Seccomp { what: p.display().to_string(), source })
+            }
+        }
+    }
+}
+
+/// The cgroup path of a container (as in its spec).
+pub fn cgroups_path(id: &str) -> String {
+    format!("berth/{id}")
+}
+
+/// Records an exit in `st`.
+pub(crate) fn mark_exited(st: &mut State, code: i32, oom: bool) {
+    st.status = Status::Exited;
+    st.running = false;
+    st.pid = 0;
+    st.pid_start = 0;
+    st.exit_code = code;
+    st.oom_killed = oom;
+    st.finished_at = crate::time::now_rfc3339();
+}
+
+/// Per-phase timing of a start, printed to stderr when `BERTH_TRACE_TIMING=1`.
+#[derive(Debug)]
+pub struct Timing {
+    enabled: bool,
+    start: Instant,
+    last: std::cell::Cell<Instant>,
+    phases: std::cell::RefCell<Vec<(&'static str, u128)>>,
+}
+
+impl Timing {
+    fn from_env() -> Timing {
+        let now = Instant::now();
+        Timing {
+            enabled: std::env::var_os("BERTH_TRACE_TIMING").is_some_and(|v| v == "1"),
+            start: now,
+            last: std::cell::Cell::new(now),
+            phases: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Ends the current phase, naming it.
+    pub fn mark(&self, phase: &'static str) {
+        if !self.enabled {
+            return;
+        }
+        let now = Instant::now();
+        let us = now.duration_since(self.last.get()).as_micros();
+        self.last.set(now);
+        self.phases.borrow_mut().push((phase, us));
+    }
+
+    /// Prints the phases (µs) and the total.
+    pub fn report(&self) {
+        if !self.enabled {
+            return;
+        }
+        let mut line = String::from("berth timing (us):");
+        for (p, us) in self.phases.borrow().iter() {
+            line.push_str(&format!(" {p}={us}"));
+        }
+        line.push_str(&format!(" total={}", self.start.elapsed().as_micros()));
+        eprintln!("{line}");
+    }
+}

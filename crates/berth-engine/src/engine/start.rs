@@ -1,0 +1,302 @@
+//! Starting containers. Foreground (`run`, `start -a`): this process is the container's parent,
+//! copies its output (and the JSON log unless `--rm`), forwards stdin and signals, and records the
+//! exit. Detached (`run -d`, `start`): a monitor — this binary re-executed as `__monitor ID` in its
+//! own session — does the same without a terminal and reports the start's outcome through a pipe.
+
+use super::{Engine, Prepared, mark_exited};
+use crate::error::{Error, Result, io_err};
+use crate::logs::LogWriter;
+use crate::pump::{self, Pump};
+use crate::record::Status;
+use berth_runtime::{Child, LaunchConfig, OverlayRoot, Stdio};
+use rustix::fs::{Mode, OFlags};
+use rustix::pipe::PipeFlags;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+
+/// The fd number on which a monitor reports the start's outcome.
+pub const REPORT_FD: i32 = 3;
+
+pub(crate) fn dev_null() -> Result<OwnedFd> {
+    rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| io_err("open", "/dev/null")(e.into()))
+}
+
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| io_err("create", "pipe")(e.into()))
+}
+
+pub(crate) fn dup(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| io_err("duplicate", "stdio fd")(e.into()))
+}
+
+impl Engine {
+    /// Spawns the container's process under its lock and records it as running. On failure, records
+    /// the error (and removes an `--rm` container).
+    fn launch(&self, p: &Prepared, stdio: Stdio, durable: bool) -> Result<Child> {
+        let id = &p.record.id;
+        let lock = self.containers.lock(id)?;
+        let mut st = self.containers.read_state(id)?;
+        if st.status == Status::Running && crate::procs::alive(st.monitor_pid, st.monitor_start) {
+            return Err(Error::AlreadyRunning(id.clone()));
+        }
+        let seccomp = self.seccomp(&p.security)?;
+        let dir = self.containers.dir(id);
+        let overlay = OverlayRoot { lowers: p.lowers.clone(), upper: dir.join("upper"), work: dir.join("work") };
+        self.timing.mark("prepare");
+        let r = berth_runtime::spawn(LaunchConfig {
+            id,
+            spec: &p.spec,
+            overlay: Some(overlay),
+            stdio,
+            seccomp: seccomp.as_ref(),
+            die_with_parent: true,
+        });
+        self.timing.mark("spawn");
+        match r {
+            Ok(child) => {
+                let me = std::process::id() as i32;
+                st.status = Status::Running;
+                st.running = true;
+                st.pid = child.pid();
+                st.pid_start = crate::procs::start_time(child.pid()).unwrap_or(0);
+                st.monitor_pid = me;
+                st.monitor_start = crate::procs::start_time(me).unwrap_or(0);
+                st.exit_code = 0;
+                st.oom_killed = false;
+                st.error.clear();
+                st.started_at = crate::time::now_rfc3339();
+                st.finished_at = crate::time::ZERO_TIME.to_owned();
+                self.containers.write_state(id, &st, durable)?;
+                self.timing.mark("record");
+                Ok(child)
+            }
+            Err(source) => {
+                st.error = source.to_string();
+                st.exit_code = source.exit_code();
+                if p.record.host_config.auto_remove {
+                    drop(lock);
+                    let _ = self.remove_now(&p.record);
+                } else {
+                    self.containers.write_state(id, &st, durable)?;
+                }
+                Err(Error::Runtime { id: id.clone(), source })
+            }
+        }
+    }
+
+    /// Records the exit, removes the cgroup, and removes an `--rm` container.
+    fn finish(&self, p: &Prepared, child: &mut Child, durable: bool) -> Result<i32> {
+        let id = &p.record.id;
+        let status = child.wait().map_err(|source| Error::Runtime { id: id.clone(), source })?;
+        self.timing.mark("wait");
+        let oom = child.cgroup().oom_killed().unwrap_or(false);
+        let code = status.docker_code();
+        let destroyed = child.cgroup().destroy();
+        let lock = self.containers.lock(id)?;
+        if p.record.host_config.auto_remove {
+            drop(lock);
+            self.remove_now(&p.record)?;
+        } else {
+            let mut st = self.containers.read_state(id)?;
+            mark_exited(&mut st, code, oom);
+            self.containers.write_state(id, &st, durable)?;
+        }
+        self.timing.mark("teardown");
+        if let Err(e) = destroyed {
+            // The exit is recorded; a leftover cgroup is worth a warning, not a failed command.
+            eprintln!("berth: warning: removing the cgroup of container {id}: {e}");
+        }
+        Ok(code)
+    }
+
+    /// Runs a prepared container in the foreground; returns its Docker exit code.
+    pub fn run_foreground(&self, p: Prepared) -> Result<i32> {
+        let auto_remove = p.record.host_config.auto_remove;
+        let durable = !auto_remove;
+        let tty = p.record.config.tty;
+        let interactive = p.record.config.open_stdin;
+        let id = p.record.id.clone();
+        let stdin = rustix::stdio::stdin();
+        let stdout = rustix::stdio::stdout();
+        let log_path = self.containers.dir(&id).join(format!("{id}-json.log"));
+        let mut log = if auto_remove { None } else { Some(LogWriter::open(&log_path)?) };
+
+        if tty {
+            let pty = pump::open_pty().map_err(|source| Error::Pump { id: id.clone(), source })?;
+            let size_from = if rustix::termios::isatty(stdin) { stdin } else { stdout };
+            pump::copy_winsize(size_from, pty.master.as_fd());
+            let mut child = self.launch(&p, Stdio::Pty(pty.slave), durable)?;
+            let _raw = if interactive { pump::RawMode::enter(stdin) } else { None };
+            let sigs = pump::signal_fd(&pump::FORWARDED, true).map_err(|source| Error::Pump { id: id.clone(), source })?;
+            let out = dup(pty.master.as_fd())?;
+            let input = if interactive { Some((stdin, dup(pty.master.as_fd())?)) } else { None };
+            let mut pm = Pump {
+                out: Some(out),
+                err: None,
+                input,
+                echo: true,
+                log: log.as_mut(),
+                signals: Some(&sigs),
+                resize: Some((size_from, pty.master.as_fd())),
+            };
+            let r = pm.run(child.pidfd(), &mut |s| {
+                let _ = child.signal(s);
+            });
+            drop(pm);
+            drop(_raw);
+            r.map_err(|source| Error::Pump { id: id.clone(), source })?;
+            return self.finish(&p, &mut child, durable);
+        }
+
+        let stdin_fd = if interactive { dup(stdin)? } else { dev_null()? };
+        let (stdio, out, err) = if auto_remove {
+            (Stdio::Fds { stdin: stdin_fd, stdout: dup(stdout)?, stderr: dup(rustix::stdio::stderr())? }, None, None)
+        } else {
+            let (or, ow) = pipe()?;
+            let (er, ew) = pipe()?;
+            (Stdio::Fds { stdin: stdin_fd, stdout: ow, stderr: ew }, Some(or), Some(er))
+        };
+        let mut child = self.launch(&p, stdio, durable)?;
+        let sigs = pump::signal_fd(&pump::FORWARDED, false).map_err(|source| Error::Pump { id: id.clone(), source })?;
+        let mut pm = Pump { out, err, input: None, echo: true, log: log.as_mut(), signals: Some(&sigs), resize: None };
+        let r = pm.run(child.pidfd(), &mut |s| {
+            let _ = child.signal(s);
+        });
+        drop(pm);
+        r.map_err(|source| Error::Pump { id: id.clone(), source })?;
+        let code = self.finish(&p, &mut child, durable);
+        self.timing.report();
+        code
+    }
+
+    /// Creates and runs in the foreground (`berth run` without `-d`).
+    pub fn start_attached(&self, id: &str) -> Result<i32> {
+        let p = self.load_prepared(id)?;
+        self.run_foreground(p)
+    }
+
+    /// Starts a container under a monitor and returns once it runs (`berth start`, `run -d`).
+    pub fn start_detached(&self, id: &str) -> Result<()> {
+        let st = self.state(id)?;
+        if st.status == Status::Running {
+            return Ok(());
+        }
+        let (r, w) = pipe()?;
+        let wfd = w.as_raw_fd();
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--run-root")
+            .arg(&self.run_root)
+            .arg("__monitor")
+            .arg(id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions
+        // (dup2, fcntl, setsid) on fds that are open in the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                if wfd == REPORT_FD {
+                    let flags = libc::fcntl(wfd, libc::F_GETFD);
+                    libc::fcntl(wfd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                } else if libc::dup2(wfd, REPORT_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let _monitor = cmd.spawn().map_err(|e| Error::Monitor { id: id.to_owned(), why: format!("starting it: {e}") })?;
+        drop(w);
+        let mut msg = String::new();
+        std::fs::File::from(r)
+            .read_to_string(&mut msg)
+            .map_err(|e| Error::Monitor { id: id.to_owned(), why: format!("reading its report: {e}") })?;
+        parse_report(id, &msg)
+    }
+
+    /// The body of `berth __monitor ID`: starts the container, reports on fd 3, then copies its
+    /// output into the JSON log until it exits and records the exit.
+    pub fn monitor(&self, id: &str) -> Result<i32> {
+        // SAFETY: fd 3 was set up by `start_detached` for us; nothing else in this process owns it.
+        let report: OwnedFd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(REPORT_FD) };
+        let fail = |report: OwnedFd, e: Error| -> Error {
+            let msg = format!("err {}\n{}", e.exit_code(), e);
+            let _ = rustix::io::write(&report, msg.as_bytes());
+            e
+        };
+        let p = match self.load_prepared(id) {
+            Ok(p) => p,
+            Err(e) => return Err(fail(report, e)),
+        };
+        let mut log = match LogWriter::open(&self.containers.dir(id).join(format!("{id}-json.log"))) {
+            Ok(l) => l,
+            Err(e) => return Err(fail(report, e.into())),
+        };
+        let null = match dev_null() {
+            Ok(n) => n,
+            Err(e) => return Err(fail(report, e)),
+        };
+        let (stdio, out, err, _master) = if p.record.config.tty {
+            let pty = match pump::open_pty() {
+                Ok(p) => p,
+                Err(source) => return Err(fail(report, Error::Pump { id: id.to_owned(), source })),
+            };
+            let out = match dup(pty.master.as_fd()) {
+                Ok(o) => o,
+                Err(e) => return Err(fail(report, e)),
+            };
+            (Stdio::Pty(pty.slave), Some(out), None, Some(pty.master))
+        } else {
+            let pipes = pipe().and_then(|o| pipe().map(|e| (o, e)));
+            let ((or, ow), (er, ew)) = match pipes {
+                Ok(x) => x,
+                Err(e) => return Err(fail(report, e)),
+            };
+            (Stdio::Fds { stdin: null, stdout: ow, stderr: ew }, Some(or), Some(er), None)
+        };
+        let mut child = match self.launch(&p, stdio, true) {
+            Ok(c) => c,
+            Err(e) => return Err(fail(report, e)),
+        };
+        let _ = rustix::io::write(&report, b"ok\n");
+        drop(report);
+        let mut pm = Pump { out, err, input: None, echo: false, log: Some(&mut log), signals: None, resize: None };
+        let r = pm.run(child.pidfd(), &mut |_| {});
+        drop(pm);
+        r.map_err(|source| Error::Pump { id: id.to_owned(), source })?;
+        self.finish(&p, &mut child, true)
+    }
+}
+
+fn parse_report(id: &str, msg: &str) -> Result<()> {
+    if msg.starts_with("ok") {
+        return Ok(());
+    }
+    if let Some(rest) = msg.strip_prefix("err ") {
+        let (code, message) = rest.split_once('\n').unwrap_or((rest, ""));
+        return Err(Error::StartFailed { id: id.to_owned(), code: code.trim().parse().unwrap_or(125), message: message.to_owned() });
+    }
+    Err(Error::Monitor { id: id.to_owned(), why: "it exited before reporting whether the container started".into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_reports_parse() {
+        assert!(parse_report("x", "ok\n").is_ok());
+        match parse_report("x", "err 127\nexec: \"nope\": executable file not found in $PATH") {
+            Err(Error::StartFailed { code, message, .. }) => {
+                assert_eq!(code, 127);
+                assert!(message.contains("nope"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_report("x", ""), Err(Error::Monitor { .. })));
+    }
+}

@@ -1,0 +1,140 @@
+//! The engine's error: each variant says what was being done to which container or image.
+
+use std::path::PathBuf;
+
+/// Errors of container operations.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A malformed or unsupported option.
+    #[error(transparent)]
+    Options(#[from] crate::options::OptionError),
+    /// Container records on disk.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Resolving `-u`.
+    #[error(transparent)]
+    User(#[from] crate::userdb::UserError),
+    /// Generating the runtime spec.
+    #[error("generating the spec of container {id}: {source}")]
+    Spec {
+        /// Container id.
+        id: String,
+        /// Cause.
+        source: crate::spec::SpecError,
+    },
+    /// The image store failed.
+    #[error("{action} image {image}: {source}")]
+    Image {
+        /// What was being done ("resolving", "unpacking").
+        action: &'static str,
+        /// The image as the user named it.
+        image: String,
+        /// Cause.
+        source: berth_store::Error,
+    },
+    /// Opening the image store failed.
+    #[error("opening the image store at {path}: {source}")]
+    OpenStore {
+        /// ROOT.
+        path: PathBuf,
+        /// Cause.
+        source: berth_store::Error,
+    },
+    /// The runtime failed to start or manage a process.
+    #[error("{source}")]
+    Runtime {
+        /// Container id.
+        id: String,
+        /// Cause (its text already names the stage).
+        source: berth_runtime::Error,
+    },
+    /// Loading or compiling a seccomp profile.
+    #[error("loading seccomp profile {what}: {source}")]
+    Seccomp {
+        /// Which profile.
+        what: String,
+        /// Cause.
+        source: berth_runtime::seccomp::SeccompError,
+    },
+    /// Reading a seccomp profile file.
+    #[error("reading seccomp profile {path}: {why}")]
+    SeccompFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A detached start failed in the monitor, which reported this.
+    #[error("{message}")]
+    StartFailed {
+        /// Container id.
+        id: String,
+        /// Docker exit code for the failure (125, 126, 127).
+        code: i32,
+        /// The monitor's message.
+        message: String,
+    },
+    /// The monitor process could not be started or died before reporting.
+    #[error("monitor of container {id}: {why}")]
+    Monitor {
+        /// Container id.
+        id: String,
+        /// What happened.
+        why: String,
+    },
+    /// A file or process operation of the engine failed.
+    #[error("{op} {what}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On what.
+        what: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The I/O loop failed.
+    #[error("copying the I/O of container {id}: {source}")]
+    Pump {
+        /// Container id.
+        id: String,
+        /// Cause.
+        source: crate::pump::PumpError,
+    },
+    /// Reading the log.
+    #[error(transparent)]
+    Log(#[from] crate::logs::LogError),
+    /// The container is not running.
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    /// The container is already running.
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    /// `rm` without `-f` of a running container.
+    #[error("cannot remove container {0}: container is running: stop the container before removing or force remove")]
+    RemoveRunning(String),
+    /// An unknown signal name.
+    #[error("invalid signal: {0}")]
+    BadSignal(String),
+    /// A container did not stop in time after SIGKILL.
+    #[error("container {0} did not exit after SIGKILL")]
+    StopTimeout(String),
+}
+
+impl Error {
+    /// Docker's exit code for this failure: 126 (not executable), 127 (not found) or 125.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Runtime { source, .. } => source.exit_code(),
+            Error::StartFailed { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+/// Shorthand for engine results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(op: &'static str, what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.to_string();
+    move |source| Error::Io { op, what, source }
+}
