@@ -1,7 +1,31 @@
 //! berth-runtime: an OCI runtime spec → a running isolated process. Namespaces, rootfs and mounts,
 //! `pivot_root`, cgroups v1 and v2, capabilities, seccomp, rlimits, users, no-new-privileges, ptys.
 //! It knows nothing about images or registries.
+//!
+//! The hot path is one `clone3` into all new namespaces; the child walks a precomputed [`plan`] (no
+//! JSON, C strings built in the parent) and `execve`s, reporting any failure as a fixed-size record
+//! on a close-on-exec pipe. Callers must be single-threaded when they call [`spawn`] or [`exec`].
 #![deny(missing_docs)]
 
 pub mod cgroups;
+// The child's failure record is returned by value: boxing it would allocate after clone.
+#[allow(clippy::result_large_err)]
+mod child;
+pub mod defaults;
+mod error;
+#[allow(clippy::result_large_err)]
+mod exec;
+mod handle;
+mod plan;
+pub mod pty;
 pub mod seccomp;
+mod spawn;
+mod sys;
+
+pub use child::Stage;
+pub use error::Error;
+pub use exec::exec;
+pub use handle::{Child, ExitStatus};
+pub use plan::PlanError;
+pub use plan::mount::MountOptionError;
+pub use spawn::{LaunchConfig, OverlayRoot, Stdio, cgroups_path, destroy, spawn};

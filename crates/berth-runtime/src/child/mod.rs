@@ -1,0 +1,343 @@
+//! The code that runs in the cloned child: it walks a [`Plan`](crate::plan::Plan) issuing syscalls,
+//! and on the first failure writes a fixed-size [`Record`] (stage, errno, object index, kernel message)
+//! to the close-on-exec error pipe and exits. A successful `execve` closes the pipe: the parent reads EOF.
+
+pub(crate) mod process;
+pub(crate) mod rootfs;
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use crate::cgroups::JoinHandle;
+use crate::plan::Plan;
+use crate::sys::{self, Errno};
+
+/// What the child was doing when it failed.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Stage {
+    UsernsSync = 1,
+    Join,
+    CgroupJoin,
+    UnshareCgroup,
+    DeathSignal,
+    Setsid,
+    Stdio,
+    Ctty,
+    RootPropagation,
+    RootMount,
+    MountTarget,
+    MountCreate,
+    MountConfig,
+    MountAttach,
+    MountAttr,
+    MountPropagation,
+    Device,
+    DevSymlink,
+    Console,
+    PivotRoot,
+    Hostname,
+    Domainname,
+    Sysctl,
+    Masked,
+    Readonly,
+    ReadonlyRoot,
+    Loopback,
+    OomScore,
+    Chdir,
+    Rlimit,
+    Groups,
+    Gid,
+    Uid,
+    CapBounding,
+    Caps,
+    Ambient,
+    NoNewPrivs,
+    Seccomp,
+    Exec,
+    Fork,
+}
+
+impl Stage {
+    const ALL: [Stage; 40] = [
+        Stage::UsernsSync,
+        Stage::Join,
+        Stage::CgroupJoin,
+        Stage::UnshareCgroup,
+        Stage::DeathSignal,
+        Stage::Setsid,
+        Stage::Stdio,
+        Stage::Ctty,
+        Stage::RootPropagation,
+        Stage::RootMount,
+        Stage::MountTarget,
+        Stage::MountCreate,
+        Stage::MountConfig,
+        Stage::MountAttach,
+        Stage::MountAttr,
+        Stage::MountPropagation,
+        Stage::Device,
+        Stage::DevSymlink,
+        Stage::Console,
+        Stage::PivotRoot,
+        Stage::Hostname,
+        Stage::Domainname,
+        Stage::Sysctl,
+        Stage::Masked,
+        Stage::Readonly,
+        Stage::ReadonlyRoot,
+        Stage::Loopback,
+        Stage::OomScore,
+        Stage::Chdir,
+        Stage::Rlimit,
+        Stage::Groups,
+        Stage::Gid,
+        Stage::Uid,
+        Stage::CapBounding,
+        Stage::Caps,
+        Stage::Ambient,
+        Stage::NoNewPrivs,
+        Stage::Seccomp,
+        Stage::Exec,
+        Stage::Fork,
+    ];
+
+    fn from_u32(v: u32) -> Option<Stage> {
+        Stage::ALL.iter().copied().find(|s| *s as u32 == v)
+    }
+
+    /// "mounting", "setting the hostname to", ...: the verb phrase before the object.
+    pub fn describe(self) -> &'static str {
+        use Stage as S;
+        match self {
+            S::UsernsSync => "waiting for the user namespace maps",
+            S::Join => "joining namespace",
+            S::CgroupJoin => "joining the container's cgroup",
+            S::UnshareCgroup => "creating the cgroup namespace",
+            S::DeathSignal => "setting the parent-death signal",
+            S::Setsid => "creating a session",
+            S::Stdio => "setting up stdin/stdout/stderr",
+            S::Ctty => "making the pty the controlling terminal",
+            S::RootPropagation => "making / private",
+            S::RootMount => "mounting the root filesystem at",
+            S::MountTarget => "resolving the mount point of",
+            S::MountCreate => "creating the mount point of",
+            S::MountConfig => "configuring the filesystem for",
+            S::MountAttach => "mounting",
+            S::MountAttr => "setting mount attributes of",
+            S::MountPropagation => "setting mount propagation of",
+            S::Device => "creating device",
+            S::DevSymlink => "creating symlink",
+            S::Console => "binding the pty on /dev/console",
+            S::PivotRoot => "pivoting the root to",
+            S::Hostname => "setting the hostname to",
+            S::Domainname => "setting the domain name",
+            S::Sysctl => "writing sysctl",
+            S::Masked => "masking",
+            S::Readonly => "making read-only",
+            S::ReadonlyRoot => "making the root read-only:",
+            S::Loopback => "bringing up lo",
+            S::OomScore => "setting oom_score_adj",
+            S::Chdir => "changing directory to",
+            S::Rlimit => "setting rlimit",
+            S::Groups => "setting supplementary groups",
+            S::Gid => "setting the gid",
+            S::Uid => "setting the uid",
+            S::CapBounding => "dropping capabilities from the bounding set",
+            S::Caps => "setting capabilities",
+            S::Ambient => "setting ambient capabilities",
+            S::NoNewPrivs => "setting no_new_privs",
+            S::Seccomp => "installing the seccomp filter",
+            S::Exec => "executing",
+            S::Fork => "forking into the container's pid namespace",
+        }
+    }
+}
+
+const MSG_LEN: usize = 116;
+
+/// The child's failure report: fixed size, written with one `write` (≤ PIPE_BUF, so atomic).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Record {
+    pub stage: u32,
+    pub errno: i32,
+    pub index: u32,
+    pub msg: [u8; MSG_LEN],
+}
+
+/// Size of a [`Record`] on the pipe.
+pub(crate) const RECORD_LEN: usize = size_of::<Record>();
+
+impl Record {
+    pub(crate) fn to_bytes(self) -> [u8; RECORD_LEN] {
+        let mut out = [0u8; RECORD_LEN];
+        out[0..4].copy_from_slice(&self.stage.to_ne_bytes());
+        out[4..8].copy_from_slice(&self.errno.to_ne_bytes());
+        out[8..12].copy_from_slice(&self.index.to_ne_bytes());
+        out[12..].copy_from_slice(&self.msg);
+        out
+    }
+
+    pub(crate) fn from_bytes(b: &[u8; RECORD_LEN]) -> Record {
+        let u = |i: usize| [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        let mut msg = [0u8; MSG_LEN];
+        msg.copy_from_slice(&b[12..]);
+        Record {
+            stage: u32::from_ne_bytes(u(0)),
+            errno: i32::from_ne_bytes(u(4)),
+            index: u32::from_ne_bytes(u(8)),
+            msg,
+        }
+    }
+
+    pub(crate) fn stage(&self) -> Option<Stage> {
+        Stage::from_u32(self.stage)
+    }
+
+    /// The kernel's fs_context message, if one was captured.
+    pub(crate) fn message(&self) -> Option<String> {
+        let end = self.msg.iter().position(|b| *b == 0).unwrap_or(MSG_LEN);
+        (end > 0).then(|| String::from_utf8_lossy(&self.msg[..end]).into_owned())
+    }
+}
+
+/// A failure inside the child.
+#[derive(Clone, Copy)]
+pub(crate) struct Fail(pub Record);
+
+impl Fail {
+    pub(crate) fn new(stage: Stage, index: usize, errno: Errno) -> Fail {
+        Fail(Record {
+            stage: stage as u32,
+            errno,
+            index: index as u32,
+            msg: [0; MSG_LEN],
+        })
+    }
+
+    pub(crate) fn with_msg(mut self, msg: &[u8]) -> Fail {
+        let n = msg.len().min(MSG_LEN - 1);
+        self.0.msg[..n].copy_from_slice(&msg[..n]);
+        self
+    }
+}
+
+/// Maps a rustix error into a [`Fail`] at `stage`/`index`.
+pub(crate) fn at(stage: Stage, index: usize) -> impl Fn(rustix::io::Errno) -> Fail {
+    move |e| Fail::new(stage, index, e.raw_os_error())
+}
+
+/// Maps a raw errno into a [`Fail`] at `stage`/`index`.
+pub(crate) fn at_raw(stage: Stage, index: usize) -> impl Fn(Errno) -> Fail {
+    move |e| Fail::new(stage, index, e)
+}
+
+/// Writes the failure to the error pipe and exits. Never returns.
+pub(crate) fn die(errfd: RawFd, f: Fail) -> ! {
+    let _ = sys::write_all(errfd, &f.0.to_bytes());
+    sys::exit(125)
+}
+
+/// The child's view of its stdio.
+pub(crate) enum ChildStdio<'a> {
+    Inherit,
+    Fds([BorrowedFd<'a>; 3]),
+    Pty(BorrowedFd<'a>),
+}
+
+/// Everything `init` needs besides the plan.
+pub(crate) struct InitArgs<'a> {
+    pub errfd: BorrowedFd<'a>,
+    pub sync: Option<BorrowedFd<'a>>,
+    pub cgroup: Option<&'a JoinHandle>,
+    pub stdio: ChildStdio<'a>,
+    /// Detached mount of the pty slave for `/dev/console`.
+    pub console: Option<BorrowedFd<'a>>,
+}
+
+/// The container's first process: set everything up and `execve`. Never returns.
+pub(crate) fn init(plan: &Plan<'_>, args: &InitArgs<'_>) -> ! {
+    let errfd = args.errfd.as_raw_fd();
+    let f = match setup(plan, args) {
+        Ok(()) => process::finish(&plan.process, plan.userns.is_some()),
+        Err(f) => f,
+    };
+    die(errfd, f)
+}
+
+fn setup(plan: &Plan<'_>, args: &InitArgs<'_>) -> Result<(), Fail> {
+    if let Some(sync) = args.sync {
+        // The parent writes our uid/gid maps, then one byte (or closes the pipe on failure).
+        let mut b = [0u8; 1];
+        match rustix::io::read(sync, &mut b) {
+            Ok(1) => {}
+            Ok(_) => return Err(Fail::new(Stage::UsernsSync, 0, libc::EPIPE)),
+            Err(e) => return Err(Fail::new(Stage::UsernsSync, 0, e.raw_os_error())),
+        }
+    }
+    for (i, j) in plan.join.iter().enumerate() {
+        sys::setns(j.fd.as_fd(), j.nstype).map_err(at_raw(Stage::Join, i))?;
+    }
+    if let Some(cg) = args.cgroup {
+        cg.join_self().map_err(at(Stage::CgroupJoin, 0))?;
+    }
+    if plan.unshare_cgroup {
+        sys::unshare_cgroup_ns().map_err(at_raw(Stage::UnshareCgroup, 0))?;
+    }
+    sys::umask(0);
+    sys::reset_signals();
+    if plan.die_with_parent {
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+            .map_err(at(Stage::DeathSignal, 0))?;
+    }
+    setup_stdio(&args.stdio)?;
+    rootfs::setup(plan, args.console)?;
+    if let Some(h) = &plan.hostname {
+        rustix::system::sethostname(h.to_bytes()).map_err(at(Stage::Hostname, 0))?;
+    }
+    if let Some(d) = &plan.domainname {
+        rustix::system::setdomainname(d.to_bytes()).map_err(at(Stage::Domainname, 0))?;
+    }
+    for (i, (path, value)) in plan.sysctls.iter().enumerate() {
+        write_file(path, value.to_bytes()).map_err(at_raw(Stage::Sysctl, i))?;
+    }
+    rootfs::protect(plan)?;
+    if plan.loopback {
+        sys::loopback_up().map_err(at_raw(Stage::Loopback, 0))?;
+    }
+    if let Some(v) = &plan.process.oom_score_adj {
+        write_file(c"/proc/self/oom_score_adj", v.to_bytes())
+            .map_err(at_raw(Stage::OomScore, 0))?;
+    }
+    Ok(())
+}
+
+/// Opens `path` for writing and writes `data` (sysctls, /proc/self files).
+pub(crate) fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), Errno> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| e.raw_os_error())?;
+    sys::write_all(fd.as_raw_fd(), data)
+}
+
+/// New session; stdio onto 0/1/2; for a pty also the controlling terminal.
+pub(crate) fn setup_stdio(stdio: &ChildStdio<'_>) -> Result<(), Fail> {
+    match stdio {
+        ChildStdio::Inherit => {
+            rustix::process::setsid().map_err(at(Stage::Setsid, 0))?;
+        }
+        ChildStdio::Fds(fds) => {
+            rustix::process::setsid().map_err(at(Stage::Setsid, 0))?;
+            sys::install_stdio([fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()])
+                .map_err(at_raw(Stage::Stdio, 0))?;
+        }
+        ChildStdio::Pty(slave) => {
+            rustix::process::setsid().map_err(at(Stage::Setsid, 0))?;
+            rustix::process::ioctl_tiocsctty(slave).map_err(at(Stage::Ctty, 0))?;
+            let s = slave.as_raw_fd();
+            sys::install_stdio([s, s, s]).map_err(at_raw(Stage::Stdio, 0))?;
+        }
+    }
+    Ok(())
+}

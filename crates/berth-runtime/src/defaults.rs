@@ -1,0 +1,119 @@
+//! Docker's defaults for a container: capabilities, masked and read-only paths, mounts. The engine
+//! uses these to build a spec; tests use them to check what a container sees.
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::{Capability, Mount};
+
+/// Docker's 14 default capabilities (CapEff 0x00000000a80425fb).
+pub fn docker_capabilities() -> Vec<Capability> {
+    use Capability as C;
+    vec![
+        C::Chown,
+        C::DacOverride,
+        C::Fsetid,
+        C::Fowner,
+        C::Mknod,
+        C::NetRaw,
+        C::Setgid,
+        C::Setuid,
+        C::Setfcap,
+        C::Setpcap,
+        C::NetBindService,
+        C::SysChroot,
+        C::Kill,
+        C::AuditWrite,
+    ]
+}
+
+/// Docker's default masked paths (a bind of /dev/null over files, an empty read-only tmpfs over dirs).
+pub fn masked_paths() -> Vec<String> {
+    [
+        "/proc/asound",
+        "/proc/acpi",
+        "/proc/interrupts",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Docker's default read-only paths.
+pub fn readonly_paths() -> Vec<String> {
+    [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(dest));
+    m.set_typ(Some(typ.to_owned()));
+    m.set_source(Some(PathBuf::from(source)));
+    m.set_options(Some(options.iter().map(|s| s.to_string()).collect()));
+    m
+}
+
+/// Docker's default mounts, in order: proc, /dev tmpfs, devpts, shm, mqueue, sysfs (ro), cgroup (ro).
+pub fn mounts() -> Vec<Mount> {
+    vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
+        ),
+    ]
+}

@@ -1,0 +1,248 @@
+//! `spawn`: one `clone3` into all new namespaces, setup in that child, `execve`. The parent waits only
+//! for the error pipe to close (success) or to deliver the child's failure record.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+use rustix::mount::OpenTreeFlags;
+use rustix::pipe::PipeFlags;
+
+use crate::cgroups::Cgroup;
+use crate::child::{self, ChildStdio, InitArgs};
+use crate::error::Error;
+use crate::handle::{Child, read_report, record_error};
+use crate::plan::{IdMaps, Plan};
+use crate::seccomp::Program;
+use crate::sys::{self, Forked};
+
+/// An overlay the child mounts at `spec.root.path` inside its own mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayRoot {
+    /// Lower layers, topmost first, absolute.
+    pub lowers: Vec<PathBuf>,
+    /// The container's upper directory.
+    pub upper: PathBuf,
+    /// overlayfs work directory (same filesystem as `upper`).
+    pub work: PathBuf,
+}
+
+/// Where the container's stdin/stdout/stderr come from.
+#[derive(Debug)]
+pub enum Stdio {
+    /// The caller's own 0, 1 and 2.
+    Inherit,
+    /// Three descriptors (pipes, files, sockets).
+    Fds {
+        /// Becomes fd 0.
+        stdin: OwnedFd,
+        /// Becomes fd 1.
+        stdout: OwnedFd,
+        /// Becomes fd 2.
+        stderr: OwnedFd,
+    },
+    /// A pty slave: fds 0–2 and the controlling terminal (and `/dev/console`).
+    Pty(OwnedFd),
+}
+
+impl Stdio {
+    pub(crate) fn for_child(&self) -> ChildStdio<'_> {
+        match self {
+            Stdio::Inherit => ChildStdio::Inherit,
+            Stdio::Fds {
+                stdin,
+                stdout,
+                stderr,
+            } => ChildStdio::Fds([stdin.as_fd(), stdout.as_fd(), stderr.as_fd()]),
+            Stdio::Pty(s) => ChildStdio::Pty(s.as_fd()),
+        }
+    }
+}
+
+/// What `spawn` needs.
+pub struct LaunchConfig<'a> {
+    /// Container id (names the default cgroup `/berth/<id>`).
+    pub id: &'a str,
+    /// The OCI runtime spec; `root.path` is an absolute directory.
+    pub spec: &'a Spec,
+    /// If set, mounted at `root.path` in the child's mount namespace only.
+    pub overlay: Option<OverlayRoot>,
+    /// The container's stdio.
+    pub stdio: Stdio,
+    /// A precompiled seccomp filter; if `None` and the spec has a profile, it is compiled here.
+    pub seccomp: Option<&'a Program>,
+    /// `PR_SET_PDEATHSIG(SIGKILL)` in the child.
+    pub die_with_parent: bool,
+}
+
+/// The cgroup path a container uses: `linux.cgroupsPath`, or `/berth/<id>`.
+pub fn cgroups_path(spec: &Spec, id: &str) -> String {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| format!("/berth/{id}"))
+}
+
+/// Starts the container's first process; returns once it has exec'd (or failed to).
+pub fn spawn(cfg: LaunchConfig<'_>) -> Result<Child, Error> {
+    let compiled;
+    let seccomp = match (
+        cfg.seccomp,
+        cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+    ) {
+        (Some(p), _) => Some(p),
+        (None, Some(profile)) => {
+            compiled = Program::compile(profile).map_err(Error::Seccomp)?;
+            Some(&compiled)
+        }
+        (None, None) => None,
+    };
+    let terminal = matches!(cfg.stdio, Stdio::Pty(_));
+    let plan = Plan::build(
+        cfg.spec,
+        cfg.overlay.as_ref(),
+        cfg.die_with_parent,
+        terminal,
+        seccomp,
+    )?;
+
+    let path = cgroups_path(cfg.spec, cfg.id);
+    let resources = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref());
+    let cgroup = Cgroup::create(&path, resources).map_err(|source| Error::Cgroup {
+        action: "creating",
+        path: path.clone(),
+        source,
+    })?;
+    match start(&plan, &cgroup, &path, &cfg.stdio) {
+        Ok((pid, pidfd)) => Ok(Child::new(pid, pidfd, cgroup)),
+        Err(e) => {
+            let _ = cgroup.destroy();
+            Err(e)
+        }
+    }
+}
+
+fn start(
+    plan: &Plan<'_>,
+    cgroup: &Cgroup,
+    path: &str,
+    stdio: &Stdio,
+) -> Result<(i32, OwnedFd), Error> {
+    let join = cgroup.join_handle().map_err(|source| Error::Cgroup {
+        action: "opening",
+        path: path.to_owned(),
+        source,
+    })?;
+    let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
+        .map_err(|e| Error::sys("creating the error pipe", e.raw_os_error()))?;
+    let sync = match plan.userns {
+        Some(_) => Some(
+            rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
+                .map_err(|e| Error::sys("creating the sync pipe", e.raw_os_error()))?,
+        ),
+        None => None,
+    };
+    // A detached bind of the pty slave, made here: the child's mount namespace cannot clone a mount
+    // that belongs to ours.
+    let console = match (plan.console, stdio) {
+        (true, Stdio::Pty(slave)) => Some(
+            rustix::mount::open_tree(
+                slave,
+                c"",
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_EMPTY_PATH,
+            )
+            .map_err(|e| Error::sys("cloning the pty slave for /dev/console", e.raw_os_error()))?,
+        ),
+        _ => None,
+    };
+    let args = InitArgs {
+        errfd: err_w.as_fd(),
+        sync: sync.as_ref().map(|(r, _)| r.as_fd()),
+        cgroup: Some(&join),
+        stdio: stdio.for_child(),
+        console: console.as_ref().map(|c| c.as_fd()),
+    };
+    let (pid, pidfd) = match sys::clone3(plan.clone_flags) {
+        Ok(Forked::Child) => child::init(plan, &args),
+        Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) => return Err(Error::sys("cloning the container process", e)),
+    };
+    drop(err_w);
+    let fail = |e: Error| {
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::waitpid(pid);
+        e
+    };
+    if let (Some(maps), Some((sync_r, sync_w))) = (&plan.userns, sync) {
+        drop(sync_r);
+        write_id_maps(pid, maps).map_err(fail)?;
+        rustix::io::write(&sync_w, &[1]).map_err(|e| {
+            fail(Error::sys(
+                "releasing the container process",
+                e.raw_os_error(),
+            ))
+        })?;
+    }
+    match read_report(&err_r) {
+        Ok(None) => Ok((pid, pidfd)),
+        Ok(Some(rec)) => {
+            let _ = sys::waitpid(pid);
+            Err(record_error(&rec, &plan.process.command, |s, i| {
+                plan.describe(s, i)
+            }))
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Writes `setgroups` = deny, `uid_map` and `gid_map` for a child in a new user namespace.
+fn write_id_maps(pid: i32, maps: &IdMaps) -> Result<(), Error> {
+    let write = |name: &str, data: &str| -> Result<(), Error> {
+        let path = format!("/proc/{pid}/{name}");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(data.as_bytes()))
+            .map_err(|source| Error::Sys {
+                action: format!("writing {path}"),
+                source,
+            })
+    };
+    write("setgroups", "deny")?;
+    write("uid_map", &maps.uid_map)?;
+    write("gid_map", &maps.gid_map)
+}
+
+/// Kills whatever is left in a container's cgroup and removes the cgroup. `cgroups_path` empty means
+/// the default `/berth/<id>`.
+pub fn destroy(id: &str, cgroups_path: &str) -> Result<(), Error> {
+    let path = if cgroups_path.is_empty() {
+        format!("/berth/{id}")
+    } else {
+        cgroups_path.to_owned()
+    };
+    let cg = Cgroup::open(&path).map_err(|source| Error::Cgroup {
+        action: "opening",
+        path: path.clone(),
+        source,
+    })?;
+    cg.kill_all(libc::SIGKILL).map_err(|source| Error::Cgroup {
+        action: "killing the processes of",
+        path: path.clone(),
+        source,
+    })?;
+    cg.destroy().map_err(|source| Error::Cgroup {
+        action: "removing",
+        path,
+        source,
+    })
+}

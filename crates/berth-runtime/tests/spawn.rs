@@ -1,0 +1,308 @@
+//! spawn end to end, as root, in real namespaces on a busybox rootfs.
+
+mod common;
+
+use berth_runtime::{Error, ExitStatus, OverlayRoot};
+use common::*;
+
+#[test]
+fn exit_code_propagates() {
+    let r = Rootfs::new();
+    let id = unique_id("exit");
+    let out = run(
+        &id,
+        &spec(&r.path(), &["sh", "-c", "echo out; echo err >&2; exit 7"]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(7));
+    assert_eq!(out.status.docker_code(), 7);
+    assert_eq!(out.stdout, "out\n");
+    assert_eq!(out.stderr, "err\n");
+}
+
+#[test]
+fn signal_death_is_signaled() {
+    let r = Rootfs::new();
+    let id = unique_id("sig");
+    // pid 1 ignores signals it has no handler for, even SIGKILL from inside: use SIGSEGV-like
+    // self-termination via a child shell killed by its parent.
+    let s = spec(&r.path(), &["sh", "-c", "kill -TERM $$; sleep 1"]);
+    let mut s2 = s.clone();
+    // As pid 1, a TERM with default disposition is ignored; run the shell under a pid-1 shell.
+    s2.process_mut().as_mut().unwrap().set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "sh -c 'kill -KILL $$'; echo $?".into(),
+    ]));
+    let out = run(&id, &s2, None).unwrap();
+    assert_eq!(out.stdout.trim(), "137", "the inner shell died of SIGKILL");
+    let _ = s;
+    // And pid 1 itself dying from a signal sent by the host.
+    let id = unique_id("sig1");
+    let (stdio, out, _err) = pipes();
+    let spec1 = spec(&r.path(), &["sleep", "100"]);
+    let mut child = berth_runtime::spawn(berth_runtime::LaunchConfig {
+        id: &id,
+        spec: &spec1,
+        overlay: None,
+        stdio,
+        seccomp: None,
+        die_with_parent: true,
+    })
+    .unwrap();
+    child.signal(libc::SIGKILL).unwrap();
+    assert_eq!(child.wait().unwrap(), ExitStatus::Signaled(libc::SIGKILL));
+    assert_eq!(child.wait().unwrap().docker_code(), 137);
+    drop(out);
+    cleanup(&id, child);
+}
+
+#[test]
+fn exec_not_found_and_permission() {
+    let r = Rootfs::new();
+    let id = unique_id("nf");
+    let e = run(&id, &spec(&r.path(), &["no-such-command"]), None).unwrap_err();
+    assert!(
+        matches!(&e, Error::ExecNotFound { command } if command == "no-such-command"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 127);
+    assert_eq!(
+        e.to_string(),
+        "exec: \"no-such-command\": executable file not found in $PATH"
+    );
+    assert_no_cgroup(&id);
+
+    let id = unique_id("nf2");
+    let e = run(&id, &spec(&r.path(), &["/bin/nope"]), None).unwrap_err();
+    assert_eq!(e.exit_code(), 127, "{e}");
+
+    let id = unique_id("perm");
+    let e = run(&id, &spec(&r.path(), &["/etc"]), None).unwrap_err();
+    assert!(
+        matches!(&e, Error::ExecPermission { command } if command == "/etc"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 126);
+    assert_no_cgroup(&id);
+
+    let id = unique_id("perm2");
+    let e = run(&id, &spec(&r.path(), &["/etc/noexec"]), None).unwrap_err();
+    assert_eq!(e.exit_code(), 126, "{e}");
+}
+
+#[test]
+fn setup_error_names_stage_and_object() {
+    let r = Rootfs::new();
+    let id = unique_id("bad");
+    let mut s = spec(&r.path(), &["true"]);
+    let mut m = oci_spec::runtime::Mount::default();
+    m.set_destination("/data".into());
+    m.set_typ(Some("tmpfs".into()));
+    m.set_source(Some("tmpfs".into()));
+    m.set_options(Some(vec!["size=bogus".into()]));
+    s.mounts_mut().as_mut().unwrap().push(m);
+    let e = run(&id, &s, None).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Setup { .. }), "{msg}");
+    assert!(msg.contains("tmpfs on /data"), "{msg}");
+    assert_eq!(e.exit_code(), 125);
+    assert_no_cgroup(&id);
+}
+
+const CHECKS: &str = r#"
+echo pid=$$
+echo host=$(hostname)
+ls /proc/1/root >/dev/null && echo root-visible
+echo interrupts=$(cat /proc/interrupts | wc -c)
+ls -d /proc/timer_list /proc/kcore 2>/dev/null | while read f; do echo masked-$(wc -c < $f); done
+if echo 1 2>/dev/null >/proc/sys/kernel/domainname; then echo procsys=rw; else echo procsys=ro; fi
+if touch /sys/x 2>/dev/null; then echo sys=rw; else echo sys=ro; fi
+echo netdevs=$(grep -c : /proc/net/dev)
+echo lo=$(cat /sys/class/net/lo/flags)
+grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\t '
+echo nofile=$(ulimit -n)
+test -c /dev/null && echo devnull=char
+test -L /dev/ptmx && echo ptmx=link
+echo mounts=$(grep -c . /proc/self/mountinfo)
+if unshare -U true 2>/dev/null; then echo userns=allowed; else echo userns=denied; fi
+cat /proc/self/cgroup | grep -c ':/$' | sed 's/^/cgroupns-root-lines=/'
+"#;
+
+#[test]
+fn isolation_seen_from_inside() {
+    let r = Rootfs::new();
+    let id = unique_id("iso");
+    let before = host_mounts();
+    let mut s = spec(&r.path(), &["sh", "-c", CHECKS]);
+    s.linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_seccomp(Some(berth_runtime::seccomp::default_profile()));
+    let out = run(&id, &s, None).unwrap();
+    let o = out.stdout.as_str();
+    assert_eq!(out.status, ExitStatus::Exited(0), "{o}\n{}", out.stderr);
+    for want in [
+        "pid=1\n",
+        "host=box\n",
+        "root-visible\n",
+        "interrupts=0\n",
+        "procsys=ro\n",
+        "sys=ro\n",
+        "netdevs=1\n",
+        "lo=0x9\n",
+        "CapEff:00000000a80425fb\n",
+        "CapBnd:00000000a80425fb\n",
+        "NoNewPrivs:1\n",
+        "Seccomp:2\n",
+        "nofile=1024\n",
+        "devnull=char\n",
+        "ptmx=link\n",
+        "userns=denied\n",
+    ] {
+        assert!(
+            o.contains(want),
+            "missing {want:?} in:\n{o}\nstderr:\n{}",
+            out.stderr
+        );
+    }
+    assert!(
+        o.contains("masked-0\n")
+            && !o
+                .lines()
+                .any(|l| l.starts_with("masked-") && l != "masked-0"),
+        "{o}"
+    );
+    assert_eq!(host_mounts(), before, "no mount visible on the host");
+}
+
+#[test]
+fn rlimits_clamped_and_user_switched() {
+    let r = Rootfs::new();
+    let id = unique_id("user");
+    let mut s = spec(
+        &r.path(),
+        &[
+            "sh",
+            "-c",
+            "id -u; id -g; id -G; ulimit -Hn; grep CapEff /proc/self/status | tr -d '\\t '",
+        ],
+    );
+    let p = s.process_mut().as_mut().unwrap();
+    p.set_user(
+        oci_spec::runtime::UserBuilder::default()
+            .uid(1000u32)
+            .gid(1001u32)
+            .additional_gids(vec![1002u32])
+            .build()
+            .unwrap(),
+    );
+    p.set_rlimits(Some(vec![
+        oci_spec::runtime::PosixRlimitBuilder::default()
+            .typ(oci_spec::runtime::PosixRlimitType::RlimitNofile)
+            .soft(u64::MAX / 2)
+            .hard(u64::MAX / 2)
+            .build()
+            .unwrap(),
+    ]));
+    let out = run(&id, &s, None).unwrap();
+    let host_hard = {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+        r.rlim_max
+    };
+    assert_eq!(
+        out.stdout,
+        format!("1000\n1001\n1001 1002\n{host_hard}\nCapEff:0000000000000000\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn overlay_root_leaves_lowers_unchanged() {
+    let r = Rootfs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (mnt, upper, work, lower2) = (
+        dir.path().join("mnt"),
+        dir.path().join("upper"),
+        dir.path().join("work"),
+        dir.path().join("lower2"),
+    );
+    for d in [&mnt, &upper, &work, &lower2] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::create_dir(lower2.join("etc")).unwrap();
+    std::fs::write(lower2.join("etc/top"), "from the top layer\n").unwrap();
+    let id = unique_id("ovl");
+    let before = host_mounts();
+    let s = spec(
+        &mnt,
+        &[
+            "sh",
+            "-c",
+            "cat /etc/top; echo new > /tmp/x; rm /etc/passwd; echo ok",
+        ],
+    );
+    let overlay = OverlayRoot {
+        lowers: vec![lower2.clone(), r.path()],
+        upper: upper.clone(),
+        work,
+    };
+    let out = run(&id, &s, Some(overlay)).unwrap();
+    assert_eq!(out.stdout, "from the top layer\nok\n", "{}", out.stderr);
+    assert!(!r.path().join("tmp/x").exists());
+    assert!(r.path().join("etc/passwd").exists(), "lower unchanged");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("tmp/x")).unwrap(),
+        "new\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(&mnt).unwrap().count(),
+        0,
+        "nothing mounted on the host mountpoint"
+    );
+    assert_eq!(host_mounts(), before);
+}
+
+#[test]
+fn pty_is_controlling_terminal_and_console() {
+    let r = Rootfs::new();
+    let id = unique_id("pty");
+    let (master, slave) = berth_runtime::pty::open().unwrap();
+    berth_runtime::pty::set_size(std::os::fd::AsFd::as_fd(&master), 33, 99).unwrap();
+    let mut s = spec(
+        &r.path(),
+        &[
+            "sh",
+            "-c",
+            "test -t 0 && echo tty-yes; stty size; test -c /dev/console && echo console-yes",
+        ],
+    );
+    s.process_mut().as_mut().unwrap().set_terminal(Some(true));
+    let mut child = berth_runtime::spawn(berth_runtime::LaunchConfig {
+        id: &id,
+        spec: &s,
+        overlay: None,
+        stdio: berth_runtime::Stdio::Pty(slave),
+        seccomp: None,
+        die_with_parent: true,
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        match rustix::io::read(&master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(out, "tty-yes\r\n33 99\r\nconsole-yes\r\n");
+    cleanup(&id, child);
+}
