@@ -1,22 +1,474 @@
-//! Container commands: run, create, start, ps, logs, exec, stop, kill, wait, rm, inspect.
+//! Container commands: run, create, start, ps, logs, exec, stop, kill, wait, rm, inspect (Docker's
+//! flags and output), and the hidden `__monitor` that watches a detached container.
 
 use crate::Globals;
+use anyhow::Context;
+use berth_engine::logs::LogsOptions;
+use berth_engine::{ContainerSummary, CreateOptions, Engine, ExecOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flags shared by `run` and `create`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CreateFlags {
+    /// Keep STDIN open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Container name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables (K=V, or K to copy from this environment).
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// User (name|uid[:group|gid]).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Bind mount HOST:CONTAINER[:ro].
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Mount a tmpfs: DIR[:options].
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Container host name.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Overwrite the image's ENTRYPOINT.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Memory limit (e.g. 64m).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Number of CPUs (e.g. 0.5).
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// Limit the number of processes (-1 = unlimited).
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Ulimit options (name=soft[:hard]).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Network mode: none or host.
+    #[arg(long, visible_alias = "net")]
+    pub network: Option<String>,
+    /// Add Linux capabilities.
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Security options (no-new-privileges=false, seccomp=unconfined|FILE).
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Run an init inside the container.
+    #[arg(long)]
+    pub init: bool,
+    /// User namespace mode (host).
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// Set metadata (K=V).
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// IMAGE [COMMAND] [ARG...]
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1.., value_name = "IMAGE [COMMAND [ARG...]]")]
+    pub args: Vec<String>,
+}
+
+impl CreateFlags {
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            image: self.args[0].clone(),
+            cmd: self.args[1..].to_vec(),
+            name: self.name.clone(),
+            interactive: self.interactive,
+            tty: self.tty,
+            auto_remove: self.rm,
+            env: self.env.clone(),
+            env_files: self.env_file.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            volumes: self.volume.clone(),
+            tmpfs: self.tmpfs.clone(),
+            read_only: self.read_only,
+            hostname: self.hostname.clone(),
+            entrypoint: self.entrypoint.clone(),
+            memory: self.memory.clone(),
+            cpus: self.cpus.clone(),
+            pids_limit: self.pids_limit,
+            ulimits: self.ulimit.clone(),
+            network: self.network.clone(),
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            security_opt: self.security_opt.clone(),
+            init: self.init,
+            userns: self.userns.clone(),
+            labels: self.label.clone(),
+        }
+    }
+}
 
 /// Container subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum ContainerCommand {
+    /// Create and run a new container from an image.
+    Run {
+        /// Run in the background and print the container id.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Create flags, image and command.
+        #[command(flatten)]
+        flags: CreateFlags,
+    },
+    /// Create a new container.
+    Create {
+        /// Create flags, image and command.
+        #[command(flatten)]
+        flags: CreateFlags,
+    },
+    /// Start stopped containers.
+    Start {
+        /// Attach stdout/stderr and forward signals.
+        #[arg(short = 'a', long)]
+        attach: bool,
+        /// Attach stdin.
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// List containers.
-    Ps,
+    Ps {
+        /// Show all containers (default shows just running).
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Only display container ids.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// Don't truncate output.
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+        /// Format: table (default) or json.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Fetch the logs of a container.
+    Logs {
+        /// Follow log output.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Number of lines to show from the end ("all" for all).
+        #[arg(short = 'n', long, default_value = "all")]
+        tail: String,
+        /// Show timestamps.
+        #[arg(short = 't', long)]
+        timestamps: bool,
+        /// Container.
+        container: String,
+    },
+    /// Run a command in a running container.
+    Exec {
+        /// Keep STDIN open.
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// Allocate a pseudo-TTY.
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// User (name|uid[:group|gid]).
+        #[arg(short = 'u', long)]
+        user: Option<String>,
+        /// Set environment variables.
+        #[arg(short = 'e', long = "env")]
+        env: Vec<String>,
+        /// Working directory inside the container.
+        #[arg(short = 'w', long = "workdir")]
+        workdir: Option<String>,
+        /// CONTAINER COMMAND [ARG...]
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 2.., value_name = "CONTAINER COMMAND [ARG...]")]
+        args: Vec<String>,
+    },
+    /// Stop running containers (stop signal, then SIGKILL after a grace period).
+    Stop {
+        /// Seconds to wait before killing.
+        #[arg(short = 't', long = "time", visible_alias = "timeout", default_value_t = 10)]
+        time: u64,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal to running containers.
+    Kill {
+        /// Signal to send (name or number).
+        #[arg(short = 's', long, default_value = "KILL")]
+        signal: String,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Block until containers stop, then print their exit codes.
+    Wait {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Force the removal of a running container (uses SIGKILL).
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Display detailed information on containers.
+    Inspect {
+        /// Containers.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Watches a detached container (internal).
+    #[command(name = "__monitor", hide = true)]
+    Monitor {
+        /// Container id.
+        id: String,
+    },
 }
 
 /// Runs a container command.
-pub fn run(_g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
+pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
+    let engine = Engine::open(&g.root, &g.run_root).with_context(|| format!("opening state root {}", g.root.display()))?;
     match c {
-        ContainerCommand::Ps => Ok(0),
+        ContainerCommand::Run { detach, flags } => {
+            let opts = flags.options();
+            if detach {
+                let p = engine.create(&opts, true)?;
+                let id = p.record.id.clone();
+                drop(p);
+                engine.start_detached(&id)?;
+                println!("{id}");
+                Ok(0)
+            } else {
+                let p = engine.create(&opts, !opts.auto_remove)?;
+                let code = engine.run_foreground(p)?;
+                Ok(exit_byte(code))
+            }
+        }
+        ContainerCommand::Create { flags } => {
+            let p = engine.create(&flags.options(), true)?;
+            println!("{}", p.record.id);
+            Ok(0)
+        }
+        ContainerCommand::Start { attach, interactive: _, containers } => {
+            if attach {
+                anyhow::ensure!(containers.len() == 1, "you cannot start and attach multiple containers at once");
+                let id = engine.resolve(&containers[0])?;
+                let code = engine.start_attached(&id)?;
+                return Ok(exit_byte(code));
+            }
+            each(&containers, |c| {
+                let id = engine.resolve(c)?;
+                engine.start_detached(&id)?;
+                println!("{c}");
+                Ok(())
+            })
+        }
+        ContainerCommand::Ps { all, quiet, no_trunc, format } => ps(&engine, all, quiet, no_trunc, format.as_deref()),
+        ContainerCommand::Logs { follow, tail, timestamps, container } => {
+            let tail = if tail == "all" || tail == "-1" {
+                None
+            } else {
+                Some(tail.parse::<usize>().with_context(|| format!("invalid --tail value {tail:?}"))?)
+            };
+            let stdout = std::io::stdout();
+            let stderr = std::io::stderr();
+            engine.logs(&container, &LogsOptions { follow, tail, timestamps }, &mut stdout.lock(), &mut stderr.lock())?;
+            Ok(0)
+        }
+        ContainerCommand::Exec { interactive, tty, user, env, workdir, args } => {
+            let code = engine.exec(&args[0], &ExecOptions { cmd: args[1..].to_vec(), interactive, tty, user, env, workdir })?;
+            Ok(exit_byte(code))
+        }
+        ContainerCommand::Stop { time, containers } => each(&containers, |c| {
+            engine.stop(c, Duration::from_secs(time))?;
+            println!("{c}");
+            Ok(())
+        }),
+        ContainerCommand::Kill { signal, containers } => each(&containers, |c| {
+            engine.kill(c, &signal)?;
+            println!("{c}");
+            Ok(())
+        }),
+        ContainerCommand::Wait { containers } => each(&containers, |c| {
+            println!("{}", engine.wait(c)?);
+            Ok(())
+        }),
+        ContainerCommand::Rm { force, containers } => each(&containers, |c| {
+            engine.remove(c, force)?;
+            println!("{c}");
+            Ok(())
+        }),
+        ContainerCommand::Inspect { containers } => {
+            let mut out = Vec::new();
+            let mut failed = false;
+            for c in &containers {
+                match engine.inspect(c) {
+                    Ok(v) => out.push(v),
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            let mut buf = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+            serde::Serialize::serialize(&out, &mut ser)?;
+            let mut so = std::io::stdout().lock();
+            so.write_all(&buf)?;
+            so.write_all(b"\n")?;
+            Ok(if failed { 1 } else { 0 })
+        }
+        ContainerCommand::Monitor { id } => {
+            let code = engine.monitor(&id)?;
+            Ok(exit_byte(code))
+        }
+    }
+}
+
+fn exit_byte(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(255)
+}
+
+/// Runs `f` for each container; like Docker, reports each failure and exits 1 if any failed.
+fn each(containers: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<u8> {
+    let mut failed = false;
+    for c in containers {
+        if let Err(e) = f(c) {
+            eprintln!("Error response from daemon: {e:#}");
+            failed = true;
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn created_at(rfc: &str) -> String {
+    // "2026-11-28T09:30:00.123Z" → "2026-11-28 09:30:00 +0000 UTC", as Docker's ps json prints.
+    let base = rfc.split('.').next().unwrap_or(rfc).trim_end_matches('Z');
+    format!("{} +0000 UTC", base.replacen('T', " ", 1))
+}
+
+fn ps(engine: &Engine, all: bool, quiet: bool, no_trunc: bool, format: Option<&str>) -> anyhow::Result<u8> {
+    let list = engine.list(all)?;
+    let short = |id: &str| if no_trunc { id.to_owned() } else { id[..12].to_owned() };
+    let mut out = std::io::stdout().lock();
+    if quiet {
+        for c in &list {
+            writeln!(out, "{}", short(&c.record.id))?;
+        }
+        return Ok(0);
+    }
+    let command = |c: &ContainerSummary| {
+        let cmd = c.command();
+        format!("\"{}\"", if no_trunc { cmd } else { ellipsis(&cmd, 20) })
+    };
+    let ago = |ts: &str| format!("{} ago", berth_engine::time::human_duration(berth_engine::time::since(ts)));
+    match format {
+        Some("json") | Some("{{json .}}") => {
+            for c in &list {
+                let v = serde_json::json!({
+                    "Command": command(c),
+                    "CreatedAt": created_at(&c.record.created),
+                    "ID": short(&c.record.id),
+                    "Image": c.record.config.image,
+                    "Labels": c.record.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                    "LocalVolumes": "0",
+                    "Mounts": "",
+                    "Names": c.record.short_name(),
+                    "Networks": c.record.host_config.network_mode,
+                    "Ports": "",
+                    "RunningFor": ago(&c.record.created),
+                    "Size": "0B",
+                    "State": c.state.status.as_str(),
+                    "Status": c.state.human_status(),
+                });
+                writeln!(out, "{v}")?;
+            }
+            Ok(0)
+        }
+        None | Some("table") => {
+            let mut rows = vec![["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(str::to_owned)];
+            for c in &list {
+                rows.push([
+                    short(&c.record.id),
+                    c.record.config.image.clone(),
+                    command(c),
+                    ago(&c.record.created),
+                    c.state.human_status(),
+                    String::new(),
+                    c.record.short_name().to_owned(),
+                ]);
+            }
+            let mut widths = [0usize; 7];
+            for r in &rows {
+                for (i, cell) in r.iter().enumerate() {
+                    widths[i] = widths[i].max(cell.chars().count());
+                }
+            }
+            for r in &rows {
+                let mut line = String::new();
+                for (i, cell) in r.iter().enumerate() {
+                    line.push_str(cell);
+                    if i < 6 {
+                        line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
+                    }
+                }
+                writeln!(out, "{}", line.trim_end())?;
+            }
+            Ok(0)
+        }
+        Some(other) => anyhow::bail!("unsupported --format {other:?}: use table or json"),
     }
 }
 
 /// A container-specific exit code carried by an error (126, 127), if any.
-pub fn exit_code_of(_e: &(dyn std::error::Error + 'static)) -> Option<u8> {
-    None
+pub fn exit_code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    let code = e.downcast_ref::<berth_engine::Error>()?.exit_code();
+    (code != 125).then(|| exit_byte(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_helpers() {
+        assert_eq!(ellipsis("sleep 100", 20), "sleep 100");
+        assert_eq!(ellipsis("sh -c 'while true; do sleep 1; done'", 20).chars().count(), 20);
+        assert_eq!(created_at("2026-11-28T09:30:00.123456789Z"), "2026-11-28 09:30:00 +0000 UTC");
+    }
 }
