@@ -28,4 +28,4 @@ pub use exec::exec;
 pub use handle::{Child, ExitStatus};
 pub use plan::PlanError;
 pub use plan::mount::MountOptionError;
-pub use spawn::{LaunchConfig, OverlayRoot, Stdio, cgroups_path, destroy, spawn};
+pub use spawn::{LaunchConfig, OverlayRoot, Stdio, cgroups_path, destroy, plan_only, spawn};

@@ -246,3 +246,10 @@ pub fn destroy(id: &str, cgroups_path: &str) -> Result<(), Error> {
         source,
     })
 }
+
+/// Builds (and discards) the plan for `spec`: validates it without starting anything, and lets
+/// benchmarks time planning alone.
+pub fn plan_only(spec: &Spec) -> Result<(), Error> {
+    Plan::build(spec, None, false, false, None)?;
+    Ok(())
+}
