@@ -275,6 +275,9 @@ fn setup(plan: &Plan<'_>, args: &InitArgs<'_>) -> Result<(), Fail> {
             Ok(_) => return Err(Fail::new(Stage::UsernsSync, 0, libc::EPIPE)),
             Err(e) => return Err(Fail::new(Stage::UsernsSync, 0, e.raw_os_error())),
         }
+        // Become the namespace's root (a mapped uid): files created in filesystems owned by the
+        // new user namespace need a mapped fsuid, and our host uid 0 is not mapped.
+        sys::set_ids(None, 0, 0).map_err(|(_, e)| Fail::new(Stage::UsernsSync, 0, e))?;
     }
     for (i, j) in plan.join.iter().enumerate() {
         sys::setns(j.fd.as_fd(), j.nstype).map_err(at_raw(Stage::Join, i))?;
