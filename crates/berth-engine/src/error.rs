@@ -110,7 +110,9 @@ pub enum Error {
     #[error("container {0} is already running")]
     AlreadyRunning(String),
     /// `rm` without `-f` of a running container.
-    #[error("cannot remove container {0}: container is running: stop the container before removing or force remove")]
+    #[error(
+        "cannot remove container {0}: container is running: stop the container before removing or force remove"
+    )]
     RemoveRunning(String),
     /// An unknown signal name.
     #[error("invalid signal: {0}")]
@@ -134,7 +136,10 @@ impl Error {
 /// Shorthand for engine results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub(crate) fn io_err(op: &'static str, what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io_err(
+    op: &'static str,
+    what: impl std::fmt::Display,
+) -> impl FnOnce(std::io::Error) -> Error {
     let what = what.to_string();
     move |source| Error::Io { op, what, source }
 }

@@ -76,14 +76,26 @@ impl LogWriter {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| LogError::Io { op: "open", path: path.to_owned(), source })?;
-        Ok(LogWriter { file, partial: [Vec::new(), Vec::new()], errors: 0 })
+            .map_err(|source| LogError::Io {
+                op: "open",
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(LogWriter {
+            file,
+            partial: [Vec::new(), Vec::new()],
+            errors: 0,
+        })
     }
 
     fn emit(&mut self, stream: Stream, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
         let time = crate::time::now_rfc3339();
-        let entry = EntryOut { log: &text, stream: stream.name(), time: &time };
+        let entry = EntryOut {
+            log: &text,
+            stream: stream.name(),
+            time: &time,
+        };
         let mut out = match serde_json::to_vec(&entry) {
             Ok(v) => v,
             Err(_) => return,
@@ -133,7 +145,12 @@ pub struct LogsOptions {
     pub timestamps: bool,
 }
 
-fn print_entry(e: &Entry, timestamps: bool, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<()> {
+fn print_entry(
+    e: &Entry,
+    timestamps: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
     let w: &mut dyn Write = if e.stream == "stderr" { err } else { out };
     if timestamps {
         write!(w, "{} ", e.time)?;
@@ -149,7 +166,13 @@ pub fn print_log(
     err: &mut dyn Write,
     running: &mut dyn FnMut() -> bool,
 ) -> Result<(), LogError> {
-    let ioe = |op: &'static str| move |source| LogError::Io { op, path: path.to_owned(), source };
+    let ioe = |op: &'static str| {
+        move |source| LogError::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    };
     let file = match std::fs::File::open(path) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -171,7 +194,10 @@ pub fn print_log(
                 entries.push(e);
             }
         }
-        let skip = opts.tail.map(|t| entries.len().saturating_sub(t)).unwrap_or(0);
+        let skip = opts
+            .tail
+            .map(|t| entries.len().saturating_sub(t))
+            .unwrap_or(0);
         for e in &entries[skip..] {
             print_entry(e, opts.timestamps, out, err).map_err(ioe("print"))?;
         }
@@ -227,14 +253,30 @@ mod tests {
         assert_eq!(v["stream"], "stdout");
         assert!(crate::time::parse_rfc3339(v["time"].as_str().unwrap()).is_some());
         let v: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
-        assert_eq!((v["log"].as_str().unwrap(), v["stream"].as_str().unwrap()), ("oops \"quoted\"\n", "stderr"));
+        assert_eq!(
+            (v["log"].as_str().unwrap(), v["stream"].as_str().unwrap()),
+            ("oops \"quoted\"\n", "stderr")
+        );
 
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        print_log(&p, &LogsOptions::default(), &mut out, &mut err, &mut || false).unwrap();
+        print_log(&p, &LogsOptions::default(), &mut out, &mut err, &mut || {
+            false
+        })
+        .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "hello\nwor");
         assert_eq!(String::from_utf8(err).unwrap(), "oops \"quoted\"\n");
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        print_log(&p, &LogsOptions { tail: Some(1), ..Default::default() }, &mut out, &mut err, &mut || false).unwrap();
+        print_log(
+            &p,
+            &LogsOptions {
+                tail: Some(1),
+                ..Default::default()
+            },
+            &mut out,
+            &mut err,
+            &mut || false,
+        )
+        .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "wor");
         assert!(err.is_empty());
     }
@@ -247,17 +289,30 @@ mod tests {
         w.write(Stream::Stdout, b"one\n");
         let mut calls = 0;
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        print_log(&p, &LogsOptions { follow: true, timestamps: true, ..Default::default() }, &mut out, &mut err, &mut || {
-            calls += 1;
-            if calls == 1 {
-                w.write(Stream::Stdout, b"two\n");
-            }
-            calls < 2
-        })
+        print_log(
+            &p,
+            &LogsOptions {
+                follow: true,
+                timestamps: true,
+                ..Default::default()
+            },
+            &mut out,
+            &mut err,
+            &mut || {
+                calls += 1;
+                if calls == 1 {
+                    w.write(Stream::Stdout, b"two\n");
+                }
+                calls < 2
+            },
+        )
         .unwrap();
         let s = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 2);
-        assert!(lines[0].ends_with("Z one") && lines[1].ends_with("Z two"), "{s}");
+        assert!(
+            lines[0].ends_with("Z one") && lines[1].ends_with("Z two"),
+            "{s}"
+        );
     }
 }

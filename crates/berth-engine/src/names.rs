@@ -3,19 +3,64 @@
 use rand::Rng;
 
 const ADJECTIVES: &[&str] = &[
-    "agile", "amber", "bold", "brave", "bright", "calm", "clever", "cosmic", "crisp", "curious", "daring",
-    "eager", "fancy", "fearless", "gentle", "glad", "golden", "happy", "humble", "jolly", "keen", "kind",
-    "lively", "lucid", "merry", "mellow", "nimble", "noble", "patient", "plucky", "polite", "proud", "quick",
-    "quiet", "rapid", "serene", "sharp", "shiny", "silent", "sleepy", "smooth", "snappy", "steady", "sunny",
-    "swift", "tender", "tidy", "upbeat", "vivid", "warm", "wise", "witty", "zealous", "zen",
+    "agile", "amber", "bold", "brave", "bright", "calm", "clever", "cosmic", "crisp", "curious",
+    "daring", "eager", "fancy", "fearless", "gentle", "glad", "golden", "happy", "humble", "jolly",
+    "keen", "kind", "lively", "lucid", "merry", "mellow", "nimble", "noble", "patient", "plucky",
+    "polite", "proud", "quick", "quiet", "rapid", "serene", "sharp", "shiny", "silent", "sleepy",
+    "smooth", "snappy", "steady", "sunny", "swift", "tender", "tidy", "upbeat", "vivid", "warm",
+    "wise", "witty", "zealous", "zen",
 ];
 
 const SURNAMES: &[&str] = &[
-    "agnesi", "archimedes", "babbage", "bohr", "boole", "carson", "cori", "curie", "darwin", "dijkstra",
-    "einstein", "euler", "faraday", "fermat", "fermi", "feynman", "franklin", "galileo", "gauss", "goodall",
-    "hamilton", "hawking", "hopper", "hypatia", "jemison", "johnson", "kepler", "knuth", "lamarr", "lovelace",
-    "maxwell", "meitner", "mendel", "mirzakhani", "newton", "noether", "pascal", "pasteur", "planck",
-    "ramanujan", "ritchie", "sagan", "shannon", "tesla", "thompson", "turing", "volta", "wozniak", "yalow",
+    "agnesi",
+    "archimedes",
+    "babbage",
+    "bohr",
+    "boole",
+    "carson",
+    "cori",
+    "curie",
+    "darwin",
+    "dijkstra",
+    "einstein",
+    "euler",
+    "faraday",
+    "fermat",
+    "fermi",
+    "feynman",
+    "franklin",
+    "galileo",
+    "gauss",
+    "goodall",
+    "hamilton",
+    "hawking",
+    "hopper",
+    "hypatia",
+    "jemison",
+    "johnson",
+    "kepler",
+    "knuth",
+    "lamarr",
+    "lovelace",
+    "maxwell",
+    "meitner",
+    "mendel",
+    "mirzakhani",
+    "newton",
+    "noether",
+    "pascal",
+    "pasteur",
+    "planck",
+    "ramanujan",
+    "ritchie",
+    "sagan",
+    "shannon",
+    "tesla",
+    "thompson",
+    "turing",
+    "volta",
+    "wozniak",
+    "yalow",
 ];
 
 /// A fresh random container id: 64 lowercase hex characters.
@@ -31,7 +76,11 @@ pub fn random_name(attempt: u32) -> String {
     let mut rng = rand::rng();
     let a = ADJECTIVES[rng.random_range(0..ADJECTIVES.len())];
     let s = SURNAMES[rng.random_range(0..SURNAMES.len())];
-    if attempt == 0 { format!("{a}_{s}") } else { format!("{a}_{s}{}", rng.random_range(0..10)) }
+    if attempt == 0 {
+        format!("{a}_{s}")
+    } else {
+        format!("{a}_{s}{}", rng.random_range(0..10))
+    }
 }
 
 /// Whether `name` is a valid container name (Docker: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, an optional leading `/`).
@@ -40,7 +89,9 @@ pub fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     b.len() >= 2
         && b[0].is_ascii_alphanumeric()
-        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 #[cfg(test)]
@@ -52,7 +103,10 @@ mod tests {
         let a = new_id();
         let b = new_id();
         assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(a, b);
     }
 

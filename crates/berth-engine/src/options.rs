@@ -104,9 +104,16 @@ pub struct CreateOptions {
 
 /// Parses Docker's byte sizes: "64m", "1g", "512k", "1024b", "100" (bytes).
 pub fn parse_size(flag: &'static str, s: &str) -> Result<i64, OptionError> {
-    let bad = |why| OptionError::Invalid { flag, value: s.to_owned(), why };
+    let bad = |why| OptionError::Invalid {
+        flag,
+        value: s.to_owned(),
+        why,
+    };
     let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').filter(|r| !r.is_empty() && !r.ends_with(|c: char| c.is_ascii_digit())).unwrap_or(&t);
+    let t = t
+        .strip_suffix('b')
+        .filter(|r| !r.is_empty() && !r.ends_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(&t);
     let (num, mult): (&str, i64) = match t.chars().last() {
         Some('k') => (&t[..t.len() - 1], 1 << 10),
         Some('m') => (&t[..t.len() - 1], 1 << 20),
@@ -115,7 +122,9 @@ pub fn parse_size(flag: &'static str, s: &str) -> Result<i64, OptionError> {
         Some('b') => (&t[..t.len() - 1], 1),
         _ => (t, 1),
     };
-    let v: f64 = num.parse().map_err(|_| bad("expected a size such as 64m"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| bad("expected a size such as 64m"))?;
     if !(v.is_finite() && v >= 0.0) {
         return Err(bad("size must be a non-negative number"));
     }
@@ -124,23 +133,51 @@ pub fn parse_size(flag: &'static str, s: &str) -> Result<i64, OptionError> {
 
 /// Parses `--cpus` into nano-CPUs.
 pub fn parse_cpus(s: &str) -> Result<i64, OptionError> {
-    let v: f64 = s.parse().map_err(|_| OptionError::Invalid { flag: "--cpus", value: s.to_owned(), why: "expected a number" })?;
+    let v: f64 = s.parse().map_err(|_| OptionError::Invalid {
+        flag: "--cpus",
+        value: s.to_owned(),
+        why: "expected a number",
+    })?;
     if !(v.is_finite() && v > 0.0) {
-        return Err(OptionError::Invalid { flag: "--cpus", value: s.to_owned(), why: "must be positive" });
+        return Err(OptionError::Invalid {
+            flag: "--cpus",
+            value: s.to_owned(),
+            why: "must be positive",
+        });
     }
     Ok((v * 1e9) as i64)
 }
 
 /// The rlimit names `--ulimit` accepts.
 pub const ULIMIT_NAMES: &[&str] = &[
-    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio",
-    "rttime", "sigpending", "stack", "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+    "as",
 ];
 
 /// Parses `--ulimit name=soft[:hard]` (-1 means unlimited).
 pub fn parse_ulimit(s: &str) -> Result<Ulimit, OptionError> {
-    let bad = |why| OptionError::Invalid { flag: "--ulimit", value: s.to_owned(), why };
-    let (name, vals) = s.split_once('=').ok_or_else(|| bad("expected name=soft[:hard]"))?;
+    let bad = |why| OptionError::Invalid {
+        flag: "--ulimit",
+        value: s.to_owned(),
+        why,
+    };
+    let (name, vals) = s
+        .split_once('=')
+        .ok_or_else(|| bad("expected name=soft[:hard]"))?;
     if !ULIMIT_NAMES.contains(&name) {
         return Err(bad("unknown resource name"));
     }
@@ -161,7 +198,11 @@ pub fn parse_ulimit(s: &str) -> Result<Ulimit, OptionError> {
     if soft > hard {
         return Err(bad("soft limit is above the hard limit"));
     }
-    Ok(Ulimit { name: name.to_owned(), soft, hard })
+    Ok(Ulimit {
+        name: name.to_owned(),
+        soft,
+        hard,
+    })
 }
 
 /// A parsed `-v`.
@@ -177,7 +218,11 @@ pub struct Bind {
 
 /// Parses `-v HOST:CTR[:ro|rw]` (host paths must be absolute: berth has no named volumes yet).
 pub fn parse_bind(s: &str) -> Result<Bind, OptionError> {
-    let bad = |why| OptionError::Invalid { flag: "--volume", value: s.to_owned(), why };
+    let bad = |why| OptionError::Invalid {
+        flag: "--volume",
+        value: s.to_owned(),
+        why,
+    };
     let parts: Vec<&str> = s.split(':').collect();
     let (source, target, mode) = match parts.as_slice() {
         [h, c] => (*h, *c, ""),
@@ -185,7 +230,10 @@ pub fn parse_bind(s: &str) -> Result<Bind, OptionError> {
         _ => return Err(bad("expected HOST:CONTAINER[:ro]")),
     };
     if !source.starts_with('/') {
-        return Err(OptionError::Unsupported { flag: "--volume", value: s.to_owned() });
+        return Err(OptionError::Unsupported {
+            flag: "--volume",
+            value: s.to_owned(),
+        });
     }
     if !target.starts_with('/') || target == "/" {
         return Err(bad("the container path must be absolute and not /"));
@@ -199,14 +247,22 @@ pub fn parse_bind(s: &str) -> Result<Bind, OptionError> {
             _ => return Err(bad("unknown mode (ro or rw)")),
         }
     }
-    Ok(Bind { source: source.to_owned(), target: target.to_owned(), read_only })
+    Ok(Bind {
+        source: source.to_owned(),
+        target: target.to_owned(),
+        read_only,
+    })
 }
 
 /// Parses `--tmpfs DIR[:opts]` into (target, options).
 pub fn parse_tmpfs(s: &str) -> Result<(String, String), OptionError> {
     let (t, o) = s.split_once(':').unwrap_or((s, ""));
     if !t.starts_with('/') || t == "/" {
-        return Err(OptionError::Invalid { flag: "--tmpfs", value: s.to_owned(), why: "the path must be absolute and not /" });
+        return Err(OptionError::Invalid {
+            flag: "--tmpfs",
+            value: s.to_owned(),
+            why: "the path must be absolute and not /",
+        });
     }
     Ok((t.to_owned(), o.to_owned()))
 }
@@ -233,7 +289,10 @@ pub enum SeccompChoice {
 
 /// Parses the `--security-opt` values.
 pub fn parse_security(opts: &[String]) -> Result<Security, OptionError> {
-    let mut sec = Security { no_new_privileges: true, seccomp: SeccompChoice::Default };
+    let mut sec = Security {
+        no_new_privileges: true,
+        seccomp: SeccompChoice::Default,
+    };
     for o in opts {
         let (k, v) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
         match k {
@@ -241,18 +300,35 @@ pub fn parse_security(opts: &[String]) -> Result<Security, OptionError> {
                 sec.no_new_privileges = match v {
                     "" | "true" => true,
                     "false" => false,
-                    _ => return Err(OptionError::Invalid { flag: "--security-opt", value: o.clone(), why: "no-new-privileges takes true or false" }),
+                    _ => {
+                        return Err(OptionError::Invalid {
+                            flag: "--security-opt",
+                            value: o.clone(),
+                            why: "no-new-privileges takes true or false",
+                        });
+                    }
                 }
             }
             "seccomp" => {
                 sec.seccomp = match v {
                     "unconfined" => SeccompChoice::Unconfined,
-                    "" => return Err(OptionError::Invalid { flag: "--security-opt", value: o.clone(), why: "seccomp needs unconfined or a file" }),
+                    "" => {
+                        return Err(OptionError::Invalid {
+                            flag: "--security-opt",
+                            value: o.clone(),
+                            why: "seccomp needs unconfined or a file",
+                        });
+                    }
                     path => SeccompChoice::File(PathBuf::from(path)),
                 }
             }
             "label" | "apparmor" if v == "disable" || v == "unconfined" => {}
-            _ => return Err(OptionError::Unsupported { flag: "--security-opt", value: o.clone() }),
+            _ => {
+                return Err(OptionError::Unsupported {
+                    flag: "--security-opt",
+                    value: o.clone(),
+                });
+            }
         }
     }
     Ok(sec)
@@ -263,7 +339,10 @@ pub fn parse_network(s: Option<&str>) -> Result<NetworkMode, OptionError> {
     match s {
         None | Some("none") | Some("default") | Some("") => Ok(NetworkMode::None),
         Some("host") => Ok(NetworkMode::Host),
-        Some(other) => Err(OptionError::Unsupported { flag: "--network", value: other.to_owned() }),
+        Some(other) => Err(OptionError::Unsupported {
+            flag: "--network",
+            value: other.to_owned(),
+        }),
     }
 }
 
@@ -273,18 +352,31 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         return (1..=64).contains(&n).then_some(n);
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     if let Some(rt) = name.strip_prefix("SIGRTMIN") {
         let base = libc::SIGRTMIN();
-        let off: i32 = if rt.is_empty() { 0 } else { rt.strip_prefix('+')?.parse().ok()? };
+        let off: i32 = if rt.is_empty() {
+            0
+        } else {
+            rt.strip_prefix('+')?.parse().ok()?
+        };
         return (base + off <= libc::SIGRTMAX()).then_some(base + off);
     }
-    name.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
 }
 
 /// Reads `--env-file` lines: `K=V`, `K` (from the caller's environment), comments and blanks skipped.
 pub fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, OptionError> {
-    let text = std::fs::read_to_string(path).map_err(|source| OptionError::EnvFile { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| OptionError::EnvFile {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(text
         .lines()
         .map(|l| l.trim_start())
@@ -312,18 +404,32 @@ mod tests {
 
     #[test]
     fn ulimits_binds_tmpfs() {
-        assert_eq!(parse_ulimit("nofile=1024:2048").unwrap(), Ulimit { name: "nofile".into(), soft: 1024, hard: 2048 });
+        assert_eq!(
+            parse_ulimit("nofile=1024:2048").unwrap(),
+            Ulimit {
+                name: "nofile".into(),
+                soft: 1024,
+                hard: 2048
+            }
+        );
         assert_eq!(parse_ulimit("nproc=10").unwrap().hard, 10);
         assert!(parse_ulimit("nofile=5:4").is_err());
         assert!(parse_ulimit("bogus=1").is_err());
         assert_eq!(
             parse_bind("/h:/c:ro").unwrap(),
-            Bind { source: "/h".into(), target: "/c".into(), read_only: true }
+            Bind {
+                source: "/h".into(),
+                target: "/c".into(),
+                read_only: true
+            }
         );
         assert!(!parse_bind("/h:/c").unwrap().read_only);
         assert!(parse_bind("vol:/c").is_err());
         assert!(parse_bind("/h:rel").is_err());
-        assert_eq!(parse_tmpfs("/run:size=1m").unwrap(), ("/run".into(), "size=1m".into()));
+        assert_eq!(
+            parse_tmpfs("/run:size=1m").unwrap(),
+            ("/run".into(), "size=1m".into())
+        );
         assert!(parse_tmpfs("run").is_err());
     }
 
@@ -332,10 +438,17 @@ mod tests {
         let s = parse_security(&[]).unwrap();
         assert!(s.no_new_privileges);
         assert_eq!(s.seccomp, SeccompChoice::Default);
-        let s = parse_security(&["no-new-privileges=false".into(), "seccomp=unconfined".into()]).unwrap();
+        let s = parse_security(&[
+            "no-new-privileges=false".into(),
+            "seccomp=unconfined".into(),
+        ])
+        .unwrap();
         assert!(!s.no_new_privileges);
         assert_eq!(s.seccomp, SeccompChoice::Unconfined);
-        assert_eq!(parse_security(&["seccomp=/p.json".into()]).unwrap().seccomp, SeccompChoice::File("/p.json".into()));
+        assert_eq!(
+            parse_security(&["seccomp=/p.json".into()]).unwrap().seccomp,
+            SeccompChoice::File("/p.json".into())
+        );
         assert!(parse_security(&["bogus".into()]).is_err());
         assert_eq!(parse_network(Some("host")).unwrap(), NetworkMode::Host);
         assert!(parse_network(Some("bridge")).is_err());

@@ -18,8 +18,12 @@ pub fn alive(pid: i32, start: u64) -> bool {
     if pid <= 0 {
         return false;
     }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    let Some(close) = stat.rfind(')') else { return false };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return false;
+    };
     let mut fields = stat[close + 2..].split(' ');
     let state = fields.next().unwrap_or("");
     if state == "Z" || state == "X" {

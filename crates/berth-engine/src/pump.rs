@@ -24,11 +24,21 @@ pub enum PumpError {
 }
 
 fn sys(op: &'static str) -> impl FnOnce(rustix::io::Errno) -> PumpError {
-    move |e| PumpError::Sys { op, source: e.into() }
+    move |e| PumpError::Sys {
+        op,
+        source: e.into(),
+    }
 }
 
 /// Signals a foreground parent forwards to the container.
-pub const FORWARDED: [Signal; 6] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+pub const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 /// Blocks `signals` (+ SIGWINCH when `winch`) and returns a signalfd that receives them. Call after the
 /// container is spawned, so the child does not inherit the mask.
@@ -40,10 +50,18 @@ pub fn signal_fd(signals: &[Signal], winch: bool) -> Result<SignalFd, PumpError>
     if winch {
         set.add(Signal::SIGWINCH);
     }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .map_err(|e| PumpError::Sys { op: "block signals", source: std::io::Error::from_raw_os_error(e as i32) })?;
-    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| PumpError::Sys { op: "signalfd", source: std::io::Error::from_raw_os_error(e as i32) })
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(|e| {
+        PumpError::Sys {
+            op: "block signals",
+            source: std::io::Error::from_raw_os_error(e as i32),
+        }
+    })?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| {
+        PumpError::Sys {
+            op: "signalfd",
+            source: std::io::Error::from_raw_os_error(e as i32),
+        }
+    })
 }
 
 /// A pty pair for a container: the master stays with us, the slave goes to the runtime.
@@ -57,7 +75,9 @@ pub struct Pty {
 /// Opens a new pty pair (the container's console).
 pub fn open_pty() -> Result<Pty, PumpError> {
     use rustix::pty::OpenptFlags;
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).map_err(sys("open /dev/ptmx"))?;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .map_err(sys("open /dev/ptmx"))?;
     rustix::pty::grantpt(&master).map_err(sys("grantpt"))?;
     rustix::pty::unlockpt(&master).map_err(sys("unlockpt"))?;
     let name = rustix::pty::ptsname(&master, Vec::new()).map_err(sys("ptsname"))?;
@@ -137,7 +157,11 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> bool {
 impl Pump<'_> {
     /// Runs until the process behind `pidfd` exits and its output is drained. `forward` receives
     /// every forwarded signal number.
-    pub fn run(&mut self, pidfd: BorrowedFd<'_>, forward: &mut dyn FnMut(i32)) -> Result<(), PumpError> {
+    pub fn run(
+        &mut self,
+        pidfd: BorrowedFd<'_>,
+        forward: &mut dyn FnMut(i32),
+    ) -> Result<(), PumpError> {
         let mut buf = vec![0u8; 32 * 1024];
         let mut exited = false;
         let stdout = rustix::stdio::stdout();
@@ -176,8 +200,12 @@ impl Pump<'_> {
             }
             // After the exit, keep draining until EOF, but do not hang on output held open by a
             // process that escaped (give it 200 ms of silence).
-            let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 200_000_000 };
-            let n = match rustix::event::poll(&mut fds, if exited { Some(&timeout) } else { None }) {
+            let timeout = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 200_000_000,
+            };
+            let n = match rustix::event::poll(&mut fds, if exited { Some(&timeout) } else { None })
+            {
                 Ok(n) => n,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(sys("poll")(e)),
@@ -188,8 +216,13 @@ impl Pump<'_> {
             let ready = |slot: usize, fds: &[PollFd<'_>]| {
                 slot != usize::MAX && !fds[slot].revents().is_empty()
             };
-            let (r_out, r_err, r_in, r_sig, r_pid) =
-                (ready(slots[0], &fds), ready(slots[1], &fds), ready(slots[2], &fds), ready(slots[3], &fds), ready(slots[4], &fds));
+            let (r_out, r_err, r_in, r_sig, r_pid) = (
+                ready(slots[0], &fds),
+                ready(slots[1], &fds),
+                ready(slots[2], &fds),
+                ready(slots[3], &fds),
+                ready(slots[4], &fds),
+            );
             drop(fds);
             if r_out && !self.copy_out(Stream::Stdout, &mut buf, stdout) {
                 self.out = None;
@@ -198,7 +231,11 @@ impl Pump<'_> {
                 self.err = None;
             }
             if r_in {
-                let (src, dst) = self.input.as_ref().map(|(s, d)| (*s, d.as_fd())).expect("input slot");
+                let (src, dst) = self
+                    .input
+                    .as_ref()
+                    .map(|(s, d)| (*s, d.as_fd()))
+                    .expect("input slot");
                 let ok = match rustix::io::read(src, &mut buf) {
                     Ok(0) => false,
                     Ok(n) => write_all(dst, &buf[..n]),

@@ -131,7 +131,9 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { kind: "json-file".to_owned() }
+        LogConfig {
+            kind: "json-file".to_owned(),
+        }
     }
 }
 
@@ -244,7 +246,10 @@ impl State {
     /// Docker's `ps` STATUS column: "Up 3 seconds", "Exited (0) 5 seconds ago", "Created".
     pub fn human_status(&self) -> String {
         match self.status {
-            Status::Running => format!("Up {}", crate::time::human_duration(crate::time::since(&self.started_at))),
+            Status::Running => format!(
+                "Up {}",
+                crate::time::human_duration(crate::time::since(&self.started_at))
+            ),
             Status::Exited => format!(
                 "Exited ({}) {} ago",
                 self.exit_code,

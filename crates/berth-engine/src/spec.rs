@@ -7,10 +7,11 @@ use crate::options::NetworkMode;
 use crate::record::ContainerRecord;
 use crate::userdb::ResolvedUser;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceBuilder, LinuxDeviceCgroupBuilder,
-    LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder,
-    RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceBuilder,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -43,29 +44,91 @@ fn b<T>(what: &'static str, r: Result<T, oci_spec::OciSpecError>) -> Result<T, S
 
 /// Docker's default capability set.
 pub const DEFAULT_CAPS: [&str; 14] = [
-    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP", "SETPCAP",
-    "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
 ];
 
 /// Every capability name the kernel knows (for `--cap-add ALL`).
 pub const ALL_CAPS: [&str; 41] = [
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
     "CHECKPOINT_RESTORE",
 ];
 
 /// Docker's masked paths.
 pub const MASKED_PATHS: [&str; 12] = [
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
 
 /// Docker's read-only paths.
-pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Default PATH when the image sets none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -104,7 +167,10 @@ pub fn capability_set(add: &[String], drop: &[String]) -> Result<Vec<String>, Sp
 fn to_caps(names: &[String]) -> Result<HashSet<Capability>, SpecError> {
     names
         .iter()
-        .map(|n| n.parse::<Capability>().map_err(|_| SpecError::UnknownCapability(n.clone())))
+        .map(|n| {
+            n.parse::<Capability>()
+                .map_err(|_| SpecError::UnknownCapability(n.clone()))
+        })
         .collect()
 }
 
@@ -167,13 +233,24 @@ fn bind(dest: &str, src: &Path, ro: bool) -> Result<Mount, SpecError> {
     if ro {
         opts.push("ro".to_owned());
     }
-    b("bind mount", MountBuilder::default().destination(dest).typ("bind").source(src).options(opts).build())
+    b(
+        "bind mount",
+        MountBuilder::default()
+            .destination(dest)
+            .typ("bind")
+            .source(src)
+            .options(opts)
+            .build(),
+    )
 }
 
 /// The environment of the container's process: image/user env (already merged, in `rec.config.env`)
 /// plus PATH (if unset), HOSTNAME, HOME (from passwd), TERM=xterm with a tty.
 pub fn process_env(base: &[String], hostname: &str, home: &str, tty: bool) -> Vec<String> {
-    let has = |k: &str| base.iter().any(|e| e.split_once('=').map(|(a, _)| a) == Some(k) || e == k);
+    let has = |k: &str| {
+        base.iter()
+            .any(|e| e.split_once('=').map(|(a, _)| a) == Some(k) || e == k)
+    };
     let mut env = Vec::with_capacity(base.len() + 4);
     if !has("PATH") {
         env.push(DEFAULT_PATH.to_owned());
@@ -219,12 +296,20 @@ pub fn process(
     )?;
     let mut rlimits = Vec::new();
     for u in ulimits {
-        let (typ, res) = rlimit_type(&u.name).ok_or_else(|| SpecError::UnknownUlimit(u.name.clone()))?;
+        let (typ, res) =
+            rlimit_type(&u.name).ok_or_else(|| SpecError::UnknownUlimit(u.name.clone()))?;
         // This host cannot raise a hard limit for us: clamp to what we have.
         let host_hard = rustix::process::getrlimit(res).maximum.unwrap_or(u64::MAX);
         let hard = u.hard.min(host_hard);
         let soft = u.soft.min(hard);
-        rlimits.push(b("rlimit", PosixRlimitBuilder::default().typ(typ).soft(soft).hard(hard).build())?);
+        rlimits.push(b(
+            "rlimit",
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(soft)
+                .hard(hard)
+                .build(),
+        )?);
     }
     let mut ub = UserBuilder::default().uid(user.uid).gid(user.gid);
     if !user.additional_gids.is_empty() {
@@ -261,19 +346,73 @@ pub fn generate(
     args.extend(rec.args.iter().cloned());
     let caps = capability_set(&hc.cap_add, &hc.cap_drop)?;
     let env = process_env(&cfg.env, &cfg.hostname, &user.home, cfg.tty);
-    let process = process(args, env, &cfg.working_dir, user, cfg.tty, &caps, flags.no_new_privileges, &hc.ulimits)?;
+    let process = process(
+        args,
+        env,
+        &cfg.working_dir,
+        user,
+        cfg.tty,
+        &caps,
+        flags.no_new_privileges,
+        &hc.ulimits,
+    )?;
 
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"])?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"])?,
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
+        )?,
     ];
-    for (file, dest) in [("resolv.conf", "/etc/resolv.conf"), ("hostname", "/etc/hostname"), ("hosts", "/etc/hosts")] {
-        mounts.push(bind(dest, &paths.container_dir.join(file), hc.readonly_rootfs)?);
+    for (file, dest) in [
+        ("resolv.conf", "/etc/resolv.conf"),
+        ("hostname", "/etc/hostname"),
+        ("hosts", "/etc/hosts"),
+    ] {
+        mounts.push(bind(
+            dest,
+            &paths.container_dir.join(file),
+            hc.readonly_rootfs,
+        )?);
     }
     for m in &rec.mounts {
         match m.kind.as_str() {
@@ -295,20 +434,33 @@ pub fn generate(
     }
 
     let mut namespaces = Vec::new();
-    let mut ns_types = vec![LinuxNamespaceType::Pid, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts, LinuxNamespaceType::Mount];
+    let mut ns_types = vec![
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ];
     if flags.network == NetworkMode::None {
         ns_types.push(LinuxNamespaceType::Network);
     }
     ns_types.push(LinuxNamespaceType::Cgroup);
     for t in ns_types {
-        namespaces.push(b("namespace", LinuxNamespaceBuilder::default().typ(t).build())?);
+        namespaces.push(b(
+            "namespace",
+            LinuxNamespaceBuilder::default().typ(t).build(),
+        )?);
     }
 
     // Device nodes the runtime creates in /dev, and the cgroup rules that allow exactly them.
     let mut devices = Vec::new();
-    for (path, major, minor) in
-        [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
-    {
+    for (path, major, minor) in [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ] {
         devices.push(b(
             "device",
             LinuxDeviceBuilder::default()
@@ -322,8 +474,15 @@ pub fn generate(
                 .build(),
         )?);
     }
-    let rule = |allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut r = LinuxDeviceCgroupBuilder::default().allow(allow).typ(typ).access(access);
+    let rule = |allow: bool,
+                typ: LinuxDeviceType,
+                major: Option<i64>,
+                minor: Option<i64>,
+                access: &str| {
+        let mut r = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access);
         if let Some(m) = major {
             r = r.major(m);
         }
@@ -337,19 +496,44 @@ pub fn generate(
         rule(true, LinuxDeviceType::C, None, None, "m")?,
         rule(true, LinuxDeviceType::B, None, None, "m")?,
     ];
-    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (10, 200)] {
-        dev_rules.push(rule(true, LinuxDeviceType::C, Some(major), Some(minor), "rwm")?);
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (10, 200),
+    ] {
+        dev_rules.push(rule(
+            true,
+            LinuxDeviceType::C,
+            Some(major),
+            Some(minor),
+            "rwm",
+        )?);
     }
     dev_rules.push(rule(true, LinuxDeviceType::C, Some(136), None, "rwm")?);
 
     let mut rb = LinuxResourcesBuilder::default().devices(dev_rules);
     if hc.memory > 0 {
-        rb = rb.memory(b("memory", LinuxMemoryBuilder::default().limit(hc.memory).build())?);
+        rb = rb.memory(b(
+            "memory",
+            LinuxMemoryBuilder::default().limit(hc.memory).build(),
+        )?);
     }
     if hc.nano_cpus > 0 {
         let period: u64 = 100_000;
         let quota = (hc.nano_cpus as i128 * period as i128 / 1_000_000_000) as i64;
-        rb = rb.cpu(b("cpu", LinuxCpuBuilder::default().period(period).quota(quota.max(1000)).build())?);
+        rb = rb.cpu(b(
+            "cpu",
+            LinuxCpuBuilder::default()
+                .period(period)
+                .quota(quota.max(1000))
+                .build(),
+        )?);
     }
     if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
         rb = rb.pids(b("pids", LinuxPidsBuilder::default().limit(p).build())?);
@@ -363,11 +547,27 @@ pub fn generate(
             .resources(resources)
             .cgroups_path(PathBuf::from(format!("berth/{}", rec.id)))
             .devices(devices)
-            .masked_paths(MASKED_PATHS.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>())
-            .readonly_paths(READONLY_PATHS.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>())
+            .masked_paths(
+                MASKED_PATHS
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect::<Vec<_>>(),
+            )
+            .readonly_paths(
+                READONLY_PATHS
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect::<Vec<_>>(),
+            )
             .build(),
     )?;
-    let root = b("root", RootBuilder::default().path(paths.rootfs.clone()).readonly(hc.readonly_rootfs).build())?;
+    let root = b(
+        "root",
+        RootBuilder::default()
+            .path(paths.rootfs.clone())
+            .readonly(hc.readonly_rootfs)
+            .build(),
+    )?;
     b(
         "spec",
         SpecBuilder::default()
@@ -400,28 +600,45 @@ mod tests {
                 working_dir: "/tmp".into(),
                 ..Default::default()
             },
-            host_config: HostConfig { network_mode: "none".into(), ..Default::default() },
+            host_config: HostConfig {
+                network_mode: "none".into(),
+                ..Default::default()
+            },
             mounts: vec![],
         }
     }
 
     fn root_user() -> ResolvedUser {
-        ResolvedUser { uid: 0, gid: 0, additional_gids: vec![], home: "/root".into() }
+        ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            home: "/root".into(),
+        }
     }
 
     fn paths() -> SpecPaths {
-        SpecPaths { rootfs: "/r/rootfs".into(), container_dir: "/r".into() }
+        SpecPaths {
+            rootfs: "/r/rootfs".into(),
+            container_dir: "/r".into(),
+        }
     }
 
     fn flags(network: NetworkMode) -> SpecFlags {
-        SpecFlags { network, no_new_privileges: true }
+        SpecFlags {
+            network,
+            no_new_privileges: true,
+        }
     }
 
     #[test]
     fn docker_defaults() {
         let s = generate(&record(), &root_user(), &paths(), &flags(NetworkMode::None)).unwrap();
         let p = s.process().as_ref().unwrap();
-        assert_eq!(p.args().as_ref().unwrap(), &vec!["/bin/sh".to_owned(), "-c".into(), "true".into()]);
+        assert_eq!(
+            p.args().as_ref().unwrap(),
+            &vec!["/bin/sh".to_owned(), "-c".into(), "true".into()]
+        );
         let env = p.env().as_ref().unwrap();
         assert_eq!(env[0], DEFAULT_PATH);
         assert!(env.contains(&"HOSTNAME=abababababab".to_owned()));
@@ -430,19 +647,65 @@ mod tests {
         assert!(!env.iter().any(|e| e.starts_with("TERM=")));
         assert_eq!(p.cwd(), Path::new("/tmp"));
         assert_eq!(p.no_new_privileges(), Some(true));
-        assert_eq!(p.capabilities().as_ref().unwrap().bounding().as_ref().unwrap().len(), 14);
+        assert_eq!(
+            p.capabilities()
+                .as_ref()
+                .unwrap()
+                .bounding()
+                .as_ref()
+                .unwrap()
+                .len(),
+            14
+        );
         let linux = s.linux().as_ref().unwrap();
-        let ns: Vec<_> = linux.namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect();
+        let ns: Vec<_> = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
         assert_eq!(ns.len(), 6);
         assert!(ns.contains(&LinuxNamespaceType::Network));
-        assert_eq!(linux.cgroups_path().as_ref().unwrap(), Path::new(&format!("berth/{}", "ab".repeat(32))));
-        assert!(linux.masked_paths().as_ref().unwrap().contains(&"/proc/kcore".to_owned()));
-        let dests: Vec<String> =
-            s.mounts().as_ref().unwrap().iter().map(|m| m.destination().to_string_lossy().into_owned()).collect();
-        for d in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"] {
+        assert_eq!(
+            linux.cgroups_path().as_ref().unwrap(),
+            Path::new(&format!("berth/{}", "ab".repeat(32)))
+        );
+        assert!(
+            linux
+                .masked_paths()
+                .as_ref()
+                .unwrap()
+                .contains(&"/proc/kcore".to_owned())
+        );
+        let dests: Vec<String> = s
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.destination().to_string_lossy().into_owned())
+            .collect();
+        for d in [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/sys/fs/cgroup",
+            "/etc/hosts",
+            "/etc/hostname",
+            "/etc/resolv.conf",
+        ] {
             assert!(dests.contains(&d.to_owned()), "missing {d}");
         }
-        let rules = linux.resources().as_ref().unwrap().devices().as_ref().unwrap();
+        let rules = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap();
         assert!(!rules[0].allow() && rules[0].typ() == Some(LinuxDeviceType::A));
         assert_eq!(s.root().as_ref().unwrap().readonly(), Some(false));
     }
@@ -455,19 +718,46 @@ mod tests {
         r.host_config.nano_cpus = 500_000_000;
         r.host_config.pids_limit = Some(20);
         r.host_config.readonly_rootfs = true;
-        r.host_config.ulimits = vec![Ulimit { name: "nofile".into(), soft: 1024, hard: u64::MAX }];
+        r.host_config.ulimits = vec![Ulimit {
+            name: "nofile".into(),
+            soft: 1024,
+            hard: u64::MAX,
+        }];
         r.mounts = vec![
-            MountPoint { kind: "bind".into(), source: "/h".into(), destination: "/c".into(), mode: "ro".into(), rw: false },
-            MountPoint { kind: "tmpfs".into(), source: String::new(), destination: "/t".into(), mode: "exec,size=1m".into(), rw: true },
+            MountPoint {
+                kind: "bind".into(),
+                source: "/h".into(),
+                destination: "/c".into(),
+                mode: "ro".into(),
+                rw: false,
+            },
+            MountPoint {
+                kind: "tmpfs".into(),
+                source: String::new(),
+                destination: "/t".into(),
+                mode: "exec,size=1m".into(),
+                rw: true,
+            },
         ];
         let s = generate(&r, &root_user(), &paths(), &flags(NetworkMode::Host)).unwrap();
-        let ns: Vec<_> = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect();
+        let ns: Vec<_> = s
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
         assert!(!ns.contains(&LinuxNamespaceType::Network));
         let p = s.process().as_ref().unwrap();
         assert!(p.env().as_ref().unwrap().contains(&"TERM=xterm".to_owned()));
         assert_eq!(p.terminal(), Some(true));
         let rl = &p.rlimits().as_ref().unwrap()[0];
-        let host_hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum.unwrap_or(u64::MAX);
+        let host_hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .maximum
+            .unwrap_or(u64::MAX);
         assert_eq!(rl.hard(), host_hard);
         assert_eq!(rl.soft(), 1024.min(host_hard));
         let res = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
@@ -476,9 +766,15 @@ mod tests {
         assert_eq!(res.pids().as_ref().unwrap().limit(), 20);
         assert_eq!(s.root().as_ref().unwrap().readonly(), Some(true));
         let ms = s.mounts().as_ref().unwrap();
-        let c = ms.iter().find(|m| m.destination() == Path::new("/c")).unwrap();
+        let c = ms
+            .iter()
+            .find(|m| m.destination() == Path::new("/c"))
+            .unwrap();
         assert!(c.options().as_ref().unwrap().contains(&"ro".to_owned()));
-        let t = ms.iter().find(|m| m.destination() == Path::new("/t")).unwrap();
+        let t = ms
+            .iter()
+            .find(|m| m.destination() == Path::new("/t"))
+            .unwrap();
         let topts = t.options().as_ref().unwrap();
         assert!(!topts.contains(&"noexec".to_owned()) && topts.contains(&"size=1m".to_owned()));
     }
@@ -486,7 +782,10 @@ mod tests {
     #[test]
     fn capabilities_add_drop_all() {
         let s = |a: &[&str], d: &[&str]| {
-            capability_set(&a.iter().map(|x| x.to_string()).collect::<Vec<_>>(), &d.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+            capability_set(
+                &a.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+                &d.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            )
         };
         assert_eq!(s(&[], &[]).unwrap().len(), 14);
         let v = s(&["cap_sys_admin"], &["NET_RAW"]).unwrap();
@@ -503,6 +802,9 @@ mod tests {
         let mut r = record();
         r.path.clear();
         r.args.clear();
-        assert!(matches!(generate(&r, &root_user(), &paths(), &flags(NetworkMode::None)), Err(SpecError::NoCommand)));
+        assert!(matches!(
+            generate(&r, &root_user(), &paths(), &flags(NetworkMode::None)),
+            Err(SpecError::NoCommand)
+        ));
     }
 }

@@ -20,7 +20,9 @@ pub enum StoreError {
     #[error("multiple containers match {0:?}: use more characters of the id")]
     Ambiguous(String),
     /// The name is taken.
-    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    #[error(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
     NameInUse {
         /// The name.
         name: String,
@@ -48,14 +50,21 @@ pub enum StoreError {
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io { op, path: path.to_owned(), source }
+    move |source| StoreError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Writes `data` to `path` atomically: a temp file in the same dir, optional fsync, rename,
 /// optional fsync of the directory. `durable = false` is for state that dies with the container.
 pub fn write_atomic(path: &Path, data: &[u8], durable: bool) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
     f.write_all(data).map_err(io("write", &tmp))?;
@@ -90,7 +99,9 @@ impl Containers {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(io("create", &p))?;
         }
-        Ok(Containers { root: root.to_owned() })
+        Ok(Containers {
+            root: root.to_owned(),
+        })
     }
 
     /// The state root.
@@ -117,16 +128,30 @@ impl Containers {
     /// Locks a container's directory exclusively (blocks until free).
     pub fn lock(&self, id: &str) -> Result<ContainerLock, StoreError> {
         let dir = self.dir(id);
-        let fd = rustix::fs::open(&dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| if e == rustix::io::Errno::NOENT { StoreError::NotFound(id.to_owned()) } else { io("open", &dir)(e.into()) })?;
-        rustix::fs::flock(&fd, FlockOperation::LockExclusive).map_err(|e| io("lock", &dir)(e.into()))?;
+        let fd = rustix::fs::open(
+            &dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            if e == rustix::io::Errno::NOENT {
+                StoreError::NotFound(id.to_owned())
+            } else {
+                io("open", &dir)(e.into())
+            }
+        })?;
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive)
+            .map_err(|e| io("lock", &dir)(e.into()))?;
         Ok(ContainerLock { _fd: fd })
     }
 
     /// Writes `config.json`.
     pub fn write_config(&self, rec: &ContainerRecord, durable: bool) -> Result<(), StoreError> {
         let path = self.dir(&rec.id).join("config.json");
-        let data = serde_json::to_vec(rec).map_err(|source| StoreError::Parse { path: path.clone(), source })?;
+        let data = serde_json::to_vec(rec).map_err(|source| StoreError::Parse {
+            path: path.clone(),
+            source,
+        })?;
         write_atomic(&path, &data, durable)
     }
 
@@ -134,7 +159,11 @@ impl Containers {
     pub fn read_config(&self, id: &str) -> Result<ContainerRecord, StoreError> {
         let path = self.dir(id).join("config.json");
         let data = std::fs::read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound { StoreError::NotFound(id.to_owned()) } else { io("read", &path)(e) }
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NotFound(id.to_owned())
+            } else {
+                io("read", &path)(e)
+            }
         })?;
         serde_json::from_slice(&data).map_err(|source| StoreError::Parse { path, source })
     }
@@ -142,7 +171,10 @@ impl Containers {
     /// Writes `state.json` (call with the container locked).
     pub fn write_state(&self, id: &str, st: &State, durable: bool) -> Result<(), StoreError> {
         let path = self.dir(id).join("state.json");
-        let data = serde_json::to_vec(st).map_err(|source| StoreError::Parse { path: path.clone(), source })?;
+        let data = serde_json::to_vec(st).map_err(|source| StoreError::Parse {
+            path: path.clone(),
+            source,
+        })?;
         write_atomic(&path, &data, durable)
     }
 
@@ -150,7 +182,11 @@ impl Containers {
     pub fn read_state(&self, id: &str) -> Result<State, StoreError> {
         let path = self.dir(id).join("state.json");
         let data = std::fs::read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound { StoreError::NotFound(id.to_owned()) } else { io("read", &path)(e) }
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StoreError::NotFound(id.to_owned())
+            } else {
+                io("read", &path)(e)
+            }
         })?;
         serde_json::from_slice(&data).map_err(|source| StoreError::Parse { path, source })
     }
@@ -171,7 +207,9 @@ impl Containers {
 
     /// The id owning `name`, if any.
     pub fn name_owner(&self, name: &str) -> Option<String> {
-        std::fs::read_to_string(self.root.join("names").join(name)).ok().map(|s| s.trim().to_owned())
+        std::fs::read_to_string(self.root.join("names").join(name))
+            .ok()
+            .map(|s| s.trim().to_owned())
     }
 
     /// Reserves `name` for `id`; fails with `NameInUse` if another container has it.
@@ -186,7 +224,10 @@ impl Containers {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let owner = self.name_owner(name).unwrap_or_default();
-                Err(StoreError::NameInUse { name: name.to_owned(), id: owner })
+                Err(StoreError::NameInUse {
+                    name: name.to_owned(),
+                    id: owner,
+                })
             }
             Err(e) => Err(io("link", &target)(e)),
         }
@@ -223,7 +264,11 @@ impl Containers {
         }
         if what.bytes().all(|b| b.is_ascii_hexdigit()) {
             let lower = what.to_ascii_lowercase();
-            let matches: Vec<String> = self.ids()?.into_iter().filter(|id| id.starts_with(&lower)).collect();
+            let matches: Vec<String> = self
+                .ids()?
+                .into_iter()
+                .filter(|id| id.starts_with(&lower))
+                .collect();
             match matches.len() {
                 1 => return Ok(matches.into_iter().next().unwrap_or_default()),
                 0 => {}
@@ -264,7 +309,9 @@ mod tests {
             c.write_state(id, &State::created(), false).unwrap();
         }
         c.reserve_name("web", &a).unwrap();
-        assert!(matches!(c.reserve_name("web", &b), Err(StoreError::NameInUse { id, .. }) if id == a));
+        assert!(
+            matches!(c.reserve_name("web", &b), Err(StoreError::NameInUse { id, .. }) if id == a)
+        );
         assert_eq!(c.resolve("web").unwrap(), a);
         assert_eq!(c.resolve("/web").unwrap(), a);
         assert_eq!(c.resolve(&a).unwrap(), a);
@@ -272,7 +319,11 @@ mod tests {
         assert!(matches!(c.resolve("ab"), Err(StoreError::Ambiguous(_))));
         assert!(matches!(c.resolve("nope"), Err(StoreError::NotFound(_))));
         c.release_name("web", &b).unwrap();
-        assert_eq!(c.resolve("web").unwrap(), a, "only the owner releases a name");
+        assert_eq!(
+            c.resolve("web").unwrap(),
+            a,
+            "only the owner releases a name"
+        );
         c.release_name("web", &a).unwrap();
         c.reserve_name("web", &b).unwrap();
         c.remove_dir(&a).unwrap();

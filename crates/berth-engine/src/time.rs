@@ -120,7 +120,11 @@ pub fn since(ts: &str) -> Duration {
     match parse_rfc3339(ts) {
         Some(t) => {
             let d = now_nanos() - t;
-            if d <= 0 { Duration::ZERO } else { Duration::from_nanos(d as u64) }
+            if d <= 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_nanos(d as u64)
+            }
         }
         None => Duration::ZERO,
     }
@@ -137,14 +141,23 @@ mod tests {
         assert_eq!(s, "2026-11-28T09:30:00.123456789Z");
         assert_eq!(parse_rfc3339(&s), Some(t));
         assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(parse_rfc3339("2000-02-29T23:59:59Z"), Some(951_868_799_000_000_000));
-        assert_eq!(parse_rfc3339("2000-02-29T23:59:59.5Z"), Some(951_868_799_500_000_000));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T23:59:59Z"),
+            Some(951_868_799_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2000-02-29T23:59:59.5Z"),
+            Some(951_868_799_500_000_000)
+        );
         assert_eq!(parse_rfc3339("nonsense"), None);
     }
 
     #[test]
     fn human_durations_match_docker() {
-        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::from_millis(300)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(Duration::from_secs(1)), "1 second");
         assert_eq!(human_duration(Duration::from_secs(3)), "3 seconds");
         assert_eq!(human_duration(Duration::from_secs(61)), "About a minute");

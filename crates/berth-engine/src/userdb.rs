@@ -83,13 +83,19 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
             Some(GroupEntry {
                 name: f[0].to_owned(),
                 gid: f[2].parse().ok()?,
-                members: f[3].split(',').filter(|m| !m.is_empty()).map(str::to_owned).collect(),
+                members: f[3]
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
             })
         })
         .collect()
 }
 
-const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_SYMLINKS).union(ResolveFlags::NO_MAGICLINKS);
+const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
 
 enum Lookup {
     Found(String),
@@ -112,13 +118,27 @@ fn is_opaque(dir: &OwnedFd) -> bool {
 }
 
 fn lookup_in_layer(layer: &Path, file: &'static str) -> Result<Lookup, UserError> {
-    let err = |source: std::io::Error| UserError::Read { file, layer: layer.to_owned(), source };
-    let root = match rustix::fs::open(layer, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+    let err = |source: std::io::Error| UserError::Read {
+        file,
+        layer: layer.to_owned(),
+        source,
+    };
+    let root = match rustix::fs::open(
+        layer,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(Lookup::Absent),
         Err(e) => return Err(err(e.into())),
     };
-    let etc = match rustix::fs::openat2(&root, "etc", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), RESOLVE) {
+    let etc = match rustix::fs::openat2(
+        &root,
+        "etc",
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    ) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(Lookup::Absent),
         Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => return Ok(Lookup::Hidden),
@@ -130,13 +150,29 @@ fn lookup_in_layer(layer: &Path, file: &'static str) -> Result<Lookup, UserError
         return Ok(Lookup::Hidden);
     }
     let name = &file["etc/".len()..];
-    let fd = match rustix::fs::openat2(&etc, name, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), RESOLVE) {
+    let fd = match rustix::fs::openat2(
+        &etc,
+        name,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    ) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => {
-            let opaque = rustix::fs::openat2(&root, "etc", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), RESOLVE)
-                .map(|d| is_opaque(&d))
-                .unwrap_or(false);
-            return Ok(if opaque { Lookup::Hidden } else { Lookup::Absent });
+            let opaque = rustix::fs::openat2(
+                &root,
+                "etc",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE,
+            )
+            .map(|d| is_opaque(&d))
+            .unwrap_or(false);
+            return Ok(if opaque {
+                Lookup::Hidden
+            } else {
+                Lookup::Absent
+            });
         }
         Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => return Ok(Lookup::Hidden),
         Err(e) => return Err(err(e.into())),
@@ -145,10 +181,19 @@ fn lookup_in_layer(layer: &Path, file: &'static str) -> Result<Lookup, UserError
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Ok(Lookup::Hidden); // whiteout or something that is not a file
     }
-    let real = rustix::fs::openat2(&etc, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), RESOLVE)
-        .map_err(|e| err(e.into()))?;
+    let real = rustix::fs::openat2(
+        &etc,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    )
+    .map_err(|e| err(e.into()))?;
     let mut text = String::new();
-    std::fs::File::from(real).take(4 << 20).read_to_string(&mut text).map_err(err)?;
+    std::fs::File::from(real)
+        .take(4 << 20)
+        .read_to_string(&mut text)
+        .map_err(err)?;
     Ok(Lookup::Found(text))
 }
 
@@ -176,29 +221,51 @@ pub fn resolve(spec: &str, layers: &[PathBuf]) -> Result<ResolvedUser, UserError
 
     let entry = match user.parse::<u32>() {
         Ok(uid) => passwd.iter().find(|p| p.uid == uid),
-        Err(_) => Some(passwd.iter().find(|p| p.name == user).ok_or_else(|| UserError::UserNotFound(user.to_owned()))?),
+        Err(_) => Some(
+            passwd
+                .iter()
+                .find(|p| p.name == user)
+                .ok_or_else(|| UserError::UserNotFound(user.to_owned()))?,
+        ),
     };
     let uid = match entry {
         Some(e) => e.uid,
-        None => user.parse::<u32>().map_err(|_| UserError::UserNotFound(user.to_owned()))?,
+        None => user
+            .parse::<u32>()
+            .map_err(|_| UserError::UserNotFound(user.to_owned()))?,
     };
     let mut gid = entry.map(|e| e.gid).unwrap_or(0);
     if let Some(g) = group.filter(|g| !g.is_empty()) {
         gid = match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => groups.iter().find(|e| e.name == g).map(|e| e.gid).ok_or_else(|| UserError::GroupNotFound(g.to_owned()))?,
+            Err(_) => groups
+                .iter()
+                .find(|e| e.name == g)
+                .map(|e| e.gid)
+                .ok_or_else(|| UserError::GroupNotFound(g.to_owned()))?,
         };
     }
     let mut additional_gids = Vec::new();
     if let Some(e) = entry {
         for g in &groups {
-            if g.members.iter().any(|m| *m == e.name) && g.gid != gid && !additional_gids.contains(&g.gid) {
+            if g.members.contains(&e.name)
+                && g.gid != gid
+                && !additional_gids.contains(&g.gid)
+            {
                 additional_gids.push(g.gid);
             }
         }
     }
-    let home = entry.map(|e| e.home.clone()).filter(|h| !h.is_empty()).unwrap_or_else(|| "/".to_owned());
-    Ok(ResolvedUser { uid, gid, additional_gids, home })
+    let home = entry
+        .map(|e| e.home.clone())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_owned());
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional_gids,
+        home,
+    })
 }
 
 #[cfg(test)]
@@ -235,16 +302,35 @@ mod tests {
         assert_eq!((r.uid, r.gid), (1000, 10));
         let r = resolve("4242:7", &layers).unwrap();
         assert_eq!((r.uid, r.gid, r.home.as_str()), (4242, 7, "/"));
-        assert!(matches!(resolve("ghost", &layers), Err(UserError::UserNotFound(_))));
-        assert!(matches!(resolve("user:ghosts", &layers), Err(UserError::GroupNotFound(_))));
+        assert!(matches!(
+            resolve("ghost", &layers),
+            Err(UserError::UserNotFound(_))
+        ));
+        assert!(matches!(
+            resolve("user:ghosts", &layers),
+            Err(UserError::GroupNotFound(_))
+        ));
     }
 
     #[test]
     fn topmost_layer_wins_and_symlinks_are_not_followed() {
         let t = tempfile::tempdir().unwrap();
-        let bottom = layer(&t.path().join("l0"), Some("root:x:0:0:root:/root:/bin/sh\n"), None);
-        let top = layer(&t.path().join("l1"), Some("root:x:0:0:root:/top:/bin/sh\n"), None);
-        assert_eq!(resolve("root", &[top.clone(), bottom.clone()]).unwrap().home, "/top");
+        let bottom = layer(
+            &t.path().join("l0"),
+            Some("root:x:0:0:root:/root:/bin/sh\n"),
+            None,
+        );
+        let top = layer(
+            &t.path().join("l1"),
+            Some("root:x:0:0:root:/top:/bin/sh\n"),
+            None,
+        );
+        assert_eq!(
+            resolve("root", &[top.clone(), bottom.clone()])
+                .unwrap()
+                .home,
+            "/top"
+        );
 
         // A symlink to a host file hides the lower file rather than being followed.
         let host = t.path().join("host-passwd");
@@ -252,7 +338,10 @@ mod tests {
         let sneaky = t.path().join("l2");
         std::fs::create_dir_all(sneaky.join("etc")).unwrap();
         std::os::unix::fs::symlink(&host, sneaky.join("etc/passwd")).unwrap();
-        assert!(matches!(resolve("evil", &[sneaky.clone(), bottom.clone()]), Err(UserError::UserNotFound(_))));
+        assert!(matches!(
+            resolve("evil", &[sneaky.clone(), bottom.clone()]),
+            Err(UserError::UserNotFound(_))
+        ));
         let sneaky_etc = t.path().join("l3");
         std::fs::create_dir_all(&sneaky_etc).unwrap();
         std::os::unix::fs::symlink(t.path().join("l1/etc"), sneaky_etc.join("etc")).unwrap();

@@ -21,7 +21,12 @@ fn run(t: &TestRoot, args: &[&str]) -> Output {
 
 fn ok(t: &TestRoot, args: &[&str]) -> String {
     let o = run(t, args);
-    assert!(o.status.success(), "berth {args:?} failed ({:?}): {}", o.status.code(), stderr(&o));
+    assert!(
+        o.status.success(),
+        "berth {args:?} failed ({:?}): {}",
+        o.status.code(),
+        stderr(&o)
+    );
     stdout(&o)
 }
 
@@ -40,12 +45,31 @@ fn run_prints_output_and_returns_the_process_exit_code() {
     let t = TestRoot::new();
     t.busybox_image("bb");
     let o = run(&t, &["run", "--rm", "bb", "echo", "hello", "-n"]);
-    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "hello -n\n"), "{}", stderr(&o));
-    let o = run(&t, &["run", "--rm", "bb", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "hello -n\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "bb",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(stdout(&o), "out\n");
     assert_eq!(stderr(&o), "err\n");
-    assert!(t.container_ids().is_empty(), "--rm left {:?}", t.container_ids());
+    assert!(
+        t.container_ids().is_empty(),
+        "--rm left {:?}",
+        t.container_ids()
+    );
     t.assert_clean();
 }
 
@@ -55,7 +79,11 @@ fn missing_and_non_executable_commands_exit_127_and_126() {
     t.busybox_image("bb");
     let o = run(&t, &["run", "--rm", "bb", "no-such-command"]);
     assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
-    assert!(stderr(&o).contains("no-such-command") && stderr(&o).contains("not found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no-such-command") && stderr(&o).contains("not found"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&t, &["run", "--rm", "bb", "/etc"]);
     assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
     assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
@@ -82,18 +110,62 @@ fn flags_are_visible_inside() {
     let out = ok(
         &t,
         &[
-            "run", "--rm", "-e", "A=1", "--env-file", envfile.to_str().unwrap(), "-w", "/tmp", "-u", "user",
-            "--hostname", "box", "bb", "sh", "-c", "echo $A $B; pwd; id -u; id -g; id -G; hostname; cat /etc/hostname; echo $HOME; echo $HOSTNAME",
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "--env-file",
+            envfile.to_str().unwrap(),
+            "-w",
+            "/tmp",
+            "-u",
+            "user",
+            "--hostname",
+            "box",
+            "bb",
+            "sh",
+            "-c",
+            "echo $A $B; pwd; id -u; id -g; id -G; hostname; cat /etc/hostname; echo $HOME; echo $HOSTNAME",
         ],
     );
-    assert_eq!(out, "1 from-file\n/tmp\n1000\n1000\n1000 10\nbox\nbox\n/home/user\nbox\n");
-    let out = ok(&t, &["run", "--rm", "-u", "1234:5", "bb", "sh", "-c", "id -u; id -g; echo $HOME"]);
+    assert_eq!(
+        out,
+        "1 from-file\n/tmp\n1000\n1000\n1000 10\nbox\nbox\n/home/user\nbox\n"
+    );
+    let out = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "1234:5",
+            "bb",
+            "sh",
+            "-c",
+            "id -u; id -g; echo $HOME",
+        ],
+    );
     assert_eq!(out, "1234\n5\n/\n");
-    let out = ok(&t, &["run", "--rm", "--entrypoint", "/bin/echo", "bb", "via", "entrypoint"]);
+    let out = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/echo",
+            "bb",
+            "via",
+            "entrypoint",
+        ],
+    );
     assert_eq!(out, "via entrypoint\n");
     let o = run(&t, &["run", "--rm", "-u", "ghost", "bb", "true"]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("unable to find user ghost"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unable to find user ghost"),
+        "{}",
+        stderr(&o)
+    );
     t.assert_clean();
 }
 
@@ -105,13 +177,53 @@ fn volumes_tmpfs_and_read_only_root() {
     std::fs::write(host.path().join("file"), "from host\n").unwrap();
     let ro = format!("{}:/data:ro", host.path().display());
     let rw = format!("{}:/data", host.path().display());
-    let o = run(&t, &["run", "--rm", "-v", &ro, "bb", "sh", "-c", "cat /data/file; echo x > /data/new"]);
+    let o = run(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &ro,
+            "bb",
+            "sh",
+            "-c",
+            "cat /data/file; echo x > /data/new",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "from host\n");
     assert!(!host.path().join("new").exists());
-    ok(&t, &["run", "--rm", "-v", &rw, "bb", "sh", "-c", "echo y > /data/new"]);
-    assert_eq!(std::fs::read_to_string(host.path().join("new")).unwrap(), "y\n");
-    let out = ok(&t, &["run", "--rm", "--read-only", "--tmpfs", "/scratch", "bb", "sh", "-c", "echo ok > /scratch/f && cat /scratch/f; grep ' /scratch ' /proc/mounts | cut -d' ' -f3; touch /rootfile 2>/dev/null && echo writable || echo read-only"]);
+    ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &rw,
+            "bb",
+            "sh",
+            "-c",
+            "echo y > /data/new",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("new")).unwrap(),
+        "y\n"
+    );
+    let out = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--read-only",
+            "--tmpfs",
+            "/scratch",
+            "bb",
+            "sh",
+            "-c",
+            "echo ok > /scratch/f && cat /scratch/f; grep ' /scratch ' /proc/mounts | cut -d' ' -f3; touch /rootfile 2>/dev/null && echo writable || echo read-only",
+        ],
+    );
     assert_eq!(out, "ok\ntmpfs\nread-only\n");
     t.assert_clean();
 }
@@ -125,16 +237,67 @@ fn isolation_seen_from_inside() {
                   echo x > /proc/sysrq-trigger 2>/dev/null; echo sysrq=$?";
     let out = ok(&t, &["run", "--rm", "bb", "sh", "-c", script]);
     let expect = [
-        "pid=1", "lo ", "CapBnd:\t00000000a80425fb", "CapEff:\t00000000a80425fb", "NoNewPrivs:\t1", "Seccomp:\t2", "kcore=0",
+        "pid=1",
+        "lo ",
+        "CapBnd:\t00000000a80425fb",
+        "CapEff:\t00000000a80425fb",
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+        "kcore=0",
     ];
     for e in expect {
-        assert!(out.lines().any(|l| l == e || l.starts_with(e) && e.ends_with(' ')), "missing {e:?} in:\n{out}");
+        assert!(
+            out.lines()
+                .any(|l| l == e || l.starts_with(e) && e.ends_with(' ')),
+            "missing {e:?} in:\n{out}"
+        );
     }
-    assert!(out.lines().any(|l| l.starts_with("unshare=") && l != "unshare=0"), "unshare -U succeeded:\n{out}");
-    assert!(out.lines().any(|l| l.starts_with("sysrq=") && l != "sysrq=0"), "/proc/sysrq-trigger writable:\n{out}");
-    let out = ok(&t, &["run", "--rm", "--cap-drop", "ALL", "--cap-add", "chown", "--security-opt", "no-new-privileges=false", "--security-opt", "seccomp=unconfined", "bb", "sh", "-c", "grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/self/status"]);
-    assert_eq!(out, "CapBnd:\t0000000000000001\nNoNewPrivs:\t0\nSeccomp:\t0\n");
-    let out = ok(&t, &["run", "--rm", "--network", "host", "bb", "sh", "-c", "ls /sys/class/net | wc -l"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("unshare=") && l != "unshare=0"),
+        "unshare -U succeeded:\n{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("sysrq=") && l != "sysrq=0"),
+        "/proc/sysrq-trigger writable:\n{out}"
+    );
+    let out = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "chown",
+            "--security-opt",
+            "no-new-privileges=false",
+            "--security-opt",
+            "seccomp=unconfined",
+            "bb",
+            "sh",
+            "-c",
+            "grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/self/status",
+        ],
+    );
+    assert_eq!(
+        out,
+        "CapBnd:\t0000000000000001\nNoNewPrivs:\t0\nSeccomp:\t0\n"
+    );
+    let out = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "bb",
+            "sh",
+            "-c",
+            "ls /sys/class/net | wc -l",
+        ],
+    );
     assert!(out.trim().parse::<u32>().unwrap() >= 1);
     t.assert_clean();
 }
@@ -143,8 +306,29 @@ fn isolation_seen_from_inside() {
 fn writes_do_not_touch_the_image() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    ok(&t, &["run", "--name", "writer", "bb", "sh", "-c", "echo hacked > /etc/passwd && rm /bin/ls"]);
-    let out = ok(&t, &["run", "--rm", "bb", "sh", "-c", "head -1 /etc/passwd; ls /bin/ls"]);
+    ok(
+        &t,
+        &[
+            "run",
+            "--name",
+            "writer",
+            "bb",
+            "sh",
+            "-c",
+            "echo hacked > /etc/passwd && rm /bin/ls",
+        ],
+    );
+    let out = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "bb",
+            "sh",
+            "-c",
+            "head -1 /etc/passwd; ls /bin/ls",
+        ],
+    );
     assert_eq!(out, "root:x:0:0:root:/root:/bin/sh\n/bin/ls\n");
     // The first container keeps its own changes across a restart.
     let out = ok(&t, &["start", "-a", "writer"]);
@@ -157,7 +341,20 @@ fn writes_do_not_touch_the_image() {
 fn memory_limit_oom_kills_with_137() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    let o = run(&t, &["run", "--name", "hog", "--memory", "16m", "bb", "sh", "-c", "x=$(head -c 64m /dev/zero | tr '\\0' a); echo ${#x}"]);
+    let o = run(
+        &t,
+        &[
+            "run",
+            "--name",
+            "hog",
+            "--memory",
+            "16m",
+            "bb",
+            "sh",
+            "-c",
+            "x=$(head -c 64m /dev/zero | tr '\\0' a); echo ${#x}",
+        ],
+    );
     assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
     let v = inspect(&t, "hog");
     assert_eq!(v["State"]["OOMKilled"], true, "{v}");
@@ -171,11 +368,50 @@ fn memory_limit_oom_kills_with_137() {
 fn pids_limit_and_ulimits_apply() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    let o = run(&t, &["run", "--rm", "--pids-limit", "4", "bb", "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait"]);
-    assert!(stderr(&o).contains("fork"), "no fork failure under --pids-limit 4: {}", stderr(&o));
-    let out = ok(&t, &["run", "--rm", "--ulimit", "nofile=1024:2048", "bb", "sh", "-c", "ulimit -n; ulimit -Hn"]);
+    let o = run(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--pids-limit",
+            "4",
+            "bb",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+        ],
+    );
+    assert!(
+        stderr(&o).contains("fork"),
+        "no fork failure under --pids-limit 4: {}",
+        stderr(&o)
+    );
+    let out = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--ulimit",
+            "nofile=1024:2048",
+            "bb",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn",
+        ],
+    );
     assert_eq!(out, "1024\n2048\n");
-    let out = ok(&t, &["run", "--rm", "--cpus", "0.5", "bb", "cat", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"]);
+    let out = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--cpus",
+            "0.5",
+            "bb",
+            "cat",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        ],
+    );
     assert_eq!(out, "50000\n");
     t.assert_clean();
 }
@@ -184,37 +420,104 @@ fn pids_limit_and_ulimits_apply() {
 fn detached_lifecycle() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    let id = ok(&t, &["run", "-d", "--name", "web", "bb", "sh", "-c", "echo hello; echo oops >&2; trap 'exit 143' TERM; while :; do sleep 0.1; done"])
-        .trim()
-        .to_owned();
+    let id = ok(
+        &t,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "bb",
+            "sh",
+            "-c",
+            "echo hello; echo oops >&2; trap 'exit 143' TERM; while :; do sleep 0.1; done",
+        ],
+    )
+    .trim()
+    .to_owned();
     assert_eq!(id.len(), 64, "{id}");
     let ps = ok(&t, &["ps"]);
     let mut lines = ps.lines();
-    assert!(lines.next().unwrap().starts_with("CONTAINER ID   IMAGE   COMMAND"), "{ps}");
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("CONTAINER ID   IMAGE   COMMAND"),
+        "{ps}"
+    );
     let row = lines.next().expect("a row");
-    assert!(row.starts_with(&id[..12]) && row.contains("Up ") && row.ends_with("web"), "{ps}");
+    assert!(
+        row.starts_with(&id[..12]) && row.contains("Up ") && row.ends_with("web"),
+        "{ps}"
+    );
     assert_eq!(ok(&t, &["ps", "-q"]), format!("{}\n", &id[..12]));
-    let j: serde_json::Value = serde_json::from_str(ok(&t, &["ps", "--format", "json"]).lines().next().unwrap()).unwrap();
-    assert_eq!((j["Names"].as_str(), j["State"].as_str()), (Some("web"), Some("running")));
+    let j: serde_json::Value =
+        serde_json::from_str(ok(&t, &["ps", "--format", "json"]).lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (j["Names"].as_str(), j["State"].as_str()),
+        (Some("web"), Some("running"))
+    );
 
     // Logs: Docker's JSON lines on disk, split by stream.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let log = std::fs::read_to_string(t.root().join("containers").join(&id).join(format!("{id}-json.log"))).unwrap();
+    let log = std::fs::read_to_string(
+        t.root()
+            .join("containers")
+            .join(&id)
+            .join(format!("{id}-json.log")),
+    )
+    .unwrap();
     let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert_eq!(first["log"], "hello\n");
     assert_eq!(first["stream"], "stdout");
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
     let o = run(&t, &["logs", "web"]);
-    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("hello\n", "oops\n"));
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("hello\n", "oops\n")
+    );
 
     // exec joins the container.
-    assert_eq!(ok(&t, &["exec", "web", "hostname"]), format!("{}\n", &id[..12]));
-    assert_eq!(ok(&t, &["exec", "web", "sh", "-c", "grep -c sleep /proc/1/cmdline >/dev/null; cat /proc/1/comm"]), "sh\n");
+    assert_eq!(
+        ok(&t, &["exec", "web", "hostname"]),
+        format!("{}\n", &id[..12])
+    );
+    assert_eq!(
+        ok(
+            &t,
+            &[
+                "exec",
+                "web",
+                "sh",
+                "-c",
+                "grep -c sleep /proc/1/cmdline >/dev/null; cat /proc/1/comm"
+            ]
+        ),
+        "sh\n"
+    );
     let o = run(&t, &["exec", "web", "sh", "-c", "exit 5"]);
     assert_eq!(o.status.code(), Some(5));
     let o = run(&t, &["exec", "web", "nope"]);
     assert_eq!(o.status.code(), Some(127));
-    assert_eq!(ok(&t, &["exec", "-u", "user", "-e", "X=1", "-w", "/tmp", "web", "sh", "-c", "id -u; echo $X; pwd"]), "1000\n1\n/tmp\n");
+    assert_eq!(
+        ok(
+            &t,
+            &[
+                "exec",
+                "-u",
+                "user",
+                "-e",
+                "X=1",
+                "-w",
+                "/tmp",
+                "web",
+                "sh",
+                "-c",
+                "id -u; echo $X; pwd"
+            ]
+        ),
+        "1000\n1\n/tmp\n"
+    );
 
     // stop → 143 (its TERM trap), wait prints it, inspect shows it.
     assert_eq!(ok(&t, &["stop", "web"]), "web\n");
@@ -240,7 +543,11 @@ fn kill_9_is_137_and_rm_f_removes_running_containers() {
     ok(&t, &["kill", "-s", "KILL", "k"]);
     assert_eq!(ok(&t, &["wait", "k"]), "137\n");
     let o = run(&t, &["kill", "k"]);
-    assert_ne!(o.status.code(), Some(0), "kill of a stopped container succeeded");
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "kill of a stopped container succeeded"
+    );
     ok(&t, &["start", "k"]);
     let o = run(&t, &["rm", "k"]);
     assert_ne!(o.status.code(), Some(0));
@@ -254,19 +561,37 @@ fn kill_9_is_137_and_rm_f_removes_running_containers() {
 fn monitor_is_small_and_its_death_does_not_leave_a_running_container() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    let id = ok(&t, &["run", "-d", "bb", "sleep", "100"]).trim().to_owned();
+    let id = ok(&t, &["run", "-d", "bb", "sleep", "100"])
+        .trim()
+        .to_owned();
     let st = state_file(&t, &id);
     let monitor = st["MonitorPid"].as_i64().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{monitor}/status")).unwrap();
-    let rss_kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(rss_kb <= 4096, "monitor RSS {rss_kb} kB > 4 MiB");
     // Kill the monitor: the container dies with it and is reported exited, its cgroup removed.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let v = inspect(&t, &id);
     assert_eq!(v["State"]["Status"], "exited", "{v}");
     assert_eq!(v["State"]["Running"], false);
-    assert!(common::cgroup_dirs_for(&id).is_empty(), "cgroup left: {:?}", common::cgroup_dirs_for(&id));
+    assert!(
+        common::cgroup_dirs_for(&id).is_empty(),
+        "cgroup left: {:?}",
+        common::cgroup_dirs_for(&id)
+    );
     ok(&t, &["rm", &id]);
     t.assert_clean();
 }
@@ -275,7 +600,9 @@ fn monitor_is_small_and_its_death_does_not_leave_a_running_container() {
 fn create_then_start_attached_and_detached() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    let id = ok(&t, &["create", "--name", "c1", "bb", "echo", "hi"]).trim().to_owned();
+    let id = ok(&t, &["create", "--name", "c1", "bb", "echo", "hi"])
+        .trim()
+        .to_owned();
     assert!(ok(&t, &["ps", "-a"]).contains("Created"));
     assert_eq!(inspect(&t, "c1")["State"]["Status"], "created");
     assert_eq!(ok(&t, &["start", "-a", "c1"]), "hi\n");
@@ -294,12 +621,29 @@ fn create_then_start_attached_and_detached() {
 fn tty_and_stdin() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    let out = ok(&t, &["run", "--rm", "-t", "bb", "sh", "-c", "tty; echo $TERM"]);
+    let out = ok(
+        &t,
+        &["run", "--rm", "-t", "bb", "sh", "-c", "tty; echo $TERM"],
+    );
     assert_eq!(out.replace('\r', ""), "/dev/pts/0\nxterm\n");
-    let out = t.berth().args(["run", "--rm", "-i", "bb", "sh", "-c", "tr a-z A-Z"]).write_stdin("hello\n").output().unwrap();
+    let out = t
+        .berth()
+        .args(["run", "--rm", "-i", "bb", "sh", "-c", "tr a-z A-Z"])
+        .write_stdin("hello\n")
+        .output()
+        .unwrap();
     assert_eq!(stdout(&out), "HELLO\n", "{}", stderr(&out));
-    let out = t.berth().args(["run", "--rm", "bb", "cat"]).write_stdin("ignored\n").output().unwrap();
-    assert_eq!(stdout(&out), "", "stdin must not reach a container without -i");
+    let out = t
+        .berth()
+        .args(["run", "--rm", "bb", "cat"])
+        .write_stdin("ignored\n")
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "",
+        "stdin must not reach a container without -i"
+    );
     t.assert_clean();
 }
 
@@ -307,7 +651,19 @@ fn tty_and_stdin() {
 fn follow_logs_until_exit() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    ok(&t, &["run", "-d", "--name", "f", "bb", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done"]);
+    ok(
+        &t,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "f",
+            "bb",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo $i; sleep 0.2; done",
+        ],
+    );
     assert_eq!(ok(&t, &["logs", "-f", "f"]), "1\n2\n3\n");
     ok(&t, &["rm", "f"]);
     t.assert_clean();
@@ -320,7 +676,9 @@ fn concurrent_runs_on_one_root() {
     let handles: Vec<_> = (0..10)
         .map(|i| {
             let mut c = t.berth_std();
-            c.args(["run", "--rm", "bb", "sh", "-c", &format!("echo {i}")]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            c.args(["run", "--rm", "bb", "sh", "-c", &format!("echo {i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             c.spawn().unwrap()
         })
         .collect();
@@ -341,18 +699,26 @@ fn concurrent_create_and_rm_of_named_containers() {
     let handles: Vec<_> = (0..8)
         .map(|_| {
             let mut c = t.berth_std();
-            c.args(["create", "--name", "same", "bb", "true"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            c.args(["create", "--name", "same", "bb", "true"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             c.spawn().unwrap()
         })
         .collect();
-    let wins = handles.into_iter().map(|h| h.wait_with_output().unwrap()).filter(|o| o.status.success()).count();
+    let wins = handles
+        .into_iter()
+        .map(|h| h.wait_with_output().unwrap())
+        .filter(|o| o.status.success())
+        .count();
     assert_eq!(wins, 1);
     // Create and remove distinct names concurrently.
     let handles: Vec<_> = (0..6)
         .map(|i| {
             let mut c = t.berth_std();
             let name = format!("n{i}");
-            c.args(["create", "--name", &name, "bb", "true"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            c.args(["create", "--name", &name, "bb", "true"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             c.spawn().unwrap()
         })
         .collect();
@@ -365,7 +731,9 @@ fn concurrent_create_and_rm_of_named_containers() {
         .iter()
         .map(|n| {
             let mut c = t.berth_std();
-            c.args(["rm", n.as_str()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            c.args(["rm", n.as_str()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             c.spawn().unwrap()
         })
         .collect();
@@ -374,6 +742,12 @@ fn concurrent_create_and_rm_of_named_containers() {
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert_eq!(ok(&t, &["ps", "-aq"]), "");
-    assert!(std::fs::read_dir(t.root().join("names")).unwrap().next().is_none(), "names left behind");
+    assert!(
+        std::fs::read_dir(t.root().join("names"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "names left behind"
+    );
     t.assert_clean();
 }

@@ -44,7 +44,11 @@ impl Drop for Undo<'_> {
 }
 
 fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
-    let key = |e: &str| e.split_once('=').map(|(k, _)| k.to_owned()).unwrap_or_else(|| e.to_owned());
+    let key = |e: &str| {
+        e.split_once('=')
+            .map(|(k, _)| k.to_owned())
+            .unwrap_or_else(|| e.to_owned())
+    };
     let mut env: Vec<String> = base.to_vec();
     for o in overrides {
         let entry = if o.contains('=') {
@@ -70,11 +74,17 @@ const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loop
 /// Writes hosts, hostname and resolv.conf into the container dir (bind-mounted over /etc).
 fn write_etc_files(dir: &Path, hostname: &str, network: NetworkMode) -> Result<()> {
     let hosts = match network {
-        NetworkMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS.to_owned()),
+        NetworkMode::Host => {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS.to_owned())
+        }
         NetworkMode::None => HOSTS.to_owned(),
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    for (name, content) in [("hosts", hosts.as_str()), ("hostname", &format!("{hostname}\n")), ("resolv.conf", &resolv)] {
+    for (name, content) in [
+        ("hosts", hosts.as_str()),
+        ("hostname", &format!("{hostname}\n")),
+        ("resolv.conf", &resolv),
+    ] {
         let p = dir.join(name);
         std::fs::write(&p, content).map_err(io_err("write", p.display()))?;
     }
@@ -89,15 +99,39 @@ impl Engine {
         let security = options::parse_security(&opts.security_opt)?;
         let network = options::parse_network(opts.network.as_deref())?;
         if opts.init {
-            return Err(options::OptionError::Unsupported { flag: "--init", value: "true".into() }.into());
+            return Err(options::OptionError::Unsupported {
+                flag: "--init",
+                value: "true".into(),
+            }
+            .into());
         }
         match opts.userns.as_deref() {
             None | Some("") | Some("host") => {}
-            Some(other) => return Err(options::OptionError::Unsupported { flag: "--userns", value: other.into() }.into()),
+            Some(other) => {
+                return Err(options::OptionError::Unsupported {
+                    flag: "--userns",
+                    value: other.into(),
+                }
+                .into());
+            }
         }
-        let memory = opts.memory.as_deref().map(|m| options::parse_size("--memory", m)).transpose()?.unwrap_or(0);
-        let nano_cpus = opts.cpus.as_deref().map(options::parse_cpus).transpose()?.unwrap_or(0);
-        let ulimits = opts.ulimits.iter().map(|u| options::parse_ulimit(u)).collect::<Result<Vec<_>, _>>()?;
+        let memory = opts
+            .memory
+            .as_deref()
+            .map(|m| options::parse_size("--memory", m))
+            .transpose()?
+            .unwrap_or(0);
+        let nano_cpus = opts
+            .cpus
+            .as_deref()
+            .map(options::parse_cpus)
+            .transpose()?
+            .unwrap_or(0);
+        let ulimits = opts
+            .ulimits
+            .iter()
+            .map(|u| options::parse_ulimit(u))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut mounts = Vec::new();
         for v in &opts.volumes {
             let b = options::parse_bind(v)?;
@@ -105,14 +139,24 @@ impl Engine {
                 kind: "bind".into(),
                 source: b.source,
                 destination: b.target,
-                mode: if b.read_only { "ro".into() } else { String::new() },
+                mode: if b.read_only {
+                    "ro".into()
+                } else {
+                    String::new()
+                },
                 rw: !b.read_only,
             });
         }
         let mut tmpfs = std::collections::BTreeMap::new();
         for t in &opts.tmpfs {
             let (target, o) = options::parse_tmpfs(t)?;
-            mounts.push(MountPoint { kind: "tmpfs".into(), source: String::new(), destination: target.clone(), mode: o.clone(), rw: true });
+            mounts.push(MountPoint {
+                kind: "tmpfs".into(),
+                source: String::new(),
+                destination: target.clone(),
+                mode: o.clone(),
+                rw: true,
+            });
             tmpfs.insert(target, o);
         }
         let mut user_env = Vec::new();
@@ -123,7 +167,12 @@ impl Engine {
         if let Some(n) = &opts.name
             && !names::valid_name(n)
         {
-            return Err(options::OptionError::Invalid { flag: "--name", value: n.clone(), why: "names are [a-zA-Z0-9][a-zA-Z0-9_.-]+" }.into());
+            return Err(options::OptionError::Invalid {
+                flag: "--name",
+                value: n.clone(),
+                why: "names are [a-zA-Z0-9][a-zA-Z0-9_.-]+",
+            }
+            .into());
         }
         let mut labels = std::collections::BTreeMap::new();
         for l in &opts.labels {
@@ -133,10 +182,24 @@ impl Engine {
 
         // Resolve the image and record the container under the store's shared lock, so a
         // concurrent prune sees the container before it can remove the image.
-        let store = berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore { path: self.root.clone(), source })?;
-        let lock = store.lock_shared().map_err(|source| Error::OpenStore { path: self.root.clone(), source })?;
-        let image = store.image(&opts.image).map_err(|source| Error::Image { action: "resolving", image: opts.image.clone(), source })?;
-        let rootfs = store.rootfs(&image).map_err(|source| Error::Image { action: "unpacking", image: opts.image.clone(), source })?;
+        let store = berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore {
+            path: self.root.clone(),
+            source,
+        })?;
+        let lock = store.lock_shared().map_err(|source| Error::OpenStore {
+            path: self.root.clone(),
+            source,
+        })?;
+        let image = store.image(&opts.image).map_err(|source| Error::Image {
+            action: "resolving",
+            image: opts.image.clone(),
+            source,
+        })?;
+        let rootfs = store.rootfs(&image).map_err(|source| Error::Image {
+            action: "unpacking",
+            image: opts.image.clone(),
+            source,
+        })?;
         self.timing.mark("resolve");
 
         let icfg = image.config.config().clone().unwrap_or_default();
@@ -154,13 +217,21 @@ impl Engine {
         };
         let mut argv: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
         if argv.is_empty() {
-            return Err(Error::Spec { id: String::new(), source: spec::SpecError::NoCommand });
+            return Err(Error::Spec {
+                id: String::new(),
+                source: spec::SpecError::NoCommand,
+            });
         }
         let path = argv.remove(0);
 
         let id = names::new_id();
         let dir = self.containers.create_dir(&id)?;
-        let mut undo = Undo { engine: self, id: id.clone(), name: None, armed: true };
+        let mut undo = Undo {
+            engine: self,
+            id: id.clone(),
+            name: None,
+            armed: true,
+        };
         let name = match &opts.name {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(n).to_owned();
@@ -180,7 +251,11 @@ impl Engine {
             }
         };
         undo.name = Some(name.clone());
-        let hostname = opts.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| id[..12].to_owned());
+        let hostname = opts
+            .hostname
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| id[..12].to_owned());
         let record = ContainerRecord {
             id: id.clone(),
             created: crate::time::now_rfc3339(),
@@ -190,7 +265,11 @@ impl Engine {
             name: format!("/{name}"),
             config: ContainerConfig {
                 hostname: hostname.clone(),
-                user: opts.user.clone().or_else(|| icfg.user().clone()).unwrap_or_default(),
+                user: opts
+                    .user
+                    .clone()
+                    .or_else(|| icfg.user().clone())
+                    .unwrap_or_default(),
                 attach_stdin: opts.interactive,
                 attach_stdout: true,
                 attach_stderr: true,
@@ -234,7 +313,8 @@ impl Engine {
         };
         self.containers.write_config(&record, durable)?;
         write_etc_files(&dir, &hostname, network)?;
-        self.containers.write_state(&id, &State::created(), durable)?;
+        self.containers
+            .write_state(&id, &State::created(), durable)?;
         drop(lock);
 
         let prepared = self.prepare_spec(record, rootfs.lowers, security)?;
@@ -244,7 +324,12 @@ impl Engine {
     }
 
     /// Resolves the user and generates the spec of a recorded container.
-    pub(crate) fn prepare_spec(&self, record: ContainerRecord, lowers: Vec<PathBuf>, security: Security) -> Result<Prepared> {
+    pub(crate) fn prepare_spec(
+        &self,
+        record: ContainerRecord,
+        lowers: Vec<PathBuf>,
+        security: Security,
+    ) -> Result<Prepared> {
         let dir = self.containers.dir(&record.id);
         let mut layers = Vec::with_capacity(lowers.len() + 1);
         layers.push(dir.join("upper"));
@@ -254,11 +339,25 @@ impl Engine {
         let spec = spec::generate(
             &record,
             &user,
-            &SpecPaths { rootfs: dir.join("rootfs"), container_dir: dir },
-            &SpecFlags { network, no_new_privileges: security.no_new_privileges },
+            &SpecPaths {
+                rootfs: dir.join("rootfs"),
+                container_dir: dir,
+            },
+            &SpecFlags {
+                network,
+                no_new_privileges: security.no_new_privileges,
+            },
         )
-        .map_err(|source| Error::Spec { id: record.id.clone(), source })?;
-        Ok(Prepared { record, spec, lowers, security })
+        .map_err(|source| Error::Spec {
+            id: record.id.clone(),
+            source,
+        })?;
+        Ok(Prepared {
+            record,
+            spec,
+            lowers,
+            security,
+        })
     }
 
     /// Loads a recorded container for a start: its image's layers (under the store's shared lock)
@@ -266,10 +365,24 @@ impl Engine {
     pub(crate) fn load_prepared(&self, id: &str) -> Result<Prepared> {
         let record = self.containers.read_config(id)?;
         let security = options::parse_security(&record.host_config.security_opt)?;
-        let store = berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore { path: self.root.clone(), source })?;
-        let lock = store.lock_shared().map_err(|source| Error::OpenStore { path: self.root.clone(), source })?;
-        let image = store.image(&record.image).map_err(|source| Error::Image { action: "resolving", image: record.image.clone(), source })?;
-        let rootfs = store.rootfs(&image).map_err(|source| Error::Image { action: "unpacking", image: record.image.clone(), source })?;
+        let store = berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore {
+            path: self.root.clone(),
+            source,
+        })?;
+        let lock = store.lock_shared().map_err(|source| Error::OpenStore {
+            path: self.root.clone(),
+            source,
+        })?;
+        let image = store.image(&record.image).map_err(|source| Error::Image {
+            action: "resolving",
+            image: record.image.clone(),
+            source,
+        })?;
+        let rootfs = store.rootfs(&image).map_err(|source| Error::Image {
+            action: "unpacking",
+            image: record.image.clone(),
+            source,
+        })?;
         drop(lock);
         self.prepare_spec(record, rootfs.lowers, security)
     }
@@ -283,18 +396,34 @@ mod tests {
     fn env_overrides_by_key_and_takes_bare_keys_from_the_caller() {
         let base = vec!["PATH=/bin".to_owned(), "A=1".to_owned()];
         // SAFETY-free: the variable is read, never set, by this test; PATH exists in every test env.
-        let merged = merge_env(&base, &["A=2".into(), "B=3".into(), "BERTH_SURELY_UNSET_VAR".into()]);
-        assert_eq!(merged, vec!["PATH=/bin".to_owned(), "A=2".into(), "B=3".into()]);
+        let merged = merge_env(
+            &base,
+            &["A=2".into(), "B=3".into(), "BERTH_SURELY_UNSET_VAR".into()],
+        );
+        assert_eq!(
+            merged,
+            vec!["PATH=/bin".to_owned(), "A=2".into(), "B=3".into()]
+        );
         let merged = merge_env(&base, &["PATH".into()]);
-        assert_eq!(merged[0], format!("PATH={}", std::env::var("PATH").unwrap()));
+        assert_eq!(
+            merged[0],
+            format!("PATH={}", std::env::var("PATH").unwrap())
+        );
     }
 
     #[test]
     fn etc_files_are_written() {
         let t = tempfile::tempdir().unwrap();
         write_etc_files(t.path(), "box1", NetworkMode::None).unwrap();
-        assert_eq!(std::fs::read_to_string(t.path().join("hostname")).unwrap(), "box1\n");
-        assert!(std::fs::read_to_string(t.path().join("hosts")).unwrap().starts_with("127.0.0.1\tlocalhost"));
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("hostname")).unwrap(),
+            "box1\n"
+        );
+        assert!(
+            std::fs::read_to_string(t.path().join("hosts"))
+                .unwrap()
+                .starts_with("127.0.0.1\tlocalhost")
+        );
         assert!(t.path().join("resolv.conf").exists());
     }
 }

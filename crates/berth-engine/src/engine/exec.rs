@@ -39,7 +39,10 @@ impl Engine {
         let security = crate::options::parse_security(&rec.host_config.security_opt)?;
         // The container's own root, as its init sees it, is the only layer to read users from.
         let user_spec = o.user.clone().unwrap_or_else(|| rec.config.user.clone());
-        let user = crate::userdb::resolve(&user_spec, &[PathBuf::from(format!("/proc/{}/root", st.pid))])?;
+        let user = crate::userdb::resolve(
+            &user_spec,
+            &[PathBuf::from(format!("/proc/{}/root", st.pid))],
+        )?;
         let mut base_env = rec.config.env.clone();
         for e in &o.env {
             let k = e.split_once('=').map(|(k, _)| k).unwrap_or(e);
@@ -52,8 +55,14 @@ impl Engine {
         }
         let env = crate::spec::process_env(&base_env, &rec.config.hostname, &user.home, o.tty);
         let caps = crate::spec::capability_set(&rec.host_config.cap_add, &rec.host_config.cap_drop)
-            .map_err(|source| Error::Spec { id: id.clone(), source })?;
-        let cwd = o.workdir.clone().unwrap_or_else(|| rec.config.working_dir.clone());
+            .map_err(|source| Error::Spec {
+                id: id.clone(),
+                source,
+            })?;
+        let cwd = o
+            .workdir
+            .clone()
+            .unwrap_or_else(|| rec.config.working_dir.clone());
         let process = crate::spec::process(
             o.cmd.clone(),
             env,
@@ -64,21 +73,49 @@ impl Engine {
             security.no_new_privileges,
             &rec.host_config.ulimits,
         )
-        .map_err(|source| Error::Spec { id: id.clone(), source })?;
+        .map_err(|source| Error::Spec {
+            id: id.clone(),
+            source,
+        })?;
         let seccomp = self.seccomp(&security)?;
         let stdin = rustix::stdio::stdin();
         let stdout = rustix::stdio::stdout();
-        let runtime_err = |source| Error::Runtime { id: id.clone(), source };
-        let pump_err = |source| Error::Pump { id: id.clone(), source };
+        let runtime_err = |source| Error::Runtime {
+            id: id.clone(),
+            source,
+        };
+        let pump_err = |source| Error::Pump {
+            id: id.clone(),
+            source,
+        };
 
         if o.tty {
             let pty = pump::open_pty().map_err(pump_err)?;
-            let size_from = if rustix::termios::isatty(stdin) { stdin } else { stdout };
+            let size_from = if rustix::termios::isatty(stdin) {
+                stdin
+            } else {
+                stdout
+            };
             pump::copy_winsize(size_from, pty.master.as_fd());
-            let mut child = berth_runtime::exec(st.pid, &process, None, seccomp.as_ref(), Stdio::Pty(pty.slave)).map_err(runtime_err)?;
-            let _raw = if o.interactive { pump::RawMode::enter(stdin) } else { None };
+            let mut child = berth_runtime::exec(
+                st.pid,
+                &process,
+                None,
+                seccomp.as_ref(),
+                Stdio::Pty(pty.slave),
+            )
+            .map_err(runtime_err)?;
+            let _raw = if o.interactive {
+                pump::RawMode::enter(stdin)
+            } else {
+                None
+            };
             let sigs = pump::signal_fd(&pump::FORWARDED, true).map_err(pump_err)?;
-            let input = if o.interactive { Some((stdin, dup(pty.master.as_fd())?)) } else { None };
+            let input = if o.interactive {
+                Some((stdin, dup(pty.master.as_fd())?))
+            } else {
+                None
+            };
             let mut pm = Pump {
                 out: Some(dup(pty.master.as_fd())?),
                 err: None,
@@ -95,11 +132,28 @@ impl Engine {
             r.map_err(pump_err)?;
             return Ok(child.wait().map_err(runtime_err)?.docker_code());
         }
-        let stdin_fd = if o.interactive { dup(stdin)? } else { dev_null()? };
-        let stdio = Stdio::Fds { stdin: stdin_fd, stdout: dup(stdout)?, stderr: dup(rustix::stdio::stderr())? };
-        let mut child = berth_runtime::exec(st.pid, &process, None, seccomp.as_ref(), stdio).map_err(runtime_err)?;
+        let stdin_fd = if o.interactive {
+            dup(stdin)?
+        } else {
+            dev_null()?
+        };
+        let stdio = Stdio::Fds {
+            stdin: stdin_fd,
+            stdout: dup(stdout)?,
+            stderr: dup(rustix::stdio::stderr())?,
+        };
+        let mut child = berth_runtime::exec(st.pid, &process, None, seccomp.as_ref(), stdio)
+            .map_err(runtime_err)?;
         let sigs = pump::signal_fd(&pump::FORWARDED, false).map_err(pump_err)?;
-        let mut pm = Pump { out: None, err: None, input: None, echo: false, log: None, signals: Some(&sigs), resize: None };
+        let mut pm = Pump {
+            out: None,
+            err: None,
+            input: None,
+            echo: false,
+            log: None,
+            signals: Some(&sigs),
+            resize: None,
+        };
         let r = pm.run(child.pidfd(), &mut |s| {
             let _ = child.signal(s);
         });

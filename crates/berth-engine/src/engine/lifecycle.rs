@@ -15,12 +15,18 @@ impl Engine {
             return Ok(false);
         }
         let fd = match rustix::process::pidfd_open(
-            rustix::process::Pid::from_raw(st.pid).ok_or_else(|| Error::NotRunning(id.to_owned()))?,
+            rustix::process::Pid::from_raw(st.pid)
+                .ok_or_else(|| Error::NotRunning(id.to_owned()))?,
             rustix::process::PidfdFlags::empty(),
         ) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::SRCH) => return Ok(false),
-            Err(e) => return Err(crate::error::io_err("open a pidfd for", format!("pid {}", st.pid))(e.into())),
+            Err(e) => {
+                return Err(crate::error::io_err(
+                    "open a pidfd for",
+                    format!("pid {}", st.pid),
+                )(e.into()));
+            }
         };
         // The pidfd pins the process: re-check its identity, then signal through the pidfd.
         if !crate::procs::alive(st.pid, st.pid_start) {
@@ -28,14 +34,23 @@ impl Engine {
         }
         // SAFETY: pidfd_send_signal with a valid pidfd, a signal number and no siginfo.
         let r = unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, std::os::fd::AsRawFd::as_raw_fd(&fd), sig, std::ptr::null::<libc::siginfo_t>(), 0)
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
         };
         if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::ESRCH) {
                 return Ok(false);
             }
-            return Err(crate::error::io_err("send a signal to", format!("pid {}", st.pid))(e));
+            return Err(crate::error::io_err(
+                "send a signal to",
+                format!("pid {}", st.pid),
+            )(e));
         }
         Ok(true)
     }
@@ -61,7 +76,12 @@ impl Engine {
     pub fn stop(&self, what: &str, timeout: Duration) -> Result<()> {
         let id = self.resolve(what)?;
         let rec = self.containers.read_config(&id)?;
-        let sig = rec.config.stop_signal.as_deref().and_then(crate::options::parse_signal).unwrap_or(libc::SIGTERM);
+        let sig = rec
+            .config
+            .stop_signal
+            .as_deref()
+            .and_then(crate::options::parse_signal)
+            .unwrap_or(libc::SIGTERM);
         if !self.signal_init(&id, sig)? {
             return Ok(());
         }
@@ -69,12 +89,17 @@ impl Engine {
             return Ok(());
         }
         self.signal_init(&id, libc::SIGKILL)?;
-        if self.wait_stopped(&id, Some(Duration::from_secs(30)))? { Ok(()) } else { Err(Error::StopTimeout(id)) }
+        if self.wait_stopped(&id, Some(Duration::from_secs(30)))? {
+            Ok(())
+        } else {
+            Err(Error::StopTimeout(id))
+        }
     }
 
     /// `berth kill -s SIG`.
     pub fn kill(&self, what: &str, signal: &str) -> Result<()> {
-        let sig = crate::options::parse_signal(signal).ok_or_else(|| Error::BadSignal(signal.to_owned()))?;
+        let sig = crate::options::parse_signal(signal)
+            .ok_or_else(|| Error::BadSignal(signal.to_owned()))?;
         let id = self.resolve(what)?;
         if !self.signal_init(&id, sig)? {
             return Err(Error::NotRunning(what.to_owned()));
@@ -111,9 +136,17 @@ impl Engine {
             }
         }
         // Let the monitor finish recording (and, with --rm, removing) before we remove.
-        let monitor = self.containers.read_state(&id).map(|s| (s.monitor_pid, s.monitor_start)).unwrap_or((0, 0));
+        let monitor = self
+            .containers
+            .read_state(&id)
+            .map(|s| (s.monitor_pid, s.monitor_start))
+            .unwrap_or((0, 0));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while monitor.0 > 0 && monitor.0 != std::process::id() as i32 && crate::procs::alive(monitor.0, monitor.1) && Instant::now() < deadline {
+        while monitor.0 > 0
+            && monitor.0 != std::process::id() as i32
+            && crate::procs::alive(monitor.0, monitor.1)
+            && Instant::now() < deadline
+        {
             std::thread::sleep(POLL);
         }
         let rec = match self.containers.read_config(&id) {
@@ -127,7 +160,10 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         match self.containers.read_state(&id) {
-            Ok(st) if st.status == Status::Running && crate::procs::alive(st.monitor_pid, st.monitor_start) => {
+            Ok(st)
+                if st.status == Status::Running
+                    && crate::procs::alive(st.monitor_pid, st.monitor_start) =>
+            {
                 return Err(Error::RemoveRunning(what.to_owned()));
             }
             Ok(_) => {}
@@ -144,7 +180,12 @@ impl Engine {
 
 /// Whether any hierarchy still has the container's cgroup.
 fn cgroup_exists(id: &str) -> bool {
-    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else { return false };
-    rd.filter_map(|e| e.ok()).any(|h| h.path().join("berth").join(id).exists())
-        || std::path::Path::new("/sys/fs/cgroup/berth").join(id).exists()
+    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return false;
+    };
+    rd.filter_map(|e| e.ok())
+        .any(|h| h.path().join("berth").join(id).exists())
+        || std::path::Path::new("/sys/fs/cgroup/berth")
+            .join(id)
+            .exists()
 }

@@ -86,10 +86,16 @@ impl Engine {
         }
         let rec = self.containers.read_config(id)?;
         if crate::procs::alive(st.pid, st.pid_start) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(st.pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(st.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         let _ = berth_runtime::destroy(id, &cgroups_path(id));
-        st.error = format!("the process watching this container (pid {}) is gone; the container was killed", st.monitor_pid);
+        st.error = format!(
+            "the process watching this container (pid {}) is gone; the container was killed",
+            st.monitor_pid
+        );
         mark_exited(&mut st, 137, false);
         if rec.host_config.auto_remove {
             drop(_lock);
@@ -112,16 +118,30 @@ impl Engine {
         let cache = self.root.join("cache").join("seccomp");
         match &sec.seccomp {
             SeccompChoice::Unconfined => Ok(None),
-            SeccompChoice::Default => Program::default_cached(&cache)
-                .map(Some)
-                .map_err(|source| Error::Seccomp { what: "default".into(), source }),
+            SeccompChoice::Default => {
+                Program::default_cached(&cache)
+                    .map(Some)
+                    .map_err(|source| Error::Seccomp {
+                        what: "default".into(),
+                        source,
+                    })
+            }
             SeccompChoice::File(p) => {
-                let text = std::fs::read(p).map_err(|e| Error::SeccompFile { path: p.clone(), why: e.to_string() })?;
-                let profile: oci_spec::runtime::LinuxSeccomp =
-                    serde_json::from_slice(&text).map_err(|e| Error::SeccompFile { path: p.clone(), why: e.to_string() })?;
+                let text = std::fs::read(p).map_err(|e| Error::SeccompFile {
+                    path: p.clone(),
+                    why: e.to_string(),
+                })?;
+                let profile: oci_spec::runtime::LinuxSeccomp = serde_json::from_slice(&text)
+                    .map_err(|e| Error::SeccompFile {
+                        path: p.clone(),
+                        why: e.to_string(),
+                    })?;
                 Program::cached(&cache, &profile)
                     .map(Some)
-                    .map_err(|source| Error::Seccomp { what: p.display().to_string(), source })
+                    .map_err(|source| Error::Seccomp {
+                        what: p.display().to_string(),
+                        source,
+                    })
             }
         }
     }

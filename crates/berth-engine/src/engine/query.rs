@@ -30,7 +30,8 @@ impl Engine {
     pub fn list(&self, all: bool) -> Result<Vec<ContainerSummary>> {
         let mut out = Vec::new();
         for id in self.containers.ids()? {
-            let (Ok(record), Ok(state)) = (self.containers.read_config(&id), self.state(&id)) else {
+            let (Ok(record), Ok(state)) = (self.containers.read_config(&id), self.state(&id))
+            else {
                 continue; // removed while we listed
             };
             if all || state.status == Status::Running {
@@ -86,7 +87,13 @@ impl Engine {
     }
 
     /// `berth logs`: prints the container's log; with `follow`, until it stops.
-    pub fn logs(&self, what: &str, opts: &LogsOptions, out: &mut dyn Write, err: &mut dyn Write) -> Result<()> {
+    pub fn logs(
+        &self,
+        what: &str,
+        opts: &LogsOptions,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<()> {
         let id = self.resolve(what)?;
         let path = self.containers.dir(&id).join(format!("{id}-json.log"));
         let mut running = || matches!(self.state(&id), Ok(st) if st.status == Status::Running);

@@ -43,7 +43,11 @@ impl Engine {
         }
         let seccomp = self.seccomp(&p.security)?;
         let dir = self.containers.dir(id);
-        let overlay = OverlayRoot { lowers: p.lowers.clone(), upper: dir.join("upper"), work: dir.join("work") };
+        let overlay = OverlayRoot {
+            lowers: p.lowers.clone(),
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+        };
         self.timing.mark("prepare");
         let r = berth_runtime::spawn(LaunchConfig {
             id,
@@ -81,7 +85,10 @@ impl Engine {
                 } else {
                     self.containers.write_state(id, &st, durable)?;
                 }
-                Err(Error::Runtime { id: id.clone(), source })
+                Err(Error::Runtime {
+                    id: id.clone(),
+                    source,
+                })
             }
         }
     }
@@ -89,7 +96,10 @@ impl Engine {
     /// Records the exit, removes the cgroup, and removes an `--rm` container.
     fn finish(&self, p: &Prepared, child: &mut Child, durable: bool) -> Result<i32> {
         let id = &p.record.id;
-        let status = child.wait().map_err(|source| Error::Runtime { id: id.clone(), source })?;
+        let status = child.wait().map_err(|source| Error::Runtime {
+            id: id.clone(),
+            source,
+        })?;
         self.timing.mark("wait");
         let oom = child.cgroup().oom_killed().unwrap_or(false);
         let code = status.docker_code();
@@ -121,17 +131,39 @@ impl Engine {
         let stdin = rustix::stdio::stdin();
         let stdout = rustix::stdio::stdout();
         let log_path = self.containers.dir(&id).join(format!("{id}-json.log"));
-        let mut log = if auto_remove { None } else { Some(LogWriter::open(&log_path)?) };
+        let mut log = if auto_remove {
+            None
+        } else {
+            Some(LogWriter::open(&log_path)?)
+        };
 
         if tty {
-            let pty = pump::open_pty().map_err(|source| Error::Pump { id: id.clone(), source })?;
-            let size_from = if rustix::termios::isatty(stdin) { stdin } else { stdout };
+            let pty = pump::open_pty().map_err(|source| Error::Pump {
+                id: id.clone(),
+                source,
+            })?;
+            let size_from = if rustix::termios::isatty(stdin) {
+                stdin
+            } else {
+                stdout
+            };
             pump::copy_winsize(size_from, pty.master.as_fd());
             let mut child = self.launch(&p, Stdio::Pty(pty.slave), durable)?;
-            let _raw = if interactive { pump::RawMode::enter(stdin) } else { None };
-            let sigs = pump::signal_fd(&pump::FORWARDED, true).map_err(|source| Error::Pump { id: id.clone(), source })?;
+            let _raw = if interactive {
+                pump::RawMode::enter(stdin)
+            } else {
+                None
+            };
+            let sigs = pump::signal_fd(&pump::FORWARDED, true).map_err(|source| Error::Pump {
+                id: id.clone(),
+                source,
+            })?;
             let out = dup(pty.master.as_fd())?;
-            let input = if interactive { Some((stdin, dup(pty.master.as_fd())?)) } else { None };
+            let input = if interactive {
+                Some((stdin, dup(pty.master.as_fd())?))
+            } else {
+                None
+            };
             let mut pm = Pump {
                 out: Some(out),
                 err: None,
@@ -146,26 +178,63 @@ impl Engine {
             });
             drop(pm);
             drop(_raw);
-            r.map_err(|source| Error::Pump { id: id.clone(), source })?;
+            r.map_err(|source| Error::Pump {
+                id: id.clone(),
+                source,
+            })?;
             return self.finish(&p, &mut child, durable);
         }
 
-        let stdin_fd = if interactive { dup(stdin)? } else { dev_null()? };
+        let stdin_fd = if interactive {
+            dup(stdin)?
+        } else {
+            dev_null()?
+        };
         let (stdio, out, err) = if auto_remove {
-            (Stdio::Fds { stdin: stdin_fd, stdout: dup(stdout)?, stderr: dup(rustix::stdio::stderr())? }, None, None)
+            (
+                Stdio::Fds {
+                    stdin: stdin_fd,
+                    stdout: dup(stdout)?,
+                    stderr: dup(rustix::stdio::stderr())?,
+                },
+                None,
+                None,
+            )
         } else {
             let (or, ow) = pipe()?;
             let (er, ew) = pipe()?;
-            (Stdio::Fds { stdin: stdin_fd, stdout: ow, stderr: ew }, Some(or), Some(er))
+            (
+                Stdio::Fds {
+                    stdin: stdin_fd,
+                    stdout: ow,
+                    stderr: ew,
+                },
+                Some(or),
+                Some(er),
+            )
         };
         let mut child = self.launch(&p, stdio, durable)?;
-        let sigs = pump::signal_fd(&pump::FORWARDED, false).map_err(|source| Error::Pump { id: id.clone(), source })?;
-        let mut pm = Pump { out, err, input: None, echo: true, log: log.as_mut(), signals: Some(&sigs), resize: None };
+        let sigs = pump::signal_fd(&pump::FORWARDED, false).map_err(|source| Error::Pump {
+            id: id.clone(),
+            source,
+        })?;
+        let mut pm = Pump {
+            out,
+            err,
+            input: None,
+            echo: true,
+            log: log.as_mut(),
+            signals: Some(&sigs),
+            resize: None,
+        };
         let r = pm.run(child.pidfd(), &mut |s| {
             let _ = child.signal(s);
         });
         drop(pm);
-        r.map_err(|source| Error::Pump { id: id.clone(), source })?;
+        r.map_err(|source| Error::Pump {
+            id: id.clone(),
+            source,
+        })?;
         let code = self.finish(&p, &mut child, durable);
         self.timing.report();
         code
@@ -209,12 +278,18 @@ impl Engine {
                 Ok(())
             });
         }
-        let _monitor = cmd.spawn().map_err(|e| Error::Monitor { id: id.to_owned(), why: format!("starting it: {e}") })?;
+        let _monitor = cmd.spawn().map_err(|e| Error::Monitor {
+            id: id.to_owned(),
+            why: format!("starting it: {e}"),
+        })?;
         drop(w);
         let mut msg = String::new();
         std::fs::File::from(r)
             .read_to_string(&mut msg)
-            .map_err(|e| Error::Monitor { id: id.to_owned(), why: format!("reading its report: {e}") })?;
+            .map_err(|e| Error::Monitor {
+                id: id.to_owned(),
+                why: format!("reading its report: {e}"),
+            })?;
         parse_report(id, &msg)
     }
 
@@ -222,7 +297,8 @@ impl Engine {
     /// output into the JSON log until it exits and records the exit.
     pub fn monitor(&self, id: &str) -> Result<i32> {
         // SAFETY: fd 3 was set up by `start_detached` for us; nothing else in this process owns it.
-        let report: OwnedFd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(REPORT_FD) };
+        let report: OwnedFd =
+            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(REPORT_FD) };
         let fail = |report: OwnedFd, e: Error| -> Error {
             let msg = format!("err {}\n{}", e.exit_code(), e);
             let _ = rustix::io::write(&report, msg.as_bytes());
@@ -232,7 +308,8 @@ impl Engine {
             Ok(p) => p,
             Err(e) => return Err(fail(report, e)),
         };
-        let mut log = match LogWriter::open(&self.containers.dir(id).join(format!("{id}-json.log"))) {
+        let mut log = match LogWriter::open(&self.containers.dir(id).join(format!("{id}-json.log")))
+        {
             Ok(l) => l,
             Err(e) => return Err(fail(report, e.into())),
         };
@@ -243,7 +320,15 @@ impl Engine {
         let (stdio, out, err, _master) = if p.record.config.tty {
             let pty = match pump::open_pty() {
                 Ok(p) => p,
-                Err(source) => return Err(fail(report, Error::Pump { id: id.to_owned(), source })),
+                Err(source) => {
+                    return Err(fail(
+                        report,
+                        Error::Pump {
+                            id: id.to_owned(),
+                            source,
+                        },
+                    ));
+                }
             };
             let out = match dup(pty.master.as_fd()) {
                 Ok(o) => o,
@@ -256,7 +341,16 @@ impl Engine {
                 Ok(x) => x,
                 Err(e) => return Err(fail(report, e)),
             };
-            (Stdio::Fds { stdin: null, stdout: ow, stderr: ew }, Some(or), Some(er), None)
+            (
+                Stdio::Fds {
+                    stdin: null,
+                    stdout: ow,
+                    stderr: ew,
+                },
+                Some(or),
+                Some(er),
+                None,
+            )
         };
         let mut child = match self.launch(&p, stdio, true) {
             Ok(c) => c,
@@ -264,10 +358,21 @@ impl Engine {
         };
         let _ = rustix::io::write(&report, b"ok\n");
         drop(report);
-        let mut pm = Pump { out, err, input: None, echo: false, log: Some(&mut log), signals: None, resize: None };
+        let mut pm = Pump {
+            out,
+            err,
+            input: None,
+            echo: false,
+            log: Some(&mut log),
+            signals: None,
+            resize: None,
+        };
         let r = pm.run(child.pidfd(), &mut |_| {});
         drop(pm);
-        r.map_err(|source| Error::Pump { id: id.to_owned(), source })?;
+        r.map_err(|source| Error::Pump {
+            id: id.to_owned(),
+            source,
+        })?;
         self.finish(&p, &mut child, true)
     }
 }
@@ -278,9 +383,16 @@ fn parse_report(id: &str, msg: &str) -> Result<()> {
     }
     if let Some(rest) = msg.strip_prefix("err ") {
         let (code, message) = rest.split_once('\n').unwrap_or((rest, ""));
-        return Err(Error::StartFailed { id: id.to_owned(), code: code.trim().parse().unwrap_or(125), message: message.to_owned() });
+        return Err(Error::StartFailed {
+            id: id.to_owned(),
+            code: code.trim().parse().unwrap_or(125),
+            message: message.to_owned(),
+        });
     }
-    Err(Error::Monitor { id: id.to_owned(), why: "it exited before reporting whether the container started".into() })
+    Err(Error::Monitor {
+        id: id.to_owned(),
+        why: "it exited before reporting whether the container started".into(),
+    })
 }
 
 #[cfg(test)]
@@ -290,7 +402,10 @@ mod tests {
     #[test]
     fn monitor_reports_parse() {
         assert!(parse_report("x", "ok\n").is_ok());
-        match parse_report("x", "err 127\nexec: \"nope\": executable file not found in $PATH") {
+        match parse_report(
+            "x",
+            "err 127\nexec: \"nope\": executable file not found in $PATH",
+        ) {
             Err(Error::StartFailed { code, message, .. }) => {
                 assert_eq!(code, 127);
                 assert!(message.contains("nope"));

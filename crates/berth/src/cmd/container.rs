@@ -205,7 +205,12 @@ pub enum ContainerCommand {
     /// Stop running containers (stop signal, then SIGKILL after a grace period).
     Stop {
         /// Seconds to wait before killing.
-        #[arg(short = 't', long = "time", visible_alias = "timeout", default_value_t = 10)]
+        #[arg(
+            short = 't',
+            long = "time",
+            visible_alias = "timeout",
+            default_value_t = 10
+        )]
         time: u64,
         /// Containers.
         #[arg(required = true)]
@@ -251,7 +256,8 @@ pub enum ContainerCommand {
 
 /// Runs a container command.
 pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
-    let engine = Engine::open(&g.root, &g.run_root).with_context(|| format!("opening state root {}", g.root.display()))?;
+    let engine = Engine::open(&g.root, &g.run_root)
+        .with_context(|| format!("opening state root {}", g.root.display()))?;
     match c {
         ContainerCommand::Run { detach, flags } => {
             let opts = flags.options();
@@ -273,9 +279,16 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
             println!("{}", p.record.id);
             Ok(0)
         }
-        ContainerCommand::Start { attach, interactive: _, containers } => {
+        ContainerCommand::Start {
+            attach,
+            interactive: _,
+            containers,
+        } => {
             if attach {
-                anyhow::ensure!(containers.len() == 1, "you cannot start and attach multiple containers at once");
+                anyhow::ensure!(
+                    containers.len() == 1,
+                    "you cannot start and attach multiple containers at once"
+                );
                 let id = engine.resolve(&containers[0])?;
                 let code = engine.start_attached(&id)?;
                 return Ok(exit_byte(code));
@@ -287,20 +300,59 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
                 Ok(())
             })
         }
-        ContainerCommand::Ps { all, quiet, no_trunc, format } => ps(&engine, all, quiet, no_trunc, format.as_deref()),
-        ContainerCommand::Logs { follow, tail, timestamps, container } => {
+        ContainerCommand::Ps {
+            all,
+            quiet,
+            no_trunc,
+            format,
+        } => ps(&engine, all, quiet, no_trunc, format.as_deref()),
+        ContainerCommand::Logs {
+            follow,
+            tail,
+            timestamps,
+            container,
+        } => {
             let tail = if tail == "all" || tail == "-1" {
                 None
             } else {
-                Some(tail.parse::<usize>().with_context(|| format!("invalid --tail value {tail:?}"))?)
+                Some(
+                    tail.parse::<usize>()
+                        .with_context(|| format!("invalid --tail value {tail:?}"))?,
+                )
             };
             let stdout = std::io::stdout();
             let stderr = std::io::stderr();
-            engine.logs(&container, &LogsOptions { follow, tail, timestamps }, &mut stdout.lock(), &mut stderr.lock())?;
+            engine.logs(
+                &container,
+                &LogsOptions {
+                    follow,
+                    tail,
+                    timestamps,
+                },
+                &mut stdout.lock(),
+                &mut stderr.lock(),
+            )?;
             Ok(0)
         }
-        ContainerCommand::Exec { interactive, tty, user, env, workdir, args } => {
-            let code = engine.exec(&args[0], &ExecOptions { cmd: args[1..].to_vec(), interactive, tty, user, env, workdir })?;
+        ContainerCommand::Exec {
+            interactive,
+            tty,
+            user,
+            env,
+            workdir,
+            args,
+        } => {
+            let code = engine.exec(
+                &args[0],
+                &ExecOptions {
+                    cmd: args[1..].to_vec(),
+                    interactive,
+                    tty,
+                    user,
+                    env,
+                    workdir,
+                },
+            )?;
             Ok(exit_byte(code))
         }
         ContainerCommand::Stop { time, containers } => each(&containers, |c| {
@@ -355,7 +407,10 @@ fn exit_byte(code: i32) -> u8 {
 }
 
 /// Runs `f` for each container; like Docker, reports each failure and exits 1 if any failed.
-fn each(containers: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<u8> {
+fn each(
+    containers: &[String],
+    mut f: impl FnMut(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<u8> {
     let mut failed = false;
     for c in containers {
         if let Err(e) = f(c) {
@@ -382,9 +437,21 @@ fn created_at(rfc: &str) -> String {
     format!("{} +0000 UTC", base.replacen('T', " ", 1))
 }
 
-fn ps(engine: &Engine, all: bool, quiet: bool, no_trunc: bool, format: Option<&str>) -> anyhow::Result<u8> {
+fn ps(
+    engine: &Engine,
+    all: bool,
+    quiet: bool,
+    no_trunc: bool,
+    format: Option<&str>,
+) -> anyhow::Result<u8> {
     let list = engine.list(all)?;
-    let short = |id: &str| if no_trunc { id.to_owned() } else { id[..12].to_owned() };
+    let short = |id: &str| {
+        if no_trunc {
+            id.to_owned()
+        } else {
+            id[..12].to_owned()
+        }
+    };
     let mut out = std::io::stdout().lock();
     if quiet {
         for c in &list {
@@ -396,7 +463,12 @@ fn ps(engine: &Engine, all: bool, quiet: bool, no_trunc: bool, format: Option<&s
         let cmd = c.command();
         format!("\"{}\"", if no_trunc { cmd } else { ellipsis(&cmd, 20) })
     };
-    let ago = |ts: &str| format!("{} ago", berth_engine::time::human_duration(berth_engine::time::since(ts)));
+    let ago = |ts: &str| {
+        format!(
+            "{} ago",
+            berth_engine::time::human_duration(berth_engine::time::since(ts))
+        )
+    };
     match format {
         Some("json") | Some("{{json .}}") => {
             for c in &list {
@@ -421,7 +493,18 @@ fn ps(engine: &Engine, all: bool, quiet: bool, no_trunc: bool, format: Option<&s
             Ok(0)
         }
         None | Some("table") => {
-            let mut rows = vec![["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(str::to_owned)];
+            let mut rows = vec![
+                [
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "CREATED",
+                    "STATUS",
+                    "PORTS",
+                    "NAMES",
+                ]
+                .map(str::to_owned),
+            ];
             for c in &list {
                 rows.push([
                     short(&c.record.id),
@@ -468,7 +551,15 @@ mod tests {
     #[test]
     fn ps_helpers() {
         assert_eq!(ellipsis("sleep 100", 20), "sleep 100");
-        assert_eq!(ellipsis("sh -c 'while true; do sleep 1; done'", 20).chars().count(), 20);
-        assert_eq!(created_at("2026-11-28T09:30:00.123456789Z"), "2026-11-28 09:30:00 +0000 UTC");
+        assert_eq!(
+            ellipsis("sh -c 'while true; do sleep 1; done'", 20)
+                .chars()
+                .count(),
+            20
+        );
+        assert_eq!(
+            created_at("2026-11-28T09:30:00.123456789Z"),
+            "2026-11-28 09:30:00 +0000 UTC"
+        );
     }
 }
