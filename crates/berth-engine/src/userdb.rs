@@ -248,10 +248,7 @@ pub fn resolve(spec: &str, layers: &[PathBuf]) -> Result<ResolvedUser, UserError
     let mut additional_gids = Vec::new();
     if let Some(e) = entry {
         for g in &groups {
-            if g.members.contains(&e.name)
-                && g.gid != gid
-                && !additional_gids.contains(&g.gid)
-            {
+            if g.members.contains(&e.name) && g.gid != gid && !additional_gids.contains(&g.gid) {
                 additional_gids.push(g.gid);
             }
         }

@@ -207,3 +207,91 @@ impl Timing {
         eprintln!("{line}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{ContainerConfig, HostConfig};
+
+    fn record(id: &str, auto_remove: bool) -> ContainerRecord {
+        ContainerRecord {
+            id: id.to_owned(),
+            created: crate::time::now_rfc3339(),
+            path: "sleep".into(),
+            args: vec!["100".into()],
+            image: format!("sha256:{}", "cd".repeat(32)),
+            name: "/crashy".into(),
+            config: ContainerConfig::default(),
+            host_config: HostConfig {
+                auto_remove,
+                ..Default::default()
+            },
+            mounts: vec![],
+        }
+    }
+
+    /// A pid that surely is not running: a child we spawned and reaped.
+    fn dead_pid() -> i32 {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id() as i32;
+        c.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn a_dead_monitor_turns_running_into_exited() {
+        let t = tempfile::tempdir().unwrap();
+        let e = Engine::open(t.path(), &t.path().join("run")).unwrap();
+        let id = "ef".repeat(32);
+        e.containers.create_dir(&id).unwrap();
+        e.containers
+            .write_config(&record(&id, false), false)
+            .unwrap();
+        let mut st = State::created();
+        st.status = Status::Running;
+        st.running = true;
+        st.pid = dead_pid();
+        st.monitor_pid = dead_pid();
+        e.containers.write_state(&id, &st, false).unwrap();
+        let now = e.state(&id).unwrap();
+        assert_eq!(now.status, Status::Exited);
+        assert_eq!(now.exit_code, 137);
+        assert!(now.error.contains("is gone"));
+        assert_eq!(
+            e.containers.read_state(&id).unwrap().status,
+            Status::Exited,
+            "the correction is recorded"
+        );
+        assert!(
+            e.images_in_use()
+                .unwrap()
+                .contains(&format!("sha256:{}", "cd".repeat(32)))
+        );
+
+        // A live monitor (this test process) is trusted.
+        let me = std::process::id() as i32;
+        st.monitor_pid = me;
+        st.monitor_start = crate::procs::start_time(me).unwrap();
+        e.containers.write_state(&id, &st, false).unwrap();
+        assert_eq!(e.state(&id).unwrap().status, Status::Running);
+    }
+
+    #[test]
+    fn a_dead_monitor_of_an_rm_container_removes_it() {
+        let t = tempfile::tempdir().unwrap();
+        let e = Engine::open(t.path(), &t.path().join("run")).unwrap();
+        let id = "ab".repeat(32);
+        e.containers.create_dir(&id).unwrap();
+        e.containers.reserve_name("crashy", &id).unwrap();
+        e.containers
+            .write_config(&record(&id, true), false)
+            .unwrap();
+        let mut st = State::created();
+        st.status = Status::Running;
+        st.monitor_pid = dead_pid();
+        e.containers.write_state(&id, &st, false).unwrap();
+        assert_eq!(e.state(&id).unwrap().status, Status::Exited);
+        assert!(!e.containers.dir(&id).exists());
+        assert_eq!(e.containers.name_owner("crashy"), None);
+    }
+}
