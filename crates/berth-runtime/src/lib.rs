@@ -28,4 +28,6 @@ pub use exec::exec;
 pub use handle::{Child, ExitStatus};
 pub use plan::PlanError;
 pub use plan::mount::MountOptionError;
-pub use spawn::{LaunchConfig, OverlayRoot, Stdio, cgroups_path, destroy, plan_only, spawn};
+pub use spawn::{
+    LaunchConfig, OverlayRoot, Stdio, cgroups_path, create, destroy, plan_only, spawn, start,
+};

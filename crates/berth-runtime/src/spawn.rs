@@ -2,15 +2,16 @@
 //! for the error pipe to close (success) or to deliver the child's failure record.
 
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
+use rustix::fs::OFlags;
 use rustix::mount::OpenTreeFlags;
 use rustix::pipe::PipeFlags;
 
 use crate::cgroups::Cgroup;
-use crate::child::{self, ChildStdio, InitArgs};
+use crate::child::{self, ChildStdio, InitArgs, READY};
 use crate::error::Error;
 use crate::handle::{Child, read_report, record_error};
 use crate::plan::{IdMaps, Plan};
@@ -88,6 +89,70 @@ pub fn cgroups_path(spec: &Spec, id: &str) -> String {
 
 /// Starts the container's first process; returns once it has exec'd (or failed to).
 pub fn spawn(cfg: LaunchConfig<'_>) -> Result<Child, Error> {
+    launch(cfg, None)
+}
+
+/// runc's `create`: sets the container up completely, but its process waits before `execve` until
+/// [`start`] writes to `start_fifo` (a FIFO created here; it must not exist). Returns once setup is done.
+pub fn create(cfg: LaunchConfig<'_>, start_fifo: &Path) -> Result<Child, Error> {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        start_fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .map_err(|e| {
+        Error::sys(
+            format!("creating the start fifo {}", start_fifo.display()),
+            e.raw_os_error(),
+        )
+    })?;
+    let gate = rustix::fs::open(
+        start_fifo,
+        OFlags::RDWR | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| {
+        Error::sys(
+            format!("opening the start fifo {}", start_fifo.display()),
+            e.raw_os_error(),
+        )
+    });
+    let r = gate.and_then(|g| launch(cfg, Some(g.as_fd())));
+    if r.is_err() {
+        let _ = std::fs::remove_file(start_fifo);
+    }
+    r
+}
+
+/// runc's `start`: lets a created container's process `execve`, and removes the FIFO.
+pub fn start(start_fifo: &Path) -> Result<(), Error> {
+    let fd = rustix::fs::open(
+        start_fifo,
+        OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| match e {
+        // No reader: the created process is gone.
+        rustix::io::Errno::NXIO => Error::sys(
+            "starting the container: its process has exited",
+            e.raw_os_error(),
+        ),
+        _ => Error::sys(
+            format!("opening the start fifo {}", start_fifo.display()),
+            e.raw_os_error(),
+        ),
+    })?;
+    rustix::io::write(&fd, b"1")
+        .map_err(|e| Error::sys("writing the start fifo", e.raw_os_error()))?;
+    std::fs::remove_file(start_fifo).map_err(|source| Error::Sys {
+        action: format!("removing {}", start_fifo.display()),
+        source,
+    })
+}
+
+fn launch(cfg: LaunchConfig<'_>, gate: Option<BorrowedFd<'_>>) -> Result<Child, Error> {
     let compiled;
     let seccomp = match (
         cfg.seccomp,
@@ -120,7 +185,7 @@ pub fn spawn(cfg: LaunchConfig<'_>) -> Result<Child, Error> {
         path: path.clone(),
         source,
     })?;
-    match start(&plan, &cgroup, &path, &cfg.stdio) {
+    match start_child(&plan, &cgroup, &path, &cfg.stdio, gate) {
         Ok((pid, pidfd)) => Ok(Child::new(pid, pidfd, cgroup)),
         Err(e) => {
             let _ = cgroup.destroy();
@@ -129,11 +194,12 @@ pub fn spawn(cfg: LaunchConfig<'_>) -> Result<Child, Error> {
     }
 }
 
-fn start(
+fn start_child(
     plan: &Plan<'_>,
     cgroup: &Cgroup,
     path: &str,
     stdio: &Stdio,
+    gate: Option<BorrowedFd<'_>>,
 ) -> Result<(i32, OwnedFd), Error> {
     let join = cgroup.join_handle().map_err(|source| Error::Cgroup {
         action: "opening",
@@ -170,6 +236,7 @@ fn start(
         cgroup: Some(&join),
         stdio: stdio.for_child(),
         console: console.as_ref().map(|c| c.as_fd()),
+        gate,
     };
     let (pid, pidfd) = match sys::clone3(plan.clone_flags) {
         Ok(Forked::Child) => child::init(plan, &args),
@@ -194,6 +261,7 @@ fn start(
     }
     match read_report(&err_r) {
         Ok(None) => Ok((pid, pidfd)),
+        Ok(Some(rec)) if rec.stage == READY && gate.is_some() => Ok((pid, pidfd)),
         Ok(Some(rec)) => {
             let _ = sys::waitpid(pid);
             Err(record_error(&rec, &plan.process.command, |s, i| {

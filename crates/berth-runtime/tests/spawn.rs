@@ -297,3 +297,44 @@ fn pty_is_controlling_terminal_and_console() {
     assert_eq!(out, "tty-yes\r\n33 99\r\nconsole-yes\r\n");
     cleanup(&id, child);
 }
+
+#[test]
+fn create_waits_for_start() {
+    let r = Rootfs::new();
+    let id = unique_id("create");
+    let fifo = r.dir.path().join("exec.fifo");
+    let s = spec(&r.path(), &["sh", "-c", "echo started"]);
+    let (stdio, out, _err) = pipes();
+    let mut child = berth_runtime::create(
+        berth_runtime::LaunchConfig {
+            id: &id,
+            spec: &s,
+            overlay: None,
+            stdio,
+            seccomp: None,
+            die_with_parent: true,
+        },
+        &fifo,
+    )
+    .unwrap();
+    // Set up, not yet exec'd: nothing on stdout and the process still runs our own binary.
+    let mut pfd = [rustix::event::PollFd::new(
+        &out,
+        rustix::event::PollFlags::IN,
+    )];
+    let timeout = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    assert_eq!(rustix::event::poll(&mut pfd, Some(&timeout)).unwrap(), 0);
+    let exe = std::fs::read_link(format!("/proc/{}/exe", child.pid())).unwrap();
+    assert_eq!(exe, std::env::current_exe().unwrap());
+    assert!(fifo.exists());
+    berth_runtime::start(&fifo).unwrap();
+    assert!(!fifo.exists());
+    assert_eq!(read_all(out), "started\n");
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+    // Starting again fails: nobody waits on the fifo any more.
+    assert!(berth_runtime::start(&fifo).is_err());
+    cleanup(&id, child);
+}

@@ -56,10 +56,11 @@ pub enum Stage {
     Seccomp,
     Exec,
     Fork,
+    Gate,
 }
 
 impl Stage {
-    const ALL: [Stage; 40] = [
+    const ALL: [Stage; 41] = [
         Stage::UsernsSync,
         Stage::Join,
         Stage::CgroupJoin,
@@ -100,6 +101,7 @@ impl Stage {
         Stage::Seccomp,
         Stage::Exec,
         Stage::Fork,
+        Stage::Gate,
     ];
 
     fn from_u32(v: u32) -> Option<Stage> {
@@ -150,6 +152,7 @@ impl Stage {
             S::Seccomp => "installing the seccomp filter",
             S::Exec => "executing",
             S::Fork => "forking into the container's pid namespace",
+            S::Gate => "waiting for start",
         }
     }
 }
@@ -252,6 +255,8 @@ pub(crate) struct InitArgs<'a> {
     pub sync: Option<BorrowedFd<'a>>,
     pub cgroup: Option<&'a JoinHandle>,
     pub stdio: ChildStdio<'a>,
+    /// The start FIFO (held read-write) for `create`: block on it before `execve`.
+    pub gate: Option<BorrowedFd<'a>>,
     /// Detached mount of the pty slave for `/dev/console`.
     pub console: Option<BorrowedFd<'a>>,
 }
@@ -259,12 +264,37 @@ pub(crate) struct InitArgs<'a> {
 /// The container's first process: set everything up and `execve`. Never returns.
 pub(crate) fn init(plan: &Plan<'_>, args: &InitArgs<'_>) -> ! {
     let errfd = args.errfd.as_raw_fd();
-    let f = match setup(plan, args) {
+    let f = match setup(plan, args).and_then(|()| wait_gate(errfd, args.gate)) {
         Ok(()) => process::finish(&plan.process, plan.userns.is_some()),
         Err(f) => f,
     };
     die(errfd, f)
 }
+
+/// For `create`: report "ready" (a record with stage 0), then block until `start` writes a byte
+/// into the start FIFO (we hold it open read-write, so the read waits for data, not for a writer).
+fn wait_gate(errfd: RawFd, gate: Option<BorrowedFd<'_>>) -> Result<(), Fail> {
+    let Some(gate) = gate else { return Ok(()) };
+    let ready = Record {
+        stage: READY,
+        errno: 0,
+        index: 0,
+        msg: [0; MSG_LEN],
+    };
+    sys::write_all(errfd, &ready.to_bytes()).map_err(at_raw(Stage::Gate, 0))?;
+    let mut b = [0u8; 1];
+    loop {
+        match rustix::io::read(gate, &mut b) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(Fail::new(Stage::Gate, 0, libc::EPIPE)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Fail::new(Stage::Gate, 0, e.raw_os_error())),
+        }
+    }
+}
+
+/// The stage value of the "setup done, waiting for start" record.
+pub(crate) const READY: u32 = 0;
 
 fn setup(plan: &Plan<'_>, args: &InitArgs<'_>) -> Result<(), Fail> {
     if let Some(sync) = args.sync {
