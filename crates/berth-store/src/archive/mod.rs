@@ -1,0 +1,6 @@
+//! Image archives: `load` reads an OCI image-layout tar or a `docker save` tar, `save` writes an
+//! OCI image-layout tar that also carries Docker's `manifest.json`.
+
+mod load;
+mod save;
+mod staging;

@@ -1,0 +1,250 @@
+//! Removing images and collecting garbage. Deletes go metadata → snapshots → blobs, so a kill
+//! leaves unreferenced leftovers for the next `prune`, never an image missing its parts.
+
+use crate::error::{Error, Result};
+use crate::meta::MetaState;
+use crate::{Store, layout, resolve};
+use berth_oci::{Digest, Reference};
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+
+/// What `prune` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Docker-style lines: "untagged: busybox:latest", "deleted: sha256:…".
+    pub deleted: Vec<String>,
+    /// Bytes freed (blobs and snapshots).
+    pub reclaimed: u64,
+}
+
+/// What `system df` shows for images.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Number of images.
+    pub images: usize,
+    /// Images used by at least one container.
+    pub active: usize,
+    /// Uncompressed size of all distinct layers.
+    pub size: u64,
+    /// Size of the layers no used image needs.
+    pub reclaimable: u64,
+}
+
+/// Blobs and snapshots the images of a state need.
+fn referenced(state: &MetaState) -> (HashSet<Digest>, HashSet<Digest>) {
+    let mut blobs = HashSet::new();
+    let mut chains = HashSet::new();
+    for (id, rec) in &state.images {
+        blobs.insert(id.clone());
+        blobs.insert(rec.manifest_digest.clone());
+        for l in &rec.layers {
+            blobs.insert(l.digest.clone());
+            chains.insert(l.chain_id.clone());
+        }
+    }
+    (blobs, chains)
+}
+
+/// Bytes in regular files under a directory (not following symlinks).
+fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return if meta.is_file() { meta.len() } else { 0 };
+    }
+    std::fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| tree_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Removes an image or one of its tags, Docker's way: a tag of an image with several tags is
+    /// only untagged; the last tag, or an id, deletes the image unless a container uses it
+    /// (`in_use`). With `force`, an id with several tags loses them all, and an image in use loses
+    /// its tags but stays (its container still needs the layers). Returns "Untagged: …" /
+    /// "Deleted: …" lines.
+    pub fn remove_image(
+        &self,
+        name_or_id: &str,
+        force: bool,
+        in_use: &dyn Fn(&Digest) -> bool,
+    ) -> Result<Vec<String>> {
+        let _gc = self.lock_exclusive()?;
+        let root = self.root().to_path_buf();
+        let (mut lines, deleted, state) = self.meta().update(
+            |s| {
+                let id = resolve(s, name_or_id)?;
+                let refs = s.refs_of(&id);
+                let tag = Reference::parse(name_or_id)
+                    .ok()
+                    .filter(|r| s.tags.get(r) == Some(&id));
+                let used = in_use(&id);
+                let mut lines = Vec::new();
+                let untag = |s: &mut MetaState, r: &Reference, lines: &mut Vec<String>| {
+                    s.tags.remove(r);
+                    lines.push(format!("Untagged: {}", r.familiar()));
+                };
+                let delete = match &tag {
+                    Some(r) if refs.len() > 1 => {
+                        untag(s, r, &mut lines);
+                        false
+                    }
+                    Some(r) => {
+                        if used && !force {
+                            return Err(Error::Conflict {
+                                action: format!("remove repository reference {name_or_id:?}"),
+                                reason: format!(
+                                    "container is using its referenced image {}",
+                                    id.short()
+                                ),
+                            });
+                        }
+                        untag(s, r, &mut lines);
+                        !used
+                    }
+                    None => {
+                        if refs.len() > 1 && !force {
+                            return Err(Error::Conflict {
+                                action: format!("delete {}", id.short()),
+                                reason: "image is referenced in multiple repositories".into(),
+                            });
+                        }
+                        if used && !force {
+                            return Err(Error::Conflict {
+                                action: format!("delete {}", id.short()),
+                                reason: "image is being used by a container".into(),
+                            });
+                        }
+                        for r in &refs {
+                            untag(s, r, &mut lines);
+                        }
+                        !used
+                    }
+                };
+                if delete {
+                    s.images.remove(&id);
+                    lines.push(format!("Deleted: {id}"));
+                }
+                Ok((lines, delete, s.clone()))
+            },
+            |s| layout::write_index(&root, s),
+        )?;
+        if deleted {
+            let (blobs, chains) = referenced(&state);
+            let (snap_lines, _) = self.collect(&blobs, &chains)?;
+            lines.extend(snap_lines.into_iter().map(|d| format!("Deleted: {d}")));
+        }
+        Ok(lines)
+    }
+
+    /// Removes snapshots and blobs outside the given sets; returns removed snapshot chain IDs and
+    /// bytes freed.
+    fn collect(
+        &self,
+        blobs: &HashSet<Digest>,
+        chains: &HashSet<Digest>,
+    ) -> Result<(Vec<Digest>, u64)> {
+        let snaps = self.snapshots();
+        let mut freed = 0;
+        let mut removed = Vec::new();
+        for c in snaps.list().map_err(|source| Error::Snapshot {
+            action: "list",
+            source,
+        })? {
+            if !chains.contains(&c) {
+                freed += tree_size(&snaps.fs_path(&c));
+                snaps.remove(&c).map_err(|source| Error::Snapshot {
+                    action: "remove",
+                    source,
+                })?;
+                removed.push(c);
+            }
+        }
+        for b in self.blobs().list()? {
+            if !blobs.contains(&b) {
+                freed += self.blobs().remove(&b)?;
+            }
+        }
+        Ok((removed, freed))
+    }
+
+    /// Deletes dangling images (untagged), or with `all` every image no container uses, then
+    /// every blob and snapshot no image needs and the leftovers of killed writers. Takes the
+    /// exclusive lock, then asks `in_use` which image ids containers reference.
+    pub fn prune(&self, all: bool, in_use: &dyn Fn() -> HashSet<Digest>) -> Result<PruneReport> {
+        let _gc = self.lock_exclusive()?;
+        let used = in_use();
+        let root = self.root().to_path_buf();
+        let (lines, state) = self.meta().update(
+            |s| {
+                let victims: Vec<Digest> = s
+                    .images
+                    .keys()
+                    .filter(|id| !used.contains(*id) && (all || s.refs_of(id).is_empty()))
+                    .cloned()
+                    .collect();
+                let mut lines = Vec::new();
+                for id in victims {
+                    for r in s.refs_of(&id) {
+                        s.tags.remove(&r);
+                        lines.push(format!("untagged: {}", r.familiar()));
+                    }
+                    s.images.remove(&id);
+                    lines.push(format!("deleted: {id}"));
+                }
+                Ok((lines, s.clone()))
+            },
+            |s| layout::write_index(&root, s),
+        )?;
+        let (blobs, chains) = referenced(&state);
+        let (_, reclaimed) = self.collect(&blobs, &chains)?;
+        self.snapshots()
+            .clean_incomplete()
+            .map_err(|source| Error::Snapshot {
+                action: "clean incomplete",
+                source,
+            })?;
+        self.blobs().clean_ingest()?;
+        Ok(PruneReport {
+            deleted: lines,
+            reclaimed,
+        })
+    }
+
+    /// Image disk usage, given the ids containers use.
+    pub fn disk_usage(&self, in_use: &HashSet<Digest>) -> Result<DiskUsage> {
+        let state = self.meta().read()?;
+        let mut all = BTreeSet::new();
+        let mut needed = BTreeSet::new();
+        let mut size = 0;
+        let mut reclaimable = 0;
+        for (id, rec) in &state.images {
+            for l in &rec.layers {
+                if in_use.contains(id) {
+                    needed.insert(l.chain_id.clone());
+                }
+            }
+        }
+        for rec in state.images.values() {
+            for l in &rec.layers {
+                if all.insert(l.chain_id.clone()) {
+                    size += l.unpacked_size;
+                    if !needed.contains(&l.chain_id) {
+                        reclaimable += l.unpacked_size;
+                    }
+                }
+            }
+        }
+        Ok(DiskUsage {
+            images: state.images.len(),
+            active: state
+                .images
+                .keys()
+                .filter(|id| in_use.contains(*id))
+                .count(),
+            size,
+            reclaimable,
+        })
+    }
+}

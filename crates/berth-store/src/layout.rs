@@ -1,0 +1,171 @@
+//! The OCI image-layout documents (`oci-layout`, `index.json`, manifests, descriptors) as berth
+//! reads and writes them. Parsing is lenient about fields berth does not use, strict about the
+//! ones it does (digests are parsed and verified).
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::meta::MetaState;
+use berth_oci::{Digest, media_type};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Annotation carrying the tag (or reference) of a manifest in an index.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// containerd's (and Docker's) annotation carrying the fully qualified image name.
+pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
+/// The content of `oci-layout`.
+pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// A content descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type of the target.
+    #[serde(default)]
+    pub media_type: String,
+    /// Digest of the target.
+    pub digest: Digest,
+    /// Size of the target in bytes.
+    pub size: u64,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Platform, in indexes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// A platform in an index entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// CPU architecture (GOARCH).
+    pub architecture: String,
+    /// Operating system (GOOS).
+    pub os: String,
+    /// Architecture variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// An image manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The manifest media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The config blob.
+    pub config: Descriptor,
+    /// Layer blobs, bottom first.
+    pub layers: Vec<Descriptor>,
+}
+
+/// An image index (also the shape of `index.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The index media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// Entries.
+    pub manifests: Vec<Descriptor>,
+}
+
+/// Parses JSON, naming the document in the error.
+pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: impl Into<String>) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Json {
+        what: what.into(),
+        source,
+    })
+}
+
+/// The index entries for a store state: one per tag (annotated with the full name and the tag, as
+/// containerd and Docker write them), and one unannotated entry per untagged image.
+pub fn index_for(state: &MetaState) -> Index {
+    let mut manifests = Vec::new();
+    for (id, rec) in &state.images {
+        let refs = state.refs_of(id);
+        let desc = Descriptor {
+            media_type: rec.manifest_media_type.clone(),
+            digest: rec.manifest_digest.clone(),
+            size: rec.manifest_size,
+            annotations: None,
+            platform: None,
+        };
+        if refs.is_empty() {
+            manifests.push(desc.clone());
+        }
+        for r in refs {
+            let mut a = BTreeMap::new();
+            a.insert(ANNOTATION_IMAGE_NAME.to_owned(), r.to_string());
+            if let Some(tag) = r.tag() {
+                a.insert(ANNOTATION_REF_NAME.to_owned(), tag.to_owned());
+            }
+            manifests.push(Descriptor {
+                annotations: Some(a),
+                ..desc.clone()
+            });
+        }
+    }
+    Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.to_owned()),
+        manifests,
+    }
+}
+
+/// Rewrites `ROOT/index.json` (atomically) for a state.
+pub fn write_index(root: &Path, state: &MetaState) -> Result<()> {
+    let json = serde_json::to_vec_pretty(&index_for(state)).expect("index serialises");
+    fsutil::write_atomic(&root.join("index.json"), &json)
+}
+
+/// Writes `ROOT/oci-layout` if it is missing.
+pub fn ensure_oci_layout(root: &Path) -> Result<()> {
+    let p = root.join("oci-layout");
+    if p.exists() {
+        Ok(())
+    } else {
+        fsutil::write_atomic(&p, OCI_LAYOUT.as_bytes())
+    }
+}
+
+/// The platform berth runs on, in OCI terms (GOOS/GOARCH).
+pub fn host_platform() -> Platform {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    };
+    Platform {
+        architecture: arch.to_owned(),
+        os: "linux".to_owned(),
+        variant: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_round_trips_and_checks_digest() {
+        let json = format!(
+            r#"{{"mediaType":"x","digest":"{}","size":3}}"#,
+            Digest::of(b"abc")
+        );
+        let d: Descriptor = parse(json.as_bytes(), "descriptor").unwrap();
+        assert_eq!(d.size, 3);
+        assert_eq!(serde_json::to_string(&d).unwrap(), json);
+        let bad = r#"{"mediaType":"x","digest":"sha256:zz","size":3}"#;
+        assert!(parse::<Descriptor>(bad.as_bytes(), "descriptor").is_err());
+    }
+}
