@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::{Capability, Mount};
+use oci_spec::runtime::{Capability, LinuxDeviceCgroup, LinuxDeviceType, Mount};
 
 /// Docker's 14 default capabilities (CapEff 0x00000000a80425fb).
 pub fn docker_capabilities() -> Vec<Capability> {
@@ -115,5 +115,38 @@ pub fn mounts() -> Vec<Mount> {
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
         ),
+    ]
+}
+
+/// Docker's default device cgroup rules: deny everything, allow `mknod` of any node, and read/write
+/// on null, zero, full, random, urandom, tty, console, ptmx and the pty slaves.
+pub fn device_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |allow: bool,
+                typ: LinuxDeviceType,
+                major: Option<i64>,
+                minor: Option<i64>,
+                access: &str| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(allow);
+        d.set_typ(Some(typ));
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_access(Some(access.to_owned()));
+        d
+    };
+    use LinuxDeviceType::{A, B, C};
+    vec![
+        rule(false, A, None, None, "rwm"),
+        rule(true, C, None, None, "m"),
+        rule(true, B, None, None, "m"),
+        rule(true, C, Some(1), Some(3), "rwm"),
+        rule(true, C, Some(1), Some(5), "rwm"),
+        rule(true, C, Some(1), Some(7), "rwm"),
+        rule(true, C, Some(1), Some(8), "rwm"),
+        rule(true, C, Some(1), Some(9), "rwm"),
+        rule(true, C, Some(5), Some(0), "rwm"),
+        rule(true, C, Some(5), Some(1), "rwm"),
+        rule(true, C, Some(5), Some(2), "rwm"),
+        rule(true, C, Some(136), None, "rwm"),
     ]
 }

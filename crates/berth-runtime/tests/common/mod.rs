@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use berth_runtime::{Child, ExitStatus, LaunchConfig, OverlayRoot, Stdio};
 use oci_spec::runtime::{
     Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
-    SpecBuilder, UserBuilder,
+    LinuxNamespaceType, LinuxResourcesBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 pub const APPLETS: &[&str] = &[
@@ -117,6 +117,12 @@ pub fn spec(root: &Path, args: &[&str]) -> Spec {
                 .masked_paths(berth_runtime::defaults::masked_paths())
                 .readonly_paths(berth_runtime::defaults::readonly_paths())
                 .sysctl(HashMap::new())
+                .resources(
+                    LinuxResourcesBuilder::default()
+                        .devices(berth_runtime::defaults::device_rules())
+                        .build()
+                        .unwrap(),
+                )
                 .build()
                 .unwrap(),
         )
