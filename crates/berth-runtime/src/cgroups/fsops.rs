@@ -13,13 +13,21 @@ pub(super) fn write(file: &Path, value: &str) -> Result<(), CgroupError> {
         .write(true)
         .open(file)
         .and_then(|mut f| f.write_all(value.as_bytes()))
-        .map_err(|source| CgroupError::Write { file: file.to_owned(), value: value.to_owned(), source })
+        .map_err(|source| CgroupError::Write {
+            file: file.to_owned(),
+            value: value.to_owned(),
+            source,
+        })
 }
 
 /// Applies one planned write in `dir`, skipping an optional file the kernel does not provide.
 pub(super) fn apply(dir: &Path, w: &Write) -> Result<(), CgroupError> {
     match write(&dir.join(w.file), &w.value) {
-        Err(CgroupError::Write { source, .. }) if w.optional && source.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(CgroupError::Write { source, .. })
+            if w.optional && source.kind() == io::ErrorKind::NotFound =>
+        {
+            Ok(())
+        }
         r => r,
     }
 }
@@ -29,28 +37,45 @@ pub(super) fn read_optional(file: &Path) -> Result<Option<String>, CgroupError> 
     match std::fs::read_to_string(file) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CgroupError::Read { file: file.to_owned(), source }),
+        Err(source) => Err(CgroupError::Read {
+            file: file.to_owned(),
+            source,
+        }),
     }
 }
 
 fn read(file: &Path) -> Result<String, CgroupError> {
-    std::fs::read_to_string(file).map_err(|source| CgroupError::Read { file: file.to_owned(), source })
+    std::fs::read_to_string(file).map_err(|source| CgroupError::Read {
+        file: file.to_owned(),
+        source,
+    })
 }
 
 /// The pids listed in a `cgroup.procs` file; a cgroup that is already gone has none.
 pub(super) fn read_pids(file: &Path) -> Result<Vec<i32>, CgroupError> {
-    Ok(read_optional(file)?.unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect())
+    Ok(read_optional(file)?
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect())
 }
 
 /// Polls `file` until `done` accepts its text, for at most a second.
-pub(super) fn wait_for(file: &Path, done: impl Fn(&str) -> bool, dir: &Path) -> Result<(), CgroupError> {
+pub(super) fn wait_for(
+    file: &Path,
+    done: impl Fn(&str) -> bool,
+    dir: &Path,
+) -> Result<(), CgroupError> {
     let start = Instant::now();
     loop {
         if done(&read(file)?) {
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(1) {
-            return Err(CgroupError::FreezeTimeout { dir: dir.to_owned(), millis: 1000 });
+            return Err(CgroupError::FreezeTimeout {
+                dir: dir.to_owned(),
+                millis: 1000,
+            });
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -68,8 +93,16 @@ pub(super) fn make_dirs(root: &Path, rel: &str) -> Result<Created, CgroupError> 
     let comps: Vec<&str> = rel.split('/').collect();
     let leaf = root.join(rel);
     match std::fs::create_dir(&leaf) {
-        Ok(()) => return Ok(Created { first_new: comps.len() - 1 }),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(Created { first_new: comps.len() }),
+        Ok(()) => {
+            return Ok(Created {
+                first_new: comps.len() - 1,
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Ok(Created {
+                first_new: comps.len(),
+            });
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound && comps.len() > 1 => {}
         Err(source) => return Err(CgroupError::CreateDir { dir: leaf, source }),
     }
@@ -127,11 +160,19 @@ pub(super) fn remove_dir(dir: &Path) -> Result<(), CgroupError> {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < Duration::from_secs(2) => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && start.elapsed() < Duration::from_secs(2) =>
+            {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
-            Err(source) => return Err(CgroupError::Remove { dir: dir.to_owned(), source }),
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    dir: dir.to_owned(),
+                    source,
+                });
+            }
         }
     }
 }

@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 use super::CgroupError;
 
 /// The v1 controllers a container gets a directory in (name=systemd is not needed).
-pub const V1_CONTROLLERS: [&str; 8] = ["memory", "cpu", "cpuacct", "pids", "devices", "freezer", "blkio", "cpuset"];
+pub const V1_CONTROLLERS: [&str; 8] = [
+    "memory", "cpu", "cpuacct", "pids", "devices", "freezer", "blkio", "cpuset",
+];
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
@@ -48,10 +50,15 @@ impl Hierarchy {
     /// Detects the layout at `root`: a cgroup2 filesystem there means v2, anything else v1 with
     /// controllers at `root/<name>`.
     pub fn detect(root: &Path) -> Result<Hierarchy, CgroupError> {
-        let st = rustix::fs::statfs(root).map_err(|e| CgroupError::Detect { root: root.to_owned(), source: e.into() })?;
+        let st = rustix::fs::statfs(root).map_err(|e| CgroupError::Detect {
+            root: root.to_owned(),
+            source: e.into(),
+        })?;
         #[allow(clippy::unnecessary_cast)] // f_type's width differs between libcs
         if st.f_type as i64 == CGROUP2_SUPER_MAGIC {
-            return Ok(Hierarchy::V2 { root: root.to_owned() });
+            return Ok(Hierarchy::V2 {
+                root: root.to_owned(),
+            });
         }
         Ok(Self::v1_at(root))
     }
@@ -61,10 +68,15 @@ impl Hierarchy {
     pub fn v1_at(root: &Path) -> Hierarchy {
         let mut mounts: Vec<Mount> = Vec::new();
         for c in V1_CONTROLLERS {
-            let Ok(real) = std::fs::canonicalize(root.join(c)) else { continue };
+            let Ok(real) = std::fs::canonicalize(root.join(c)) else {
+                continue;
+            };
             match mounts.iter_mut().find(|m| m.root == real) {
                 Some(m) => m.controllers.push(c),
-                None => mounts.push(Mount { controllers: vec![c], root: real }),
+                None => mounts.push(Mount {
+                    controllers: vec![c],
+                    root: real,
+                }),
             }
         }
         Hierarchy::V1 { mounts }

@@ -147,9 +147,13 @@ impl JoinHandle {
 /// Checks `path` and returns it without leading '/' (Docker writes "/docker/<id>"; we accept both).
 fn normalise(path: &str, allow_root: bool) -> Result<&str, CgroupError> {
     let rel = path.trim_start_matches('/').trim_end_matches('/');
-    let bad = rel.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+    let bad = rel
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..");
     if (rel.is_empty() && !allow_root) || (!rel.is_empty() && bad) {
-        return Err(CgroupError::InvalidPath { path: path.to_owned() });
+        return Err(CgroupError::InvalidPath {
+            path: path.to_owned(),
+        });
     }
     Ok(rel)
 }
@@ -171,14 +175,24 @@ impl Cgroup {
         Ok(match h {
             Hierarchy::V1 { mounts } => Cgroup::V1(V1 {
                 path: rel.to_owned(),
-                dirs: mounts.iter().map(|m| (m.controllers.clone(), m.root.join(rel))).collect(),
+                dirs: mounts
+                    .iter()
+                    .map(|m| (m.controllers.clone(), m.root.join(rel)))
+                    .collect(),
             }),
-            Hierarchy::V2 { root } => Cgroup::V2(V2 { path: rel.to_owned(), dir: root.join(rel) }),
+            Hierarchy::V2 { root } => Cgroup::V2(V2 {
+                path: rel.to_owned(),
+                dir: root.join(rel),
+            }),
         })
     }
 
     /// Creates `path` under an explicit hierarchy and applies `resources`; on failure removes what it made.
-    pub fn create_in(h: &Hierarchy, path: &str, resources: Option<&LinuxResources>) -> Result<Cgroup, CgroupError> {
+    pub fn create_in(
+        h: &Hierarchy,
+        path: &str,
+        resources: Option<&LinuxResources>,
+    ) -> Result<Cgroup, CgroupError> {
         normalise(path, false)?;
         let cg = Self::open_in(h, path)?;
         let res = match &cg {
@@ -222,8 +236,15 @@ impl Cgroup {
         let mut fds = Vec::new();
         for d in self.dirs() {
             let file = d.join("cgroup.procs");
-            let fd = rustix::fs::open(&file, rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-                .map_err(|e| CgroupError::OpenProcs { file, source: e.into() })?;
+            let fd = rustix::fs::open(
+                &file,
+                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| CgroupError::OpenProcs {
+                file,
+                source: e.into(),
+            })?;
             fds.push(fd);
         }
         Ok(JoinHandle { fds })
@@ -232,7 +253,9 @@ impl Cgroup {
     /// The ids of the processes in the cgroup.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let dir = match self {
-            Cgroup::V1(v) => v.dir_of("pids").or_else(|| v.dirs.first().map(|(_, d)| d.as_path())),
+            Cgroup::V1(v) => v
+                .dir_of("pids")
+                .or_else(|| v.dirs.first().map(|(_, d)| d.as_path())),
             Cgroup::V2(v) => Some(v.dir.as_path()),
         };
         match dir {
@@ -247,7 +270,8 @@ impl Cgroup {
             Cgroup::V1(v) => match v.dir_of("freezer") {
                 Some(f) => {
                     fsops::write(&f.join("freezer.state"), "FROZEN")?;
-                    let frozen = fsops::wait_for(&f.join("freezer.state"), |s| s.trim() == "FROZEN", f);
+                    let frozen =
+                        fsops::wait_for(&f.join("freezer.state"), |s| s.trim() == "FROZEN", f);
                     let sent = frozen.and_then(|()| signal_all(&self.pids()?, sig));
                     let thawed = fsops::write(&f.join("freezer.state"), "THAWED");
                     sent.and(thawed)
@@ -260,7 +284,11 @@ impl Cgroup {
                     return fsops::write(&kill, "1");
                 }
                 fsops::write(&v.dir.join("cgroup.freeze"), "1")?;
-                let frozen = fsops::wait_for(&v.dir.join("cgroup.events"), |s| s.lines().any(|l| l == "frozen 1"), &v.dir);
+                let frozen = fsops::wait_for(
+                    &v.dir.join("cgroup.events"),
+                    |s| s.lines().any(|l| l == "frozen 1"),
+                    &v.dir,
+                );
                 let sent = frozen.and_then(|()| signal_all(&self.pids()?, sig));
                 let thawed = fsops::write(&v.dir.join("cgroup.freeze"), "0");
                 sent.and(thawed)
@@ -320,7 +348,11 @@ fn signal_all(pids: &[i32], sig: i32) -> Result<(), CgroupError> {
         if unsafe { libc::kill(pid, sig) } != 0 {
             let err = io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::ESRCH) {
-                return Err(CgroupError::Signal { pid, signal: sig, source: err });
+                return Err(CgroupError::Signal {
+                    pid,
+                    signal: sig,
+                    source: err,
+                });
             }
         }
     }
@@ -329,11 +361,16 @@ fn signal_all(pids: &[i32], sig: i32) -> Result<(), CgroupError> {
 
 impl V1 {
     fn dir_of(&self, controller: &str) -> Option<&Path> {
-        self.dirs.iter().find(|(c, _)| c.contains(&controller)).map(|(_, d)| d.as_path())
+        self.dirs
+            .iter()
+            .find(|(c, _)| c.contains(&controller))
+            .map(|(_, d)| d.as_path())
     }
 
     fn create(&self, h: &Hierarchy, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
-        let Hierarchy::V1 { mounts } = h else { unreachable!("V1 cgroup from a v2 hierarchy") };
+        let Hierarchy::V1 { mounts } = h else {
+            unreachable!("V1 cgroup from a v2 hierarchy")
+        };
         for (m, (_, dir)) in mounts.iter().zip(&self.dirs) {
             fsops::make_dirs(&m.root, &self.path)?;
             if m.controllers.contains(&"cpuset") {
@@ -346,7 +383,10 @@ impl V1 {
                     if w.optional {
                         continue;
                     }
-                    return Err(CgroupError::ControllerMissing { controller: w.controller, file: w.file });
+                    return Err(CgroupError::ControllerMissing {
+                        controller: w.controller,
+                        file: w.file,
+                    });
                 };
                 fsops::apply(dir, &w)?;
             }
@@ -357,7 +397,9 @@ impl V1 {
 
 impl V2 {
     fn create(&self, h: &Hierarchy, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
-        let Hierarchy::V2 { root } = h else { unreachable!("V2 cgroup from a v1 hierarchy") };
+        let Hierarchy::V2 { root } = h else {
+            unreachable!("V2 cgroup from a v1 hierarchy")
+        };
         let created = fsops::make_dirs(root, &self.path)?;
         // Controllers reach a leaf only if every ancestor delegates them; do it once, when an
         // ancestor is new (so the hot path of an existing "berth" parent costs nothing).

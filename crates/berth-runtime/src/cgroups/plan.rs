@@ -26,11 +26,21 @@ pub struct Write {
 }
 
 fn w(controller: &'static str, file: &'static str, value: impl Into<String>) -> Write {
-    Write { controller, file, value: value.into(), optional: false }
+    Write {
+        controller,
+        file,
+        value: value.into(),
+        optional: false,
+    }
 }
 
 fn opt(controller: &'static str, file: &'static str, value: impl Into<String>) -> Write {
-    Write { controller, file, value: value.into(), optional: true }
+    Write {
+        controller,
+        file,
+        value: value.into(),
+        optional: true,
+    }
 }
 
 /// The writes that apply `res` on cgroup `version`, in the order they must happen.
@@ -101,7 +111,11 @@ fn plan_v1(res: &LinuxResources) -> Vec<Write> {
     if let Some(devices) = res.devices() {
         out.push(w("devices", "devices.deny", "a"));
         for d in devices {
-            let file = if d.allow() { "devices.allow" } else { "devices.deny" };
+            let file = if d.allow() {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
             out.push(w("devices", file, device_rule(d)));
         }
     }
@@ -116,8 +130,15 @@ pub fn device_rule(d: &LinuxDeviceCgroup) -> String {
         Some(LinuxDeviceType::P) => 'p',
         Some(LinuxDeviceType::A) | None => 'a',
     };
-    let num = |n: Option<i64>| n.filter(|n| *n >= 0).map_or_else(|| "*".to_owned(), |n| n.to_string());
-    let access = d.access().as_deref().filter(|a| !a.is_empty()).unwrap_or("rwm");
+    let num = |n: Option<i64>| {
+        n.filter(|n| *n >= 0)
+            .map_or_else(|| "*".to_owned(), |n| n.to_string())
+    };
+    let access = d
+        .access()
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .unwrap_or("rwm");
     format!("{t} {}:{} {access}", num(d.major()), num(d.minor()))
 }
 
@@ -182,7 +203,8 @@ fn plan_v2(res: &LinuxResources) -> Vec<Write> {
 mod tests {
     use super::*;
     use oci_spec::runtime::{
-        LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+        LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxPidsBuilder,
+        LinuxResourcesBuilder,
     };
 
     fn files(ws: &[Write]) -> Vec<(&str, &str)> {
@@ -191,12 +213,37 @@ mod tests {
 
     fn sample() -> LinuxResources {
         LinuxResourcesBuilder::default()
-            .memory(LinuxMemoryBuilder::default().limit(64 << 20).swap(128 << 20).reservation(32 << 20).build().unwrap())
-            .cpu(LinuxCpuBuilder::default().quota(50_000).period(100_000u64).shares(512u64).build().unwrap())
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(64 << 20)
+                    .swap(128 << 20)
+                    .reservation(32 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .quota(50_000)
+                    .period(100_000u64)
+                    .shares(512u64)
+                    .build()
+                    .unwrap(),
+            )
             .pids(LinuxPidsBuilder::default().limit(42).build().unwrap())
             .devices(vec![
-                LinuxDeviceCgroupBuilder::default().allow(true).typ(LinuxDeviceType::C).major(1).minor(3).access("rwm").build().unwrap(),
-                LinuxDeviceCgroupBuilder::default().allow(false).typ(LinuxDeviceType::B).build().unwrap(),
+                LinuxDeviceCgroupBuilder::default()
+                    .allow(true)
+                    .typ(LinuxDeviceType::C)
+                    .major(1)
+                    .minor(3)
+                    .access("rwm")
+                    .build()
+                    .unwrap(),
+                LinuxDeviceCgroupBuilder::default()
+                    .allow(false)
+                    .typ(LinuxDeviceType::B)
+                    .build()
+                    .unwrap(),
             ])
             .build()
             .unwrap()
@@ -245,7 +292,13 @@ mod tests {
     #[test]
     fn unlimited_values() {
         let r = LinuxResourcesBuilder::default()
-            .memory(LinuxMemoryBuilder::default().limit(-1).swap(-1).build().unwrap())
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(-1)
+                    .swap(-1)
+                    .build()
+                    .unwrap(),
+            )
             .pids(LinuxPidsBuilder::default().limit(-1).build().unwrap())
             .cpu(LinuxCpuBuilder::default().quota(-1).build().unwrap())
             .build()
@@ -264,7 +317,10 @@ mod tests {
     fn empty_resources_plan_nothing_on_v1() {
         let r = LinuxResources::default();
         assert!(plan(Version::V1, &r).is_empty());
-        assert_eq!(files(&plan(Version::V2, &r)), vec![("memory.oom.group", "1")]);
+        assert_eq!(
+            files(&plan(Version::V2, &r)),
+            vec![("memory.oom.group", "1")]
+        );
     }
 
     #[test]

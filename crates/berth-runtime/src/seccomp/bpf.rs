@@ -14,7 +14,8 @@ use seccompiler::sock_filter;
 
 use super::SeccompError;
 
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+// Opcodes (linux/filter.h): class | size/op | source; BPF_LD, BPF_W and BPF_K are all 0.
+const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_ALU_AND_K: u16 = 0x04 | 0x50;
 const BPF_RET_K: u16 = 0x06;
 const BPF_JEQ_K: u16 = 0x05 | 0x10;
@@ -40,7 +41,10 @@ pub(super) enum Cmp {
     Lt(u64),
     Le(u64),
     /// (arg & mask) == value.
-    MaskedEq { mask: u64, value: u64 },
+    MaskedEq {
+        mask: u64,
+        value: u64,
+    },
 }
 
 /// One rule: all conditions hold → return `action`.
@@ -100,17 +104,26 @@ impl Asm {
             let pc = out.len();
             match *i {
                 Ins::Label(_) => {}
-                Ins::Stmt(code, k) => out.push(sock_filter { code, jt: 0, jf: 0, k }),
+                Ins::Stmt(code, k) => out.push(sock_filter {
+                    code,
+                    jt: 0,
+                    jf: 0,
+                    k,
+                }),
                 Ins::Jump(code, k, jt, jf) => {
                     let off = |t: Target| -> Result<u8, SeccompError> {
                         match t {
                             Target::Next => Ok(0),
-                            Target::Label(l) => {
-                                u8::try_from(at[l] - pc - 1).map_err(|_| SeccompError::JumpTooFar { at: pc })
-                            }
+                            Target::Label(l) => u8::try_from(at[l] - pc - 1)
+                                .map_err(|_| SeccompError::JumpTooFar { at: pc }),
                         }
                     };
-                    out.push(sock_filter { code, jt: off(jt)?, jf: off(jf)?, k });
+                    out.push(sock_filter {
+                        code,
+                        jt: off(jt)?,
+                        jf: off(jf)?,
+                        k,
+                    });
                 }
             }
         }
@@ -157,7 +170,11 @@ fn cond(a: &mut Asm, index: u8, cmp: Cmp, fail: usize) {
         Cmp::Gt(v) | Cmp::Ge(v) => {
             // hi > vhi → ok; hi < vhi → fail; equal → compare the low words.
             let ok = a.label();
-            let last = if matches!(cmp, Cmp::Gt(_)) { BPF_JGT_K } else { BPF_JGE_K };
+            let last = if matches!(cmp, Cmp::Gt(_)) {
+                BPF_JGT_K
+            } else {
+                BPF_JGE_K
+            };
             a.stmt(BPF_LD_W_ABS, off_hi);
             a.jump(BPF_JGT_K, hi(v), L(ok), N);
             a.jump(BPF_JEQ_K, hi(v), N, f);
@@ -168,7 +185,11 @@ fn cond(a: &mut Asm, index: u8, cmp: Cmp, fail: usize) {
         Cmp::Lt(v) | Cmp::Le(v) => {
             // The negation of Ge / Gt.
             let ok = a.label();
-            let last = if matches!(cmp, Cmp::Lt(_)) { BPF_JGE_K } else { BPF_JGT_K };
+            let last = if matches!(cmp, Cmp::Lt(_)) {
+                BPF_JGE_K
+            } else {
+                BPF_JGT_K
+            };
             a.stmt(BPF_LD_W_ABS, off_hi);
             a.jump(BPF_JGT_K, hi(v), f, N);
             a.jump(BPF_JEQ_K, hi(v), N, L(ok));
@@ -180,7 +201,10 @@ fn cond(a: &mut Asm, index: u8, cmp: Cmp, fail: usize) {
 }
 
 /// Builds the program: `syscalls` in first-appearance order, each with its rules in order.
-pub(super) fn generate(syscalls: &[(u32, Vec<Rule>)], default: u32) -> Result<Vec<sock_filter>, SeccompError> {
+pub(super) fn generate(
+    syscalls: &[(u32, Vec<Rule>)],
+    default: u32,
+) -> Result<Vec<sock_filter>, SeccompError> {
     use Target::{Label as L, Next as N};
     let mut a = Asm::default();
     let arch_ok = a.label();

@@ -34,10 +34,18 @@ fn codegen_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
     ID.get_or_init(|| {
         let mut h = Sha256::new();
-        for src in [include_str!("bpf.rs"), include_str!("table.rs"), include_str!("mod.rs")] {
+        for src in [
+            include_str!("bpf.rs"),
+            include_str!("table.rs"),
+            include_str!("mod.rs"),
+        ] {
             h.update(src.as_bytes());
         }
-        format!("berth-seccomp {} {}\n", env!("CARGO_PKG_VERSION"), hex::encode(h.finalize()))
+        format!(
+            "berth-seccomp {} {}\n",
+            env!("CARGO_PKG_VERSION"),
+            hex::encode(h.finalize())
+        )
     })
 }
 
@@ -68,7 +76,13 @@ pub(super) fn get_or_compile(
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => return Err(SeccompError::Cache { action: "reading", path, source }),
+        Err(source) => {
+            return Err(SeccompError::Cache {
+                action: "reading",
+                path,
+                source,
+            });
+        }
     }
     let program = compile()?;
     store(dir, &path, &encode(&program))?;
@@ -93,7 +107,10 @@ pub(super) fn encode(p: &Program) -> Vec<u8> {
 }
 
 pub(super) fn decode(b: &[u8]) -> Option<Program> {
-    let u32_at = |o: usize| b.get(o..o + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+    let u32_at = |o: usize| {
+        b.get(o..o + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    };
     if b.get(..8)? != MAGIC || u32_at(8)? != FORMAT {
         return None;
     }
@@ -122,9 +139,17 @@ pub(super) fn decode(b: &[u8]) -> Option<Program> {
 /// fsync of the directory.
 fn store(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SeccompError> {
     static SEQ: AtomicU32 = AtomicU32::new(0);
-    let err = |action, source| SeccompError::Cache { action, path: path.to_owned(), source };
+    let err = |action, source| SeccompError::Cache {
+        action,
+        path: path.to_owned(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(|e| err("creating the directory of", e))?;
-    let tmp = dir.join(format!(".tmp-{}-{}.bpf", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}.bpf",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
     let written = std::fs::File::create_new(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
         f.sync_all()
@@ -133,5 +158,7 @@ fn store(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SeccompError> {
         let _ = std::fs::remove_file(&tmp);
         return Err(err("writing", e));
     }
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| err("syncing the directory of", e))
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| err("syncing the directory of", e))
 }

@@ -11,7 +11,9 @@ mod table;
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator,
+};
 use seccompiler::{SeccompAction, sock_filter};
 
 pub use profile::{DEFAULT_CAPABILITIES, default_profile, profile_for_capabilities};
@@ -46,13 +48,17 @@ pub enum SeccompError {
         index: usize,
     },
     /// The program exceeds the kernel's 4096-instruction limit.
-    #[error("compiling seccomp profile: {insns} BPF instructions exceed the kernel's limit of 4096")]
+    #[error(
+        "compiling seccomp profile: {insns} BPF instructions exceed the kernel's limit of 4096"
+    )]
     TooLong {
         /// The program's length.
         insns: usize,
     },
     /// One syscall has so many rules that a BPF jump cannot cross them.
-    #[error("compiling seccomp profile: a jump at instruction {at} spans more than 255 instructions")]
+    #[error(
+        "compiling seccomp profile: a jump at instruction {at} spans more than 255 instructions"
+    )]
     JumpTooFar {
         /// Where.
         at: usize,
@@ -95,7 +101,11 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<u32, SeccompError
         A::ScmpActTrap => SeccompAction::Trap,
         A::ScmpActLog => SeccompAction::Log,
         A::ScmpActTrace => SeccompAction::Trace(errno.unwrap_or(0)),
-        A::ScmpActNotify => return Err(SeccompError::UnsupportedAction { action: a.to_string() }),
+        A::ScmpActNotify => {
+            return Err(SeccompError::UnsupportedAction {
+                action: a.to_string(),
+            });
+        }
     };
     Ok(act.into())
 }
@@ -110,12 +120,18 @@ fn cmp(op: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> bpf::Cmp
         O::ScmpCmpLt => bpf::Cmp::Lt(value),
         O::ScmpCmpLe => bpf::Cmp::Le(value),
         // OCI: value is the mask, valueTwo the datum, as libseccomp's SCMP_CMP_MASKED_EQ.
-        O::ScmpCmpMaskedEq => bpf::Cmp::MaskedEq { mask: value, value: value_two.unwrap_or(0) },
+        O::ScmpCmpMaskedEq => bpf::Cmp::MaskedEq {
+            mask: value,
+            value: value_two.unwrap_or(0),
+        },
     }
 }
 
 fn syscall_number(name: &str) -> Option<u32> {
-    table::X86_64.iter().find(|(n, _)| *n == name).map(|(_, nr)| *nr)
+    table::X86_64
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, nr)| *nr)
 }
 
 impl Program {
@@ -123,23 +139,33 @@ impl Program {
     /// list i386/arm-only calls). NOTIFY, a listener socket and non-x86_64-only profiles are refused.
     pub fn compile(profile: &LinuxSeccomp) -> Result<Program, SeccompError> {
         if profile.listener_path().is_some() {
-            return Err(SeccompError::Unsupported { feature: "a seccomp notify listener (listenerPath)" });
+            return Err(SeccompError::Unsupported {
+                feature: "a seccomp notify listener (listenerPath)",
+            });
         }
         if let Some(archs) = profile.architectures()
             && !archs.is_empty()
-            && !archs.iter().any(|a| matches!(a, Arch::ScmpArchX86_64 | Arch::ScmpArchNative))
+            && !archs
+                .iter()
+                .any(|a| matches!(a, Arch::ScmpArchX86_64 | Arch::ScmpArchNative))
         {
-            return Err(SeccompError::NoX86_64 { archs: archs.iter().map(|a| format!("{a:?}")).collect() });
+            return Err(SeccompError::NoX86_64 {
+                archs: archs.iter().map(|a| format!("{a:?}")).collect(),
+            });
         }
         let mut flags = 0;
         for f in profile.flags().iter().flatten() {
             match f {
                 LinuxSeccompFilterFlag::SeccompFilterFlagLog => flags |= SECCOMP_FILTER_FLAG_LOG,
-                LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+                LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                    flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW
+                }
                 // The child is single-threaded when it installs: nothing to synchronise.
                 LinuxSeccompFilterFlag::SeccompFilterFlagTsync => {}
                 LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
-                    return Err(SeccompError::Unsupported { feature: "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" });
+                    return Err(SeccompError::Unsupported {
+                        feature: "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+                    });
                 }
             }
         }
@@ -149,22 +175,33 @@ impl Program {
             let act = action(s.action(), s.errno_ret())?;
             let mut conds = Vec::new();
             for a in s.args().iter().flatten() {
-                let index = u8::try_from(a.index()).ok().filter(|i| *i <= 5).ok_or_else(|| SeccompError::ArgIndex {
-                    syscall: s.names().first().cloned().unwrap_or_default(),
-                    index: a.index(),
-                })?;
+                let index = u8::try_from(a.index())
+                    .ok()
+                    .filter(|i| *i <= 5)
+                    .ok_or_else(|| SeccompError::ArgIndex {
+                        syscall: s.names().first().cloned().unwrap_or_default(),
+                        index: a.index(),
+                    })?;
                 conds.push((index, cmp(a.op(), a.value(), a.value_two())));
             }
             for name in s.names() {
-                let Some(nr) = syscall_number(name) else { continue };
-                let rule = bpf::Rule { conds: conds.clone(), action: act };
+                let Some(nr) = syscall_number(name) else {
+                    continue;
+                };
+                let rule = bpf::Rule {
+                    conds: conds.clone(),
+                    action: act,
+                };
                 match syscalls.iter_mut().find(|(n, _)| *n == nr) {
                     Some((_, rules)) => rules.push(rule),
                     None => syscalls.push((nr, vec![rule])),
                 }
             }
         }
-        Ok(Program { filter: bpf::generate(&syscalls, default)?, flags })
+        Ok(Program {
+            filter: bpf::generate(&syscalls, default)?,
+            flags,
+        })
     }
 
     /// The compiled program for `profile` from `cache_dir/<sha256>.bpf`, compiling and caching it
@@ -177,7 +214,9 @@ impl Program {
     /// The compiled [`default_profile`], read from the cache without building the profile when
     /// present; the key covers the crate version and the sources that define the profile.
     pub fn default_cached(cache_dir: &Path) -> Result<Program, SeccompError> {
-        cache::get_or_compile(cache_dir, cache::default_key(), || Program::compile(&default_profile()))
+        cache::get_or_compile(cache_dir, cache::default_key(), || {
+            Program::compile(&default_profile())
+        })
     }
 
     /// The number of BPF instructions.
@@ -201,12 +240,21 @@ impl Program {
         // SAFETY: `prog` points at `self.filter`, alive and unmodified for the duration of the
         // call; the kernel copies the program and keeps no pointer to it.
         let r = unsafe {
-            libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, self.flags, &prog as *const libc::sock_fprog)
+            libc::syscall(
+                libc::SYS_seccomp,
+                SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog as *const libc::sock_fprog,
+            )
         };
         if r == 0 {
             Ok(())
         } else {
-            Err(rustix::io::Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL)))
+            Err(rustix::io::Errno::from_raw_os_error(
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EINVAL),
+            ))
         }
     }
 }
