@@ -142,6 +142,12 @@ impl Store {
         Ok(Rootfs { lowers })
     }
 
+    /// The snapshot `fs` directories of an image, topmost first, without unpacking anything.
+    pub fn rootfs_paths(&self, image: &Image) -> Vec<PathBuf> {
+        let snaps = self.snapshots();
+        image.layers.iter().rev().map(|l| snaps.fs_path(&l.chain_id)).collect()
+    }
+
     /// Unpacks a stored layer blob into its snapshot.
     pub(crate) fn unpack_layer(&self, snaps: &Snapshots, layer: &Layer) -> Result<()> {
         let blob = self.blobs.open(&layer.digest)?;

@@ -1,17 +1,645 @@
 //! Image commands: import, load, save, images, tag, rmi, image inspect, system prune, system df.
 
 use crate::Globals;
+use anyhow::{Context, bail};
+use berth_oci::{Digest, Reference};
+use berth_store::{Image, ImportOptions, Store};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 
 /// Image subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum ImageCommand {
+    /// Import the contents of a tarball (plain, gzip or zstd) as a filesystem image.
+    Import(ImportArgs),
+    /// Load images from an OCI image-layout or `docker save` tar archive (or STDIN).
+    Load(LoadArgs),
+    /// Save images to a tar archive (OCI layout plus Docker's manifest.json).
+    Save(SaveArgs),
     /// List images.
-    Images,
+    Images(ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Remove one or more images.
+    Rmi(RmiArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageGroup),
+    /// Manage berth's data.
+    #[command(subcommand)]
+    System(SystemGroup),
+}
+
+/// `berth image …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum ImageGroup {
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images.
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Display detailed information on one or more images.
+    Inspect(InspectArgs),
+    /// Import the contents of a tarball as a filesystem image.
+    Import(ImportArgs),
+    /// Load images from a tar archive.
+    Load(LoadArgs),
+    /// Save images to a tar archive.
+    Save(SaveArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Remove unused images.
+    Prune(PruneArgs),
+}
+
+/// `berth system …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum SystemGroup {
+    /// Remove unused data (dangling images; with -a every image no container uses).
+    Prune(PruneArgs),
+    /// Show disk usage.
+    Df,
+}
+
+/// Arguments of `import`.
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// Tarball path, or "-" for STDIN.
+    pub file: String,
+    /// Name for the image, REPOSITORY[:TAG].
+    pub reference: Option<String>,
+    /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL).
+    #[arg(short = 'c', long = "change")]
+    pub changes: Vec<String>,
+    /// Commit message for the imported image.
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Set platform (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+/// Arguments of `load`.
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// Read from a tar archive file instead of STDIN.
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `save`.
+#[derive(clap::Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file instead of STDOUT.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Images to save (names or ids).
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// Arguments of `images` / `image ls`.
+#[derive(clap::Args, Debug)]
+pub struct ImagesArgs {
+    /// Only images of this repository (REPOSITORY[:TAG]).
+    pub repository: Option<String>,
+    /// Show all images (berth keeps no intermediate images, so this is the default list).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output format: "table" or "json" (one JSON object per line, like {{json .}}).
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// Arguments of `tag`.
+#[derive(clap::Args, Debug)]
+pub struct TagArgs {
+    /// Existing image (name or id).
+    pub source: String,
+    /// New name, REPOSITORY[:TAG].
+    pub target: String,
+}
+
+/// Arguments of `rmi` / `image rm`.
+#[derive(clap::Args, Debug)]
+pub struct RmiArgs {
+    /// Force removal of the image.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Images to remove.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// Arguments of `image inspect`.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Images to inspect.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// Arguments of `system prune` / `image prune`.
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all images no container uses, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// Runs an image command.
-pub fn run(_g: &Globals, c: ImageCommand) -> anyhow::Result<u8> {
+pub fn run(g: &Globals, c: ImageCommand) -> anyhow::Result<u8> {
+    let store = || {
+        Store::open(&g.root).with_context(|| format!("opening image store {}", g.root.display()))
+    };
     match c {
-        ImageCommand::Images => Ok(0),
+        ImageCommand::Import(a) | ImageCommand::Image(ImageGroup::Import(a)) => {
+            import(&store()?, a)
+        }
+        ImageCommand::Load(a) | ImageCommand::Image(ImageGroup::Load(a)) => load(&store()?, a),
+        ImageCommand::Save(a) | ImageCommand::Image(ImageGroup::Save(a)) => save(&store()?, a),
+        ImageCommand::Images(a) | ImageCommand::Image(ImageGroup::Ls(a)) => images(&store()?, a),
+        ImageCommand::Tag(a) | ImageCommand::Image(ImageGroup::Tag(a)) => {
+            let target = Reference::parse(&a.target)?;
+            store()?.tag(&a.source, &target)?;
+            Ok(0)
+        }
+        ImageCommand::Rmi(a) | ImageCommand::Image(ImageGroup::Rm(a)) => rmi(&store()?, &g.root, a),
+        ImageCommand::Image(ImageGroup::Inspect(a)) => inspect(&store()?, a),
+        ImageCommand::Image(ImageGroup::Prune(a)) | ImageCommand::System(SystemGroup::Prune(a)) => {
+            prune(&store()?, &g.root, a)
+        }
+        ImageCommand::System(SystemGroup::Df) => df(&store()?, g),
+    }
+}
+
+/// Image ids that containers of this root reference: the "Image" field (a digest string) of
+/// each `ROOT/containers/<id>/config.json`, the on-disk contract with the engine.
+pub fn images_used_by_containers(root: &Path) -> HashSet<Digest> {
+    let mut used = HashSet::new();
+    let Ok(rd) = std::fs::read_dir(root.join("containers")) else {
+        return used;
+    };
+    for entry in rd.flatten() {
+        let Ok(bytes) = std::fs::read(entry.path().join("config.json")) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        if let Some(d) = v
+            .get("Image")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+        {
+            used.insert(d);
+        }
+    }
+    used
+}
+
+fn import(store: &Store, a: ImportArgs) -> anyhow::Result<u8> {
+    let reference = a.reference.as_deref().map(Reference::parse).transpose()?;
+    let opts = ImportOptions {
+        changes: a.changes,
+        message: a.message,
+        platform: a.platform,
+    };
+    let image = if a.file == "-" {
+        store.import(std::io::stdin().lock(), reference.as_ref(), &opts)?
+    } else {
+        let f = std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?;
+        store.import(f, reference.as_ref(), &opts)?
+    };
+    println!("{}", image.id);
+    Ok(0)
+}
+
+fn load(store: &Store, a: LoadArgs) -> anyhow::Result<u8> {
+    let src: Box<dyn Read> = match &a.input {
+        Some(p) => {
+            Box::new(std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?)
+        }
+        None => {
+            if std::io::stdin().is_terminal() {
+                bail!("requested load from stdin, but stdin is empty");
+            }
+            Box::new(std::io::stdin().lock())
+        }
+    };
+    let loaded = store.load(std::io::BufReader::with_capacity(256 * 1024, src))?;
+    if !a.quiet {
+        let mut out = std::io::stdout().lock();
+        for img in &loaded {
+            if img.references.is_empty() {
+                writeln!(out, "Loaded image ID: {}", img.id)?;
+            }
+            for r in &img.references {
+                writeln!(out, "Loaded image: {}", r.familiar())?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn save(store: &Store, a: SaveArgs) -> anyhow::Result<u8> {
+    let names: Vec<&str> = a.images.iter().map(String::as_str).collect();
+    match &a.output {
+        None => {
+            if std::io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let out = std::io::stdout().lock();
+            store.save(&names, std::io::BufWriter::with_capacity(256 * 1024, out))?;
+        }
+        Some(path) => {
+            // Written under a temporary name and renamed, so a failed save leaves no half file.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let tmp = tempfile_in(dir)?;
+            let result = (|| -> anyhow::Result<()> {
+                let f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("create {}", tmp.display()))?;
+                let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
+                store.save(&names, &mut w)?;
+                let f = w.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
+                Ok(())
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result?;
+        }
+    }
+    Ok(0)
+}
+
+fn tempfile_in(dir: &Path) -> anyhow::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    Ok(dir.join(format!(
+        ".berth-save-{}-{nanos:08x}.tmp",
+        std::process::id()
+    )))
+}
+
+/// Docker's `HumanSizeWithPrecision(size, 3)`: decimal units, three significant digits.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    let decimals = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_owned();
+    }
+    format!("{s}{}", UNITS[unit])
+}
+
+fn created_since(img: &Image) -> String {
+    match &img.created {
+        Some(c) => format!(
+            "{} ago",
+            berth_engine::time::human_duration(berth_engine::time::since(c))
+        ),
+        None => "N/A".to_owned(),
+    }
+}
+
+fn created_at(img: &Image) -> String {
+    // "2026-11-28T09:30:00.123Z" → "2026-11-28 09:30:00 +0000 UTC", as Docker's json format prints.
+    match &img.created {
+        Some(c) => {
+            let base = c.split('.').next().unwrap_or(c).trim_end_matches('Z');
+            format!("{} +0000 UTC", base.replacen('T', " ", 1))
+        }
+        None => String::new(),
+    }
+}
+
+/// Rows of `docker images`: one per tag, or one `<none>` row for an untagged image.
+fn rows<'a>(
+    list: &'a [Image],
+    filter: Option<&Reference>,
+    filter_has_tag: bool,
+) -> Vec<(String, String, &'a Image)> {
+    let mut out = Vec::new();
+    for img in list {
+        if img.references.is_empty() {
+            if filter.is_none() {
+                out.push(("<none>".to_owned(), "<none>".to_owned(), img));
+            }
+            continue;
+        }
+        for r in &img.references {
+            if let Some(f) = filter {
+                let same_repo = f.registry() == r.registry() && f.repository() == r.repository();
+                if !same_repo || (filter_has_tag && f.tag() != r.tag()) {
+                    continue;
+                }
+            }
+            out.push((
+                r.familiar_name(),
+                r.tag().unwrap_or("<none>").to_owned(),
+                img,
+            ));
+        }
+    }
+    out
+}
+
+fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<u8> {
+    let list = store.images()?;
+    let filter = a.repository.as_deref().map(Reference::parse).transpose()?;
+    let filter_has_tag = a
+        .repository
+        .as_deref()
+        .is_some_and(|r| r.rsplit('/').next().is_some_and(|l| l.contains(':')));
+    let rows = rows(&list, filter.as_ref(), filter_has_tag);
+    let id_of = |img: &Image| {
+        if a.no_trunc {
+            img.id.to_string()
+        } else {
+            img.id.short().to_owned()
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        let mut seen = HashSet::new();
+        for (_, _, img) in &rows {
+            if seen.insert(&img.id) {
+                writeln!(out, "{}", id_of(img))?;
+            }
+        }
+        return Ok(0);
+    }
+    match a.format.as_deref() {
+        Some("json") | Some("{{json .}}") => {
+            for (repo, tag, img) in &rows {
+                let v = json!({
+                    "Containers": "N/A",
+                    "CreatedAt": created_at(img),
+                    "CreatedSince": created_since(img),
+                    "Digest": "<none>",
+                    "ID": id_of(img),
+                    "Repository": repo,
+                    "SharedSize": "N/A",
+                    "Size": human_size(img.size),
+                    "Tag": tag,
+                    "UniqueSize": "N/A",
+                    "VirtualSize": human_size(img.size),
+                });
+                writeln!(out, "{v}")?;
+            }
+        }
+        None | Some("table") => {
+            let mut table =
+                vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"].map(str::to_owned)];
+            for (repo, tag, img) in &rows {
+                table.push([
+                    repo.clone(),
+                    tag.clone(),
+                    id_of(img),
+                    created_since(img),
+                    human_size(img.size),
+                ]);
+            }
+            write_table(&mut out, &table)?;
+        }
+        Some(other) => bail!("unsupported --format {other:?}: use table or json"),
+    }
+    Ok(0)
+}
+
+/// Writes columns the way Docker's tabwriter does (minimum width 10, padding 3).
+fn write_table<const N: usize>(out: &mut impl Write, rows: &[[String; N]]) -> std::io::Result<()> {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (i, cell) in r.iter().enumerate() {
+            widths[i] = widths[i].max((cell.chars().count() + 3).max(10));
+        }
+    }
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count()));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn rmi(store: &Store, root: &Path, a: RmiArgs) -> anyhow::Result<u8> {
+    let in_use = |d: &Digest| images_used_by_containers(root).contains(d);
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for name in &a.images {
+        match store.remove_image(name, a.force, &in_use) {
+            Ok(lines) => {
+                for l in lines {
+                    writeln!(out, "{l}")?;
+                }
+            }
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// Docker's image inspect JSON for one image.
+fn inspect_one(store: &Store, img: &Image) -> anyhow::Result<Value> {
+    let raw: Value = serde_json::from_slice(&store.blobs().read(&img.id)?)?;
+    let mut config = json!({
+        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
+        "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false,
+        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "", "Entrypoint": null,
+        "OnBuild": null, "Labels": null,
+    });
+    if let (Some(dst), Some(src)) = (
+        config.as_object_mut(),
+        raw.get("config").and_then(Value::as_object),
+    ) {
+        for (k, v) in src {
+            dst.insert(k.clone(), v.clone());
+        }
+    }
+    let comment = raw
+        .get("history")
+        .and_then(Value::as_array)
+        .and_then(|h| h.last())
+        .and_then(|h| h.get("comment"))
+        .cloned()
+        .unwrap_or(json!(""));
+    let lowers: Vec<String> = store
+        .rootfs_paths(img)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut v = json!({
+        "Id": img.id.to_string(),
+        "RepoTags": img.references.iter().map(Reference::familiar).collect::<Vec<_>>(),
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": comment,
+        "Created": img.created.clone().unwrap_or_default(),
+        "DockerVersion": "",
+        "Author": raw.get("author").cloned().unwrap_or(json!("")),
+        "Config": config,
+        "Architecture": raw.get("architecture").cloned().unwrap_or(json!("")),
+        "Os": raw.get("os").cloned().unwrap_or(json!("")),
+        "Size": img.size,
+        "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lowers.join(":")}},
+        "RootFS": {"Type": "layers", "Layers": img.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>()},
+        "Metadata": {"LastTagTime": img.added},
+    });
+    if let Some(variant) = raw.get("variant") {
+        v["Variant"] = variant.clone();
+    }
+    Ok(v)
+}
+
+fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<u8> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for name in &a.images {
+        match store.image(name) {
+            Ok(img) => out.push(inspect_one(store, &img)?),
+            Err(berth_store::Error::ImageNotFound(_)) => {
+                eprintln!("Error: No such image: {name}");
+                failed = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+fn prune(store: &Store, root: &Path, a: PruneArgs) -> anyhow::Result<u8> {
+    if !a.force {
+        let what = if a.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
+        if !confirm(&format!(
+            "WARNING! This will remove:\n  - {what}\n\nAre you sure you want to continue?"
+        ))? {
+            return Ok(0);
+        }
+    }
+    let root = root.to_path_buf();
+    let report = store.prune(a.all, &move || images_used_by_containers(&root))?;
+    let mut out = std::io::stdout().lock();
+    if !report.deleted.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        for l in &report.deleted {
+            writeln!(out, "{l}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        human_size(report.reclaimed)
+    )?;
+    Ok(0)
+}
+
+fn df(store: &Store, g: &Globals) -> anyhow::Result<u8> {
+    let used = images_used_by_containers(&g.root);
+    let du = store.disk_usage(&used)?;
+    let (containers, running) = match berth_engine::Engine::open(&g.root, &g.run_root) {
+        Ok(e) => (
+            e.list(true).map(|l| l.len()).unwrap_or(0),
+            e.list(false).map(|l| l.len()).unwrap_or(0),
+        ),
+        Err(_) => (0, 0),
+    };
+    let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
+    let table = vec![
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"].map(str::to_owned),
+        [
+            "Images".to_owned(),
+            du.images.to_string(),
+            du.active.to_string(),
+            human_size(du.size),
+            format!(
+                "{} ({}%)",
+                human_size(du.reclaimable),
+                pct(du.reclaimable, du.size)
+            ),
+        ],
+        [
+            "Containers".to_owned(),
+            containers.to_string(),
+            running.to_string(),
+            "0B".to_owned(),
+            "0B".to_owned(),
+        ],
+        ["Local Volumes", "0", "0", "0B", "0B"].map(str::to_owned),
+        ["Build Cache", "0", "0", "0B", "0B"].map(str::to_owned),
+    ];
+    write_table(&mut std::io::stdout().lock(), &table)?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_print_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(725), "725B");
+        assert_eq!(human_size(1500), "1.5kB");
+        assert_eq!(human_size(4_261_000), "4.26MB");
+        assert_eq!(human_size(12_340_000), "12.3MB");
+        assert_eq!(human_size(123_400_000), "123MB");
     }
 }
