@@ -20,8 +20,14 @@ impl TestRoot {
     pub fn new() -> TestRoot {
         let base = scratch_dir();
         TestRoot {
-            root: tempfile::Builder::new().prefix("root-").tempdir_in(&base).expect("temp state root"),
-            run_root: tempfile::Builder::new().prefix("run-").tempdir_in(&base).expect("temp run root"),
+            root: tempfile::Builder::new()
+                .prefix("root-")
+                .tempdir_in(&base)
+                .expect("temp state root"),
+            run_root: tempfile::Builder::new()
+                .prefix("run-")
+                .tempdir_in(&base)
+                .expect("temp run root"),
         }
     }
 
@@ -33,7 +39,10 @@ impl TestRoot {
     /// `berth --root R --run-root RR` ready for more arguments.
     pub fn berth(&self) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::cargo_bin("berth").expect("berth binary");
-        c.arg("--root").arg(self.root.path()).arg("--run-root").arg(self.run_root.path());
+        c.arg("--root")
+            .arg(self.root.path())
+            .arg("--run-root")
+            .arg(self.run_root.path());
         c.env_remove("BERTH_ROOT").env_remove("BERTH_RUN_ROOT");
         c
     }
@@ -41,14 +50,23 @@ impl TestRoot {
     /// The same as [`TestRoot::berth`], as a std command (for spawning and killing).
     pub fn berth_std(&self) -> StdCommand {
         let mut c = StdCommand::new(assert_cmd::cargo::cargo_bin("berth"));
-        c.arg("--root").arg(self.root.path()).arg("--run-root").arg(self.run_root.path());
+        c.arg("--root")
+            .arg(self.root.path())
+            .arg("--run-root")
+            .arg(self.run_root.path());
         c.env_remove("BERTH_ROOT").env_remove("BERTH_RUN_ROOT");
         c
     }
 
     /// Imports the busybox rootfs as image `name` and returns the image id printed by import.
     pub fn busybox_image(&self, name: &str) -> String {
-        let out = self.berth().arg("import").arg(busybox_tar()).arg(name).output().expect("run berth import");
+        let out = self
+            .berth()
+            .arg("import")
+            .arg(busybox_tar())
+            .arg(name)
+            .output()
+            .expect("run berth import");
         assert!(
             out.status.success(),
             "berth import failed: {}",
@@ -60,7 +78,10 @@ impl TestRoot {
     /// Mount points under this test's roots that are still mounted.
     pub fn leftover_mounts(&self) -> Vec<String> {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let roots = [self.root.path().to_string_lossy().into_owned(), self.run_root.path().to_string_lossy().into_owned()];
+        let roots = [
+            self.root.path().to_string_lossy().into_owned(),
+            self.run_root.path().to_string_lossy().into_owned(),
+        ];
         mounts
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
@@ -72,7 +93,11 @@ impl TestRoot {
     /// Container ids known to this root (`ps -aq --no-trunc` style: directory names).
     pub fn container_ids(&self) -> Vec<String> {
         std::fs::read_dir(self.root.path().join("containers"))
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -88,8 +113,16 @@ impl TestRoot {
     /// Asserts that no container of this root is still running, mounted or holding a cgroup.
     /// Call at the end of tests that ran containers and removed them.
     pub fn assert_clean(&self) {
-        assert_eq!(self.leftover_mounts(), Vec::<String>::new(), "mounts left behind");
-        assert_eq!(self.leftover_cgroups(), Vec::<PathBuf>::new(), "cgroups left behind");
+        assert_eq!(
+            self.leftover_mounts(),
+            Vec::<String>::new(),
+            "mounts left behind"
+        );
+        assert_eq!(
+            self.leftover_cgroups(),
+            Vec::<PathBuf>::new(),
+            "cgroups left behind"
+        );
     }
 }
 
@@ -109,7 +142,9 @@ impl Drop for TestRoot {
 /// Cgroup dirs named after container `id` under any `berth` parent in /sys/fs/cgroup.
 pub fn cgroup_dirs_for(id: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") else { return found };
+    let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return found;
+    };
     for h in hier.filter_map(|e| e.ok()) {
         let p = h.path().join("berth").join(id);
         if p.exists() {
@@ -136,7 +171,10 @@ pub fn busybox_tar() -> &'static Path {
         if tar.exists() {
             return tar;
         }
-        let work = tempfile::Builder::new().prefix("bb-").tempdir_in(&dir).expect("temp dir");
+        let work = tempfile::Builder::new()
+            .prefix("bb-")
+            .tempdir_in(&dir)
+            .expect("temp dir");
         let rootfs = work.path().join("rootfs");
         make_busybox_rootfs(&rootfs);
         let tmp = work.path().join("busybox.tar");
@@ -162,11 +200,24 @@ pub fn make_busybox_rootfs(rootfs: &Path) {
         .map(PathBuf::from)
         .find(|p| p.exists())
         .expect("busybox-static is not installed: run scripts/deps.sh");
-    for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root", "home/user", "var"] {
+    for d in [
+        "bin",
+        "etc",
+        "tmp",
+        "proc",
+        "sys",
+        "dev",
+        "root",
+        "home/user",
+        "var",
+    ] {
         std::fs::create_dir_all(rootfs.join(d)).expect("mkdir in rootfs");
     }
     std::fs::copy(&busybox, rootfs.join("bin/busybox")).expect("copy busybox");
-    let list = StdCommand::new(&busybox).arg("--list").output().expect("busybox --list");
+    let list = StdCommand::new(&busybox)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" && !applet.is_empty() {
             let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
@@ -177,9 +228,17 @@ pub fn make_busybox_rootfs(rootfs: &Path) {
         "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
     )
     .expect("write passwd");
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nwheel:x:10:user\nuser:x:1000:\nnogroup:x:65534:\n")
-        .expect("write group");
+    std::fs::write(
+        rootfs.join("etc/group"),
+        "root:x:0:\nwheel:x:10:user\nuser:x:1000:\nnogroup:x:65534:\n",
+    )
+    .expect("write group");
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777)).expect("chmod tmp");
-    let _ = StdCommand::new("chown").arg("-R").arg("1000:1000").arg(rootfs.join("home/user")).status();
+    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+        .expect("chmod tmp");
+    let _ = StdCommand::new("chown")
+        .arg("-R")
+        .arg("1000:1000")
+        .arg(rootfs.join("home/user"))
+        .status();
 }
