@@ -4,6 +4,7 @@
 //! makes directories, writes the planned values and reads state back. Creation is on the start hot
 //! path: each file is opened once and nothing is read that is not needed.
 
+pub mod devices;
 mod fsops;
 mod hierarchy;
 pub mod plan;
@@ -93,6 +94,18 @@ pub enum CgroupError {
         dir: PathBuf,
         /// How long we waited.
         millis: u64,
+    },
+    /// Loading or attaching the v2 device-access eBPF program failed.
+    #[error("{action} cgroup {dir}: {source}{}", if log.is_empty() { String::new() } else { format!("; verifier: {log}") })]
+    DeviceFilter {
+        /// What was being done.
+        action: &'static str,
+        /// The cgroup directory.
+        dir: PathBuf,
+        /// The error.
+        source: io::Error,
+        /// The BPF verifier's log, if it rejected the program.
+        log: String,
     },
     /// Removing a cgroup directory failed (after retries while its tasks exit).
     #[error("removing cgroup directory {dir}: {source}")]
@@ -420,6 +433,9 @@ impl V2 {
         let none = LinuxResources::default();
         for w in &plan::plan(Version::V2, resources.unwrap_or(&none)) {
             fsops::apply(&self.dir, w)?;
+        }
+        if let Some(rules) = resources.and_then(|r| r.devices().as_ref()) {
+            devices::attach(&self.dir, &devices::program(rules))?;
         }
         Ok(())
     }

@@ -324,3 +324,41 @@ fn v2_limit_without_controller_fails_cleanly() {
     );
     assert!(!root.join(&path).exists());
 }
+
+#[test]
+fn v2_device_rules_are_enforced_by_ebpf() {
+    let Some(h) = unified() else { return };
+    let parent = Parent::new(h.clone());
+    let path = parent.child("dev");
+    let res = LinuxResourcesBuilder::default()
+        .devices(vec![
+            LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build()
+                .unwrap(),
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(LinuxDeviceType::C)
+                .major(1)
+                .minor(3)
+                .access("rw")
+                .build()
+                .unwrap(),
+        ])
+        .build()
+        .unwrap();
+    let cg = Cgroup::create_in(&h, &path, Some(&res)).unwrap();
+    let join = cg.join_handle().unwrap();
+    let script =
+        "echo x > /dev/null || exit 1; head -c1 /dev/zero >/dev/null 2>&1 && exit 2; exit 0";
+    let mut cmd = Command::new("/bin/busybox");
+    cmd.args(["sh", "-c", script]);
+    // SAFETY: join_self only calls write(2) on pre-opened fds: async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || join.join_self().map_err(std::io::Error::from));
+    }
+    let status = cmd.status().unwrap();
+    assert_eq!(status.code(), Some(0), "/dev/null usable, /dev/zero denied");
+    cg.destroy().unwrap();
+}
