@@ -281,6 +281,8 @@ impl Cgroup {
     pub fn kill_all(&self, sig: i32) -> Result<(), CgroupError> {
         match self {
             Cgroup::V1(v) => match v.dir_of("freezer") {
+                // A cgroup already removed has nobody left to signal.
+                Some(f) if !f.exists() => signal_all(&self.pids()?, sig),
                 Some(f) => {
                     fsops::write(&f.join("freezer.state"), "FROZEN")?;
                     let frozen =
@@ -291,6 +293,7 @@ impl Cgroup {
                 }
                 None => signal_all(&self.pids()?, sig),
             },
+            Cgroup::V2(v) if !v.dir.exists() => Ok(()),
             Cgroup::V2(v) => {
                 let kill = v.dir.join("cgroup.kill");
                 if sig == libc::SIGKILL && kill.exists() {

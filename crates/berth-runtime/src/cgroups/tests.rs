@@ -201,7 +201,8 @@ fn v1_open_finds_the_same_directories() {
     assert_eq!(again.path(), path);
     again.destroy().unwrap();
     assert!(cg.dirs().iter().all(|d| !d.exists()));
-    // Destroying what is already gone is fine.
+    // Killing in and destroying what is already gone is fine (runtime's destroy does both).
+    cg.kill_all(libc::SIGKILL).unwrap();
     cg.destroy().unwrap();
 }
 
