@@ -200,10 +200,38 @@ fn cond(a: &mut Asm, index: u8, cmp: Cmp, fail: usize) {
     }
 }
 
-/// Builds the program: `syscalls` in first-appearance order, each with its rules in order.
+/// (lo, hi, rules): every syscall number in lo..=hi has exactly `rules`.
+type Range<'a> = (u32, u32, &'a [Rule]);
+
+/// Builds the program for `syscalls`, each with its rules in order (first match wins).
+///
+/// Runs of consecutive syscall numbers with identical rules share one block behind a range check
+/// (Docker's allowlist becomes a few dozen ranges instead of ~350 comparisons), and the ranges are
+/// searched as a binary tree, so any syscall is decided in a dozen or so instructions. If a huge
+/// profile makes a tree jump exceed BPF's 255-instruction reach, the ranges are laid out linearly.
 pub(super) fn generate(
     syscalls: &[(u32, Vec<Rule>)],
     default: u32,
+) -> Result<Vec<sock_filter>, SeccompError> {
+    let mut sorted: Vec<&(u32, Vec<Rule>)> = syscalls.iter().collect();
+    sorted.sort_by_key(|(nr, _)| *nr);
+    let mut ranges: Vec<Range<'_>> = Vec::new();
+    for (nr, rules) in sorted {
+        match ranges.last_mut() {
+            Some((_, hi, r)) if *hi + 1 == *nr && *r == rules.as_slice() => *hi = *nr,
+            _ => ranges.push((*nr, *nr, rules)),
+        }
+    }
+    match layout(&ranges, default, true) {
+        Err(SeccompError::JumpTooFar { .. }) => layout(&ranges, default, false),
+        r => r,
+    }
+}
+
+fn layout(
+    ranges: &[Range<'_>],
+    default: u32,
+    tree: bool,
 ) -> Result<Vec<sock_filter>, SeccompError> {
     use Target::{Label as L, Next as N};
     let mut a = Asm::default();
@@ -218,20 +246,57 @@ pub(super) fn generate(
     a.jump(BPF_JGE_K, X32_SYSCALL_BIT, N, L(native));
     a.stmt(BPF_RET_K, default);
     a.place(native);
-    for (nr, rules) in syscalls {
-        let next_syscall = a.label();
-        a.jump(BPF_JEQ_K, *nr, N, L(next_syscall));
+    if tree {
+        search(&mut a, ranges, 0, default);
+    } else {
+        linear(&mut a, ranges, 0, default);
+    }
+    a.finish()
+}
+
+/// Binary search over `ranges`, knowing nr >= `lb` and nr below the next range's start.
+fn search(a: &mut Asm, ranges: &[Range<'_>], lb: u32, default: u32) {
+    if ranges.len() <= 3 {
+        return linear(a, ranges, lb, default);
+    }
+    let mid = ranges.len() / 2;
+    let right = a.label();
+    a.jump(BPF_JGE_K, ranges[mid].0, Target::Label(right), Target::Next);
+    search(a, &ranges[..mid], lb, default);
+    a.place(right);
+    search(a, &ranges[mid..], ranges[mid].0, default);
+}
+
+/// Checks `ranges` one after the other, knowing nr >= `lb`; ends with `ret default`.
+fn linear(a: &mut Asm, ranges: &[Range<'_>], mut lb: u32, default: u32) {
+    use Target::{Label as L, Next as N};
+    for &(lo, hi, rules) in ranges {
+        let next_range = a.label();
+        a.jump(BPF_JGT_K, hi, L(next_range), N);
+        if lo > lb {
+            let block = a.label();
+            a.jump(BPF_JGE_K, lo, L(block), N);
+            a.stmt(BPF_RET_K, default);
+            a.place(block);
+        }
+        let mut falls_through = true;
         for r in rules {
             let next_rule = a.label();
             for (i, c) in &r.conds {
-                cond(&mut a, *i, *c, next_rule);
+                cond(a, *i, *c, next_rule);
             }
             a.stmt(BPF_RET_K, r.action);
             a.place(next_rule);
+            falls_through = !r.conds.is_empty();
+            if !falls_through {
+                break; // later rules for these numbers can never match
+            }
         }
-        a.stmt(BPF_RET_K, default);
-        a.place(next_syscall);
+        if falls_through {
+            a.stmt(BPF_RET_K, default);
+        }
+        a.place(next_range);
+        lb = hi + 1;
     }
     a.stmt(BPF_RET_K, default);
-    a.finish()
 }

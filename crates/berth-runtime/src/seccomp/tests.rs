@@ -9,23 +9,29 @@ const RET_ERRNO: u32 = 0x0005_0000;
 
 /// Runs `p` on a seccomp_data {nr, arch, ip = 0, args}, as the kernel would.
 fn run(p: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    run_counting(p, arch, nr, args).0
+}
+
+/// [`run`], also returning how many instructions were executed.
+fn run_counting(p: &Program, arch: u32, nr: u32, args: [u64; 6]) -> (u32, usize) {
     let mut data = [0u8; 64];
     data[0..4].copy_from_slice(&nr.to_le_bytes());
     data[4..8].copy_from_slice(&arch.to_le_bytes());
     for (i, a) in args.iter().enumerate() {
         data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
     }
-    let (mut pc, mut acc) = (0usize, 0u32);
+    let (mut pc, mut acc, mut steps) = (0usize, 0u32, 0usize);
     loop {
         let i = &p.filter[pc];
         pc += 1;
+        steps += 1;
         match i.code {
+            0x06 => return (i.k, steps),
             0x20 => {
                 let o = i.k as usize;
                 acc = u32::from_le_bytes(data[o..o + 4].try_into().unwrap());
             }
             0x54 => acc &= i.k,
-            0x06 => return i.k,
             0x15 | 0x25 | 0x35 => {
                 let t = match i.code {
                     0x15 => acc == i.k,
@@ -143,6 +149,73 @@ fn default_profile_semantics() {
         eperm,
         "x32 getpid"
     );
+}
+
+/// What the OCI profile says for `nr` with `args`: the first entry naming it whose conditions hold.
+fn reference(p: &LinuxSeccomp, nr: u32, args: [u64; 6]) -> u32 {
+    let default = action(p.default_action(), p.default_errno_ret()).unwrap();
+    let Some((name, _)) = table::X86_64.iter().find(|(_, n)| *n == nr) else {
+        return default;
+    };
+    for s in p.syscalls().iter().flatten() {
+        if !s.names().iter().any(|n| n == name) {
+            continue;
+        }
+        let holds = s.args().iter().flatten().all(|a| {
+            let v = args[a.index()];
+            match cmp(a.op(), a.value(), a.value_two()) {
+                bpf::Cmp::Eq(k) => v == k,
+                bpf::Cmp::Ne(k) => v != k,
+                bpf::Cmp::Gt(k) => v > k,
+                bpf::Cmp::Ge(k) => v >= k,
+                bpf::Cmp::Lt(k) => v < k,
+                bpf::Cmp::Le(k) => v <= k,
+                bpf::Cmp::MaskedEq { mask, value } => v & mask == value,
+            }
+        });
+        if holds {
+            return action(s.action(), s.errno_ret()).unwrap();
+        }
+    }
+    default
+}
+
+#[test]
+fn compiled_programs_agree_with_the_profile_for_every_syscall() {
+    let arg_sets: [[u64; 6]; 4] = [
+        [0; 6],
+        [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0],
+        [0xffff_ffff, 1, 2, 3, 4, 5],
+        [libc::AF_VSOCK as u64, u64::MAX, 0, 0, 0, 0],
+    ];
+    for profile in [
+        default_profile(),
+        profile_for_capabilities(&["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_TIME"]),
+    ] {
+        let p = Program::compile(&profile).unwrap();
+        for nr in 0..520 {
+            for args in arg_sets {
+                assert_eq!(
+                    run(&p, bpf::AUDIT_ARCH_X86_64, nr, args),
+                    reference(&profile, nr, args),
+                    "nr {nr} args {args:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn default_program_is_compact() {
+    let p = Program::compile(&default_profile()).unwrap();
+    assert!(p.len() < 250, "{} instructions", p.len());
+    // Common syscalls decide within a few instructions.
+    for name in ["read", "write", "futex", "epoll_wait", "openat"] {
+        let (ret, steps) = run_counting(&p, bpf::AUDIT_ARCH_X86_64, nr(name), [0; 6]);
+        assert_eq!(ret, RET_ALLOW);
+        assert!(steps <= 20, "{name} took {steps} instructions");
+        eprintln!("{name}: {steps} instructions of {}", p.len());
+    }
 }
 
 #[test]
@@ -417,4 +490,58 @@ fn cache_keys_differ_by_profile() {
     assert_ne!(a, b);
     assert_eq!(a, cache::profile_key(&default_profile()).unwrap());
     assert_eq!(a.len(), 64);
+}
+
+#[test]
+fn large_profiles_still_compile_and_agree() {
+    use LinuxSeccompOperator::*;
+    // 80 syscalls with three argument conditions each: too large for the tree's 8-bit jumps.
+    let rules: Vec<_> = table::X86_64[..80]
+        .iter()
+        .map(|(name, nr)| {
+            let arg = |i: usize, op, v| {
+                LinuxSeccompArgBuilder::default()
+                    .index(i)
+                    .op(op)
+                    .value(v)
+                    .build()
+                    .unwrap()
+            };
+            LinuxSyscallBuilder::default()
+                .names(vec![(*name).to_owned()])
+                .action(LinuxSeccompAction::ScmpActAllow)
+                .args(vec![
+                    arg(0, ScmpCmpEq, u64::from(*nr)),
+                    arg(1, ScmpCmpNe, 7),
+                    arg(2, ScmpCmpGt, 5),
+                ])
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let profile = LinuxSeccompBuilder::default()
+        .default_action(LinuxSeccompAction::ScmpActErrno)
+        .syscalls(rules)
+        .build()
+        .unwrap();
+    let p = Program::compile(&profile).unwrap();
+    assert!(
+        p.len() > 255 * 2,
+        "large enough to need the fallback: {}",
+        p.len()
+    );
+    for nr in 0..100u32 {
+        for args in [
+            [u64::from(nr), 0, 6, 0, 0, 0],
+            [u64::from(nr), 7, 6, 0, 0, 0],
+            [u64::from(nr), 0, 5, 0, 0, 0],
+            [1, 0, 9, 0, 0, 0],
+        ] {
+            assert_eq!(
+                run(&p, bpf::AUDIT_ARCH_X86_64, nr, args),
+                reference(&profile, nr, args),
+                "nr {nr} {args:?}"
+            );
+        }
+    }
 }
