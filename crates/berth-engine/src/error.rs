@@ -15,46 +15,41 @@ pub enum Error {
     #[error(transparent)]
     User(#[from] crate::userdb::UserError),
     /// Generating the runtime spec.
-    #[error("generating the spec of container {id}: {source}")]
+    #[error("generating the spec of container {id}: {cause}")]
     Spec {
         /// Container id.
         id: String,
         /// Cause.
-        source: crate::spec::SpecError,
+        cause: crate::spec::SpecError,
     },
     /// The image store failed.
-    #[error("{action} image {image}: {source}")]
+    #[error("{action} image {image}: {cause}")]
     Image {
         /// What was being done ("resolving", "unpacking").
         action: &'static str,
         /// The image as the user named it.
         image: String,
         /// Cause.
-        source: berth_store::Error,
+        cause: Box<berth_store::Error>,
     },
     /// Opening the image store failed.
-    #[error("opening the image store at {path}: {source}")]
+    #[error("opening the image store at {path}: {cause}")]
     OpenStore {
         /// ROOT.
         path: PathBuf,
         /// Cause.
-        source: berth_store::Error,
+        cause: Box<berth_store::Error>,
     },
-    /// The runtime failed to start or manage a process.
-    #[error("{source}")]
-    Runtime {
-        /// Container id.
-        id: String,
-        /// Cause (its text already names the stage).
-        source: berth_runtime::Error,
-    },
+    /// The runtime failed to start or manage a process (its text names the stage).
+    #[error(transparent)]
+    Runtime(Box<berth_runtime::Error>),
     /// Loading or compiling a seccomp profile.
-    #[error("loading seccomp profile {what}: {source}")]
+    #[error("loading seccomp profile {what}: {cause}")]
     Seccomp {
         /// Which profile.
         what: String,
         /// Cause.
-        source: berth_runtime::seccomp::SeccompError,
+        cause: berth_runtime::seccomp::SeccompError,
     },
     /// Reading a seccomp profile file.
     #[error("reading seccomp profile {path}: {why}")]
@@ -83,22 +78,22 @@ pub enum Error {
         why: String,
     },
     /// A file or process operation of the engine failed.
-    #[error("{op} {what}: {source}")]
+    #[error("{op} {what}: {cause}")]
     Io {
         /// What was being done.
         op: &'static str,
         /// On what.
         what: String,
         /// Cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The I/O loop failed.
-    #[error("copying the I/O of container {id}: {source}")]
+    #[error("copying the I/O of container {id}: {cause}")]
     Pump {
         /// Container id.
         id: String,
         /// Cause.
-        source: crate::pump::PumpError,
+        cause: crate::pump::PumpError,
     },
     /// Reading the log.
     #[error(transparent)]
@@ -126,7 +121,7 @@ impl Error {
     /// Docker's exit code for this failure: 126 (not executable), 127 (not found) or 125.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Runtime { source, .. } => source.exit_code(),
+            Error::Runtime(e) => e.exit_code(),
             Error::StartFailed { code, .. } => *code,
             _ => 125,
         }
@@ -141,5 +136,5 @@ pub(crate) fn io_err(
     what: impl std::fmt::Display,
 ) -> impl FnOnce(std::io::Error) -> Error {
     let what = what.to_string();
-    move |source| Error::Io { op, what, source }
+    move |cause| Error::Io { op, what, cause }
 }

@@ -14,6 +14,7 @@ pub mod record;
 pub mod spec;
 pub mod store;
 pub mod time;
+pub mod trim;
 pub mod userdb;
 
 pub use engine::{ContainerSummary, Engine, ExecOptions, Prepared, Timing, cgroups_path};

@@ -184,21 +184,21 @@ impl Engine {
         // concurrent prune sees the container before it can remove the image.
         let store = berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore {
             path: self.root.clone(),
-            source,
+            cause: Box::new(source),
         })?;
         let lock = store.lock_shared().map_err(|source| Error::OpenStore {
             path: self.root.clone(),
-            source,
+            cause: Box::new(source),
         })?;
         let image = store.image(&opts.image).map_err(|source| Error::Image {
             action: "resolving",
             image: opts.image.clone(),
-            source,
+            cause: Box::new(source),
         })?;
         let rootfs = store.rootfs(&image).map_err(|source| Error::Image {
             action: "unpacking",
             image: opts.image.clone(),
-            source,
+            cause: Box::new(source),
         })?;
         self.timing.mark("resolve");
 
@@ -219,7 +219,7 @@ impl Engine {
         if argv.is_empty() {
             return Err(Error::Spec {
                 id: String::new(),
-                source: spec::SpecError::NoCommand,
+                cause: spec::SpecError::NoCommand,
             });
         }
         let path = argv.remove(0);
@@ -350,7 +350,7 @@ impl Engine {
         )
         .map_err(|source| Error::Spec {
             id: record.id.clone(),
-            source,
+            cause: source,
         })?;
         Ok(Prepared {
             record,
@@ -367,21 +367,21 @@ impl Engine {
         let security = options::parse_security(&record.host_config.security_opt)?;
         let store = berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore {
             path: self.root.clone(),
-            source,
+            cause: Box::new(source),
         })?;
         let lock = store.lock_shared().map_err(|source| Error::OpenStore {
             path: self.root.clone(),
-            source,
+            cause: Box::new(source),
         })?;
         let image = store.image(&record.image).map_err(|source| Error::Image {
             action: "resolving",
             image: record.image.clone(),
-            source,
+            cause: Box::new(source),
         })?;
         let rootfs = store.rootfs(&image).map_err(|source| Error::Image {
             action: "unpacking",
             image: record.image.clone(),
-            source,
+            cause: Box::new(source),
         })?;
         drop(lock);
         self.prepare_spec(record, rootfs.lowers, security)

@@ -57,7 +57,7 @@ impl Engine {
         let caps = crate::spec::capability_set(&rec.host_config.cap_add, &rec.host_config.cap_drop)
             .map_err(|source| Error::Spec {
                 id: id.clone(),
-                source,
+                cause: source,
             })?;
         let cwd = o
             .workdir
@@ -75,18 +75,15 @@ impl Engine {
         )
         .map_err(|source| Error::Spec {
             id: id.clone(),
-            source,
+            cause: source,
         })?;
         let seccomp = self.seccomp(&security)?;
         let stdin = rustix::stdio::stdin();
         let stdout = rustix::stdio::stdout();
-        let runtime_err = |source| Error::Runtime {
-            id: id.clone(),
-            source,
-        };
+        let runtime_err = |source| Error::Runtime(Box::new(source));
         let pump_err = |source| Error::Pump {
             id: id.clone(),
-            source,
+            cause: source,
         };
 
         if o.tty {

@@ -123,7 +123,7 @@ impl Engine {
                     .map(Some)
                     .map_err(|source| Error::Seccomp {
                         what: "default".into(),
-                        source,
+                        cause: source,
                     })
             }
             SeccompChoice::File(p) => {
@@ -140,7 +140,7 @@ impl Engine {
                     .map(Some)
                     .map_err(|source| Error::Seccomp {
                         what: p.display().to_string(),
-                        source,
+                        cause: source,
                     })
             }
         }

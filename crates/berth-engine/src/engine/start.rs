@@ -85,10 +85,7 @@ impl Engine {
                 } else {
                     self.containers.write_state(id, &st, durable)?;
                 }
-                Err(Error::Runtime {
-                    id: id.clone(),
-                    source,
-                })
+                Err(Error::Runtime(Box::new(source)))
             }
         }
     }
@@ -96,10 +93,9 @@ impl Engine {
     /// Records the exit, removes the cgroup, and removes an `--rm` container.
     fn finish(&self, p: &Prepared, child: &mut Child, durable: bool) -> Result<i32> {
         let id = &p.record.id;
-        let status = child.wait().map_err(|source| Error::Runtime {
-            id: id.clone(),
-            source,
-        })?;
+        let status = child
+            .wait()
+            .map_err(|source| Error::Runtime(Box::new(source)))?;
         self.timing.mark("wait");
         let oom = child.cgroup().oom_killed().unwrap_or(false);
         let code = status.docker_code();
@@ -140,7 +136,7 @@ impl Engine {
         if tty {
             let pty = pump::open_pty().map_err(|source| Error::Pump {
                 id: id.clone(),
-                source,
+                cause: source,
             })?;
             let size_from = if rustix::termios::isatty(stdin) {
                 stdin
@@ -156,7 +152,7 @@ impl Engine {
             };
             let sigs = pump::signal_fd(&pump::FORWARDED, true).map_err(|source| Error::Pump {
                 id: id.clone(),
-                source,
+                cause: source,
             })?;
             let out = dup(pty.master.as_fd())?;
             let input = if interactive {
@@ -180,7 +176,7 @@ impl Engine {
             drop(_raw);
             r.map_err(|source| Error::Pump {
                 id: id.clone(),
-                source,
+                cause: source,
             })?;
             return self.finish(&p, &mut child, durable);
         }
@@ -216,7 +212,7 @@ impl Engine {
         let mut child = self.launch(&p, stdio, durable)?;
         let sigs = pump::signal_fd(&pump::FORWARDED, false).map_err(|source| Error::Pump {
             id: id.clone(),
-            source,
+            cause: source,
         })?;
         let mut pm = Pump {
             out,
@@ -233,7 +229,7 @@ impl Engine {
         drop(pm);
         r.map_err(|source| Error::Pump {
             id: id.clone(),
-            source,
+            cause: source,
         })?;
         let code = self.finish(&p, &mut child, durable);
         self.timing.report();
@@ -325,7 +321,7 @@ impl Engine {
                         report,
                         Error::Pump {
                             id: id.to_owned(),
-                            source,
+                            cause: source,
                         },
                     ));
                 }
@@ -358,6 +354,8 @@ impl Engine {
         };
         let _ = rustix::io::write(&report, b"ok\n");
         drop(report);
+        // From here on the monitor only copies output: shed what the start needed.
+        crate::trim::drop_clean_pages();
         let mut pm = Pump {
             out,
             err,
@@ -371,7 +369,7 @@ impl Engine {
         drop(pm);
         r.map_err(|source| Error::Pump {
             id: id.to_owned(),
-            source,
+            cause: source,
         })?;
         self.finish(&p, &mut child, true)
     }
