@@ -132,13 +132,13 @@ pub enum ContainerCommand {
         detach: bool,
         /// Create flags, image and command.
         #[command(flatten)]
-        flags: CreateFlags,
+        flags: Box<CreateFlags>,
     },
     /// Create a new container.
     Create {
         /// Create flags, image and command.
         #[command(flatten)]
-        flags: CreateFlags,
+        flags: Box<CreateFlags>,
     },
     /// Start stopped containers.
     Start {
