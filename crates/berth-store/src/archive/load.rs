@@ -45,9 +45,12 @@ struct DockerEntry {
 }
 
 impl Store {
-    /// Loads every image of an archive; returns them with the names they got.
+    /// Loads every image of an archive (plain, or gzip/zstd-compressed as `docker load` also
+    /// accepts); returns them with the names they got.
     pub fn load(&self, src: impl Read) -> Result<Vec<Image>> {
         let _lease = self.lock_shared()?;
+        let src = snapshot::decompress(src)
+            .map_err(|e| Error::BadArchive(format!("reading the archive: {e}")))?;
         let staging = Staging::extract(self.blobs().ingest_dir(), src)?;
         let mut scans = HashMap::new();
         let prepared = if staging.has("index.json") {
