@@ -758,3 +758,54 @@ fn concurrent_create_and_rm_of_named_containers() {
     );
     t.assert_clean();
 }
+
+/// `berth …` as a shell command line for `script`, which gives it a real terminal.
+fn shell_line(t: &TestRoot, args: &str) -> String {
+    format!(
+        "{} --root {} --run-root {} {args}",
+        assert_cmd::cargo::cargo_bin("berth").display(),
+        t.root().display(),
+        t.run_root.path().display()
+    )
+}
+
+#[test]
+fn interactive_tty_has_the_terminal_size_and_takes_input() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    let line = format!(
+        "stty cols 100 rows 30; {}",
+        shell_line(&t, "run --rm -it bb stty size")
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("run script");
+    assert!(
+        stdout(&o).contains("30 100"),
+        "{:?} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &shell_line(&t, "run --rm -it bb sh"), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo $((6*7))\nexit 4\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        stdout(&o).lines().any(|l| l.trim_end() == "42"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(o.status.code(), Some(4));
+    t.assert_clean();
+}

@@ -48,7 +48,7 @@ impl Engine {
             upper: dir.join("upper"),
             work: dir.join("work"),
         };
-        self.timing.mark("prepare");
+        self.timing.mark("seccomp");
         let r = berth_runtime::spawn(LaunchConfig {
             id,
             spec: &p.spec,
