@@ -19,10 +19,6 @@ pub mod import;
 pub mod layout;
 mod lock;
 pub mod meta;
-#[cfg(berth_snapshot_landed)]
-pub mod snapshot;
-#[cfg(not(berth_snapshot_landed))]
-#[path = "snapshot_interim.rs"]
 pub mod snapshot;
 mod time;
 
@@ -145,7 +141,12 @@ impl Store {
     /// The snapshot `fs` directories of an image, topmost first, without unpacking anything.
     pub fn rootfs_paths(&self, image: &Image) -> Vec<PathBuf> {
         let snaps = self.snapshots();
-        image.layers.iter().rev().map(|l| snaps.fs_path(&l.chain_id)).collect()
+        image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| snaps.fs_path(&l.chain_id))
+            .collect()
     }
 
     /// Unpacks a stored layer blob into its snapshot.

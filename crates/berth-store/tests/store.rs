@@ -191,7 +191,10 @@ fn save_then_load_into_a_fresh_root() {
     let loaded = dst.load(&archive[..]).unwrap();
     // A compressed archive loads too, as with `docker load`.
     let again = tempfile::tempdir().unwrap();
-    let gz_loaded = Store::open(again.path()).unwrap().load(&gzip(&archive)[..]).unwrap();
+    let gz_loaded = Store::open(again.path())
+        .unwrap()
+        .load(&gzip(&archive)[..])
+        .unwrap();
     assert_eq!(gz_loaded[0].id, img.id);
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].id, img.id);

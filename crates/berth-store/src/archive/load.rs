@@ -80,13 +80,16 @@ impl Store {
                         .map_err(|e| Error::io("open staged layer", &staged.path, e))?;
                     let tar = snapshot::decompress(BufReader::with_capacity(256 * 1024, file))
                         .map_err(|e| Error::NotATar(format!("layer {}: {e}", layer.digest)))?;
-                    snaps
+                    let stats = snaps
                         .unpack(&layer.chain_id, &layer.diff_id, tar)
                         .map_err(|source| Error::Unpack {
                             layer: layer.digest.clone(),
                             source,
                         })?;
-                    made.push(layer.chain_id.clone());
+                    // A snapshot a concurrent writer published first is theirs, not ours to undo.
+                    if !stats.reused {
+                        made.push(layer.chain_id.clone());
+                    }
                 }
             }
             Ok(())
