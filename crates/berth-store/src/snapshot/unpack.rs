@@ -259,6 +259,8 @@ impl Extractor {
                 };
                 let h = e.header();
                 let dev = match (h.device_major(), h.device_minor()) {
+                    // A fifo has no device number; some writers leave the fields blank.
+                    _ if kind == EntryType::Fifo => rfs::makedev(0, 0),
                     (Ok(maj), Ok(min)) => rfs::makedev(maj.unwrap_or(0), min.unwrap_or(0)),
                     (Err(source), _) | (_, Err(source)) => {
                         self.fs.release(parent);
