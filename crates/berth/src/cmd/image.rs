@@ -601,7 +601,7 @@ fn df(store: &Store, g: &Globals) -> anyhow::Result<u8> {
         ),
         Err(_) => (0, 0),
     };
-    let pct = |part: u64, whole: u64| if whole == 0 { 0 } else { part * 100 / whole };
+    let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
     let table = vec![
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"].map(str::to_owned),
         [
