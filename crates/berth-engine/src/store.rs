@@ -145,6 +145,42 @@ impl Containers {
         Ok(ContainerLock { _fd: fd })
     }
 
+    /// Locks a container's directory if nobody holds it; None if it is locked.
+    pub fn try_lock(&self, id: &str) -> Result<Option<ContainerLock>, StoreError> {
+        let dir = self.dir(id);
+        let fd = rustix::fs::open(
+            &dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            if e == rustix::io::Errno::NOENT {
+                StoreError::NotFound(id.to_owned())
+            } else {
+                io("open", &dir)(e.into())
+            }
+        })?;
+        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(ContainerLock { _fd: fd })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(io("lock", &dir)(e.into())),
+        }
+    }
+
+    /// Whether the owner `id` of a name was left by a creation that died: its directory is gone,
+    /// or it has no state file and no creator holds its lock.
+    fn owner_is_stale(&self, id: &str) -> bool {
+        if !self.dir(id).exists() {
+            return true;
+        }
+        match self.try_lock(id) {
+            Ok(Some(_lock)) => !self.dir(id).join("state.json").exists(),
+            Ok(None) => false,
+            Err(StoreError::NotFound(_)) => true,
+            Err(_) => false,
+        }
+    }
+
     /// Writes `config.json`.
     pub fn write_config(&self, rec: &ContainerRecord, durable: bool) -> Result<(), StoreError> {
         let path = self.dir(&rec.id).join("config.json");
@@ -334,6 +370,9 @@ mod tests {
     fn concurrent_name_reservations_have_one_winner() {
         let t = tempfile::tempdir().unwrap();
         let c = Containers::open(t.path()).unwrap();
+        for i in 0..8 {
+            c.create_dir(&format!("{i:064}")).unwrap();
+        }
         let wins: usize = std::thread::scope(|s| {
             let hs: Vec<_> = (0..8)
                 .map(|i| {

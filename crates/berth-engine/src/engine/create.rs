@@ -226,6 +226,15 @@ impl Engine {
 
         let id = names::new_id();
         let dir = self.containers.create_dir(&id)?;
+        // Held until the state file exists: a name pointing at an unlocked, stateless container
+        // was left by a creation that died, and may be taken over.
+        let creating = match self.containers.lock(&id) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = self.containers.remove_dir(&id);
+                return Err(e.into());
+            }
+        };
         let mut undo = Undo {
             engine: self,
             id: id.clone(),
@@ -315,6 +324,7 @@ impl Engine {
         write_etc_files(&dir, &hostname, network)?;
         self.containers
             .write_state(&id, &State::created(), durable)?;
+        drop(creating);
         drop(lock);
 
         let prepared = self.prepare_spec(record, rootfs.lowers, security)?;
