@@ -248,24 +248,53 @@ impl Containers {
             .map(|s| s.trim().to_owned())
     }
 
-    /// Reserves `name` for `id`; fails with `NameInUse` if another container has it.
+    /// Reserves `name` for `id` (call with `id`'s directory locked); fails with `NameInUse` if
+    /// another container has it. A name left by a creation killed half-way is taken over.
     pub fn reserve_name(&self, name: &str, id: &str) -> Result<(), StoreError> {
         let names = self.root.join("names");
         let tmp = names.join(format!(".{id}.tmp"));
         std::fs::write(&tmp, id).map_err(io("write", &tmp))?;
         let target = names.join(name);
-        let r = std::fs::hard_link(&tmp, &target);
+        let r = self.link_name(&tmp, &target, name);
         let _ = std::fs::remove_file(&tmp);
-        match r {
+        r
+    }
+
+    fn link_name(&self, tmp: &Path, target: &Path, name: &str) -> Result<(), StoreError> {
+        match std::fs::hard_link(tmp, target) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("link", target)(e)),
+        }
+        let in_use = |id: String| StoreError::NameInUse {
+            name: name.to_owned(),
+            id,
+        };
+        let owner = self.name_owner(name).unwrap_or_default();
+        if !self.owner_is_stale(&owner) {
+            return Err(in_use(owner));
+        }
+        // Take over under the names lock, re-checking that the same stale owner still holds it,
+        // so two takers cannot remove each other's fresh links.
+        let names = self.root.join("names");
+        let fd = rustix::fs::open(
+            &names,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io("open", &names)(e.into()))?;
+        rustix::fs::flock(&fd, FlockOperation::LockExclusive)
+            .map_err(|e| io("lock", &names)(e.into()))?;
+        let now = self.name_owner(name).unwrap_or_default();
+        if now == owner && self.owner_is_stale(&owner) {
+            let _ = std::fs::remove_file(target);
+        }
+        match std::fs::hard_link(tmp, target) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let owner = self.name_owner(name).unwrap_or_default();
-                Err(StoreError::NameInUse {
-                    name: name.to_owned(),
-                    id: owner,
-                })
+                Err(in_use(self.name_owner(name).unwrap_or_default()))
             }
-            Err(e) => Err(io("link", &target)(e)),
+            Err(e) => Err(io("link", target)(e)),
         }
     }
 
@@ -370,18 +399,52 @@ mod tests {
     fn concurrent_name_reservations_have_one_winner() {
         let t = tempfile::tempdir().unwrap();
         let c = Containers::open(t.path()).unwrap();
-        for i in 0..8 {
-            c.create_dir(&format!("{i:064}")).unwrap();
-        }
         let wins: usize = std::thread::scope(|s| {
             let hs: Vec<_> = (0..8)
                 .map(|i| {
                     let c = c.clone();
-                    s.spawn(move || c.reserve_name("x", &format!("{i:064}")).is_ok() as usize)
+                    s.spawn(move || {
+                        // As `create` does: own directory, locked while the name is reserved.
+                        let id = format!("{i:064}");
+                        c.create_dir(&id).unwrap();
+                        let _creating = c.lock(&id).unwrap();
+                        let won = c.reserve_name("x", &id).is_ok();
+                        c.write_state(&id, &State::created(), false).unwrap();
+                        won as usize
+                    })
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(wins, 1);
+    }
+
+    #[test]
+    fn a_name_left_by_a_dead_creation_is_taken_over() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(t.path()).unwrap();
+        let dead = format!("dead{}", "0".repeat(60));
+        let live = format!("beef{}", "1".repeat(60));
+        c.create_dir(&dead).unwrap();
+        c.create_dir(&live).unwrap();
+        c.reserve_name("stale", &dead).unwrap();
+        {
+            let _creating = c.lock(&dead).unwrap();
+            assert!(
+                matches!(
+                    c.reserve_name("stale", &live),
+                    Err(StoreError::NameInUse { .. })
+                ),
+                "a creator holding its lock keeps the name"
+            );
+        }
+        c.reserve_name("stale", &live).unwrap();
+        assert_eq!(c.name_owner("stale").as_deref(), Some(live.as_str()));
+        // A complete container (state file present) keeps its name even when unlocked.
+        c.write_state(&live, &State::created(), false).unwrap();
+        assert!(matches!(
+            c.reserve_name("stale", &dead),
+            Err(StoreError::NameInUse { .. })
+        ));
     }
 }
