@@ -24,7 +24,7 @@ pub struct DiskUsage {
     pub images: usize,
     /// Images used by at least one container.
     pub active: usize,
-    /// Uncompressed size of all distinct layers.
+    /// File content bytes of all distinct layers (as Docker counts image size).
     pub size: u64,
     /// Size of the layers no used image needs.
     pub reclaimable: u64,
@@ -229,9 +229,9 @@ impl Store {
         for rec in state.images.values() {
             for l in &rec.layers {
                 if all.insert(l.chain_id.clone()) {
-                    size += l.unpacked_size;
+                    size += l.content_size;
                     if !needed.contains(&l.chain_id) {
-                        reclaimable += l.unpacked_size;
+                        reclaimable += l.content_size;
                     }
                 }
             }

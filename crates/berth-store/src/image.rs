@@ -18,7 +18,7 @@ pub struct Image {
     pub config: ImageConfiguration,
     /// Layers, bottom first.
     pub layers: Vec<Layer>,
-    /// Uncompressed size of all layers, as `docker images` shows it.
+    /// Bytes of file content in all layers, as `docker images` shows it.
     pub size: u64,
     /// `created` from the config (RFC 3339).
     pub created: Option<String>,
@@ -37,8 +37,10 @@ pub struct Layer {
     pub chain_id: Digest,
     /// Blob size.
     pub size: u64,
-    /// Uncompressed size.
+    /// Uncompressed size (length of the tar stream).
     pub unpacked_size: u64,
+    /// Bytes of file content, as Docker counts image size.
+    pub content_size: u64,
     /// Blob media type.
     pub media_type: String,
 }
@@ -66,6 +68,7 @@ impl Image {
                 chain_id: l.chain_id.clone(),
                 size: l.size,
                 unpacked_size: l.unpacked_size,
+                content_size: l.content_size,
                 media_type: l.media_type.clone(),
             })
             .collect();
@@ -74,7 +77,7 @@ impl Image {
             manifest_digest: rec.manifest_digest.clone(),
             references,
             config,
-            size: layers.iter().map(|l| l.unpacked_size).sum(),
+            size: layers.iter().map(|l| l.content_size).sum(),
             layers,
             created: rec.created.clone(),
             added: rec.added.clone(),

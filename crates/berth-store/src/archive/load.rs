@@ -80,12 +80,13 @@ impl Store {
                         .map_err(|e| Error::io("open staged layer", &staged.path, e))?;
                     let tar = snapshot::decompress(BufReader::with_capacity(256 * 1024, file))
                         .map_err(|e| Error::NotATar(format!("layer {}: {e}", layer.digest)))?;
-                    let stats = snaps
-                        .unpack(&layer.chain_id, &layer.diff_id, tar)
-                        .map_err(|source| Error::Unpack {
-                            layer: layer.digest.clone(),
-                            source,
-                        })?;
+                    let stats =
+                        snaps
+                            .unpack(&layer.chain_id, &layer.diff_id, tar)
+                            .map_err(|source| Error::Unpack {
+                                layer: layer.digest.clone(),
+                                source,
+                            })?;
                     // A snapshot a concurrent writer published first is theirs, not ours to undo.
                     if !stats.reused {
                         made.push(layer.chain_id.clone());
@@ -426,6 +427,7 @@ fn prepare(
                 chain_id,
                 size: staged.size,
                 unpacked_size: scan.unpacked_size,
+                content_size: scan.content_size,
                 media_type: declared
                     .unwrap_or_else(|| layer_media_type(scan.compression).to_owned()),
             },

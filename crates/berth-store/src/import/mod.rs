@@ -59,6 +59,7 @@ impl Store {
             diff_id: scan.diff_id.clone(),
             size,
             unpacked_size: scan.unpacked_size,
+            content_size: scan.content_size,
             media_type: layer_media_type(scan.compression).to_owned(),
         };
         let snaps = self.snapshots();
@@ -115,6 +116,7 @@ impl Store {
                 chain_id: layer.chain_id,
                 size: layer.size,
                 unpacked_size: layer.unpacked_size,
+                content_size: layer.content_size,
                 media_type: layer.media_type,
             }],
             created: Some(created),

@@ -18,6 +18,9 @@ pub struct LayerScan {
     pub unpacked_size: u64,
     /// Number of tar entries.
     pub entries: u64,
+    /// Bytes of file content (regular files, symlink targets; hard links once), which is how
+    /// Docker counts an image's size.
+    pub content_size: u64,
 }
 
 /// The compression a stream starts with, judged from its magic bytes.
@@ -87,16 +90,23 @@ pub fn scan_layer(input: impl Read) -> Result<LayerScan> {
         return Err(Error::NotATar("the input is empty".into()));
     }
     let compression = sniff(head);
-    let (diff_id, unpacked_size, entries) = {
+    let (diff_id, unpacked_size, entries, content_size) = {
         let decoder = snapshot::decompress(&mut buf).map_err(not_tar)?;
         let mut hashed = HashingReader::new(decoder);
         let mut entries = 0u64;
+        let mut content_size = 0u64;
         {
             let mut archive = tar::Archive::new(&mut hashed);
             // Iterating skips each entry's data, which reads (and so hashes) all of it.
             for entry in archive.entries().map_err(not_tar)? {
-                entry.map_err(not_tar)?;
+                let entry = entry.map_err(not_tar)?;
                 entries += 1;
+                let kind = entry.header().entry_type();
+                if kind.is_file() || kind == tar::EntryType::Continuous {
+                    content_size += entry.size();
+                } else if kind.is_symlink() {
+                    content_size += entry.link_name_bytes().map_or(0, |l| l.len() as u64);
+                }
             }
         }
         // The end-of-archive blocks and any padding after them are part of the diff ID.
@@ -105,7 +115,7 @@ pub fn scan_layer(input: impl Read) -> Result<LayerScan> {
         if len == 0 {
             return Err(Error::NotATar("it decompresses to nothing".into()));
         }
-        (hashed.digester.finish(), len, entries)
+        (hashed.digester.finish(), len, entries, content_size)
     };
     // Bytes after the end of the compressed stream still belong to the blob.
     io::copy(&mut buf, &mut io::sink()).map_err(|e| Error::Read {
@@ -117,6 +127,7 @@ pub fn scan_layer(input: impl Read) -> Result<LayerScan> {
         diff_id,
         unpacked_size,
         entries,
+        content_size,
     })
 }
 
@@ -141,6 +152,7 @@ mod tests {
         assert_eq!(plain.compression, LayerCompression::None);
         assert_eq!(plain.diff_id, Digest::of(&tar));
         assert_eq!(plain.entries, 1);
+        assert_eq!(plain.content_size, 8);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar).unwrap();
         let gz = gz.finish().unwrap();

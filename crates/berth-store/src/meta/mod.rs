@@ -50,6 +50,9 @@ pub struct LayerRecord {
     pub size: u64,
     /// Uncompressed size.
     pub unpacked_size: u64,
+    /// Bytes of file content, as Docker counts image size.
+    #[serde(default)]
+    pub content_size: u64,
     /// Blob media type.
     pub media_type: String,
 }
@@ -243,6 +246,7 @@ mod tests {
                 chain_id: d,
                 size: 3,
                 unpacked_size: 4,
+                content_size: 1,
                 media_type: "l".into(),
             }],
             created: None,
