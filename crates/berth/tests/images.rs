@@ -267,6 +267,17 @@ fn save_then_load_round_trips_into_a_fresh_root() {
     assert_eq!(out, "Loaded image: bb:1\nLoaded image: other:latest\n");
     assert_eq!(inspect(&fresh, "bb:1")["Id"], id);
     assert_eq!(inspect(&fresh, "other")["Id"], id);
+    // save to stdout piped into load.
+    let piped = TestRoot::new();
+    let saved = t.berth().args(["save", "bb:1"]).output().unwrap();
+    assert!(saved.status.success(), "{}", stderr(&saved));
+    let out = piped
+        .berth()
+        .arg("load")
+        .write_stdin(saved.stdout)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "Loaded image: bb:1\n", "{}", stderr(&out));
     // From stdin, into a third root; an image saved by id loads without a name.
     let third = TestRoot::new();
     let by_id = dir.path().join("byid.tar");
@@ -471,6 +482,17 @@ fn prune_keeps_tagged_and_in_use_images() {
     assert!(!out.contains(&used) && !out.contains(&tagged), "{out}");
     assert!(out.contains("Total reclaimed space:"), "{out}");
     let left = ok(&t, &["images", "-q", "--no-trunc"]);
+    assert_eq!(
+        ok(&t, &["images", "-q", "--no-trunc", "-f", "dangling=true"]),
+        format!("{used}\n")
+    );
+    assert_eq!(
+        ok(
+            &t,
+            &["images", "-q", "--no-trunc", "--filter", "reference=keep"]
+        ),
+        format!("{tagged}\n")
+    );
     assert!(
         left.contains(&tagged) && left.contains(&used) && !left.contains(&dangling),
         "{left}"

@@ -121,6 +121,9 @@ pub struct ImagesArgs {
     /// Output format: "table" or "json" (one JSON object per line, like {{json .}}).
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter output: dangling=true|false, reference=REPOSITORY[:TAG].
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
 }
 
 /// Arguments of `tag`.
@@ -386,7 +389,27 @@ fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<u8> {
         .repository
         .as_deref()
         .is_some_and(|r| r.rsplit('/').next().is_some_and(|l| l.contains(':')));
-    let rows = rows(&list, filter.as_ref(), filter_has_tag);
+    let mut rows = rows(&list, filter.as_ref(), filter_has_tag);
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("dangling", v @ ("true" | "false"))) => {
+                let dangling = v == "true";
+                rows.retain(|(_, _, img)| img.references.is_empty() == dangling);
+            }
+            Some(("reference", r)) => {
+                let want = Reference::parse(r)?;
+                let has_tag = r.rsplit('/').next().is_some_and(|l| l.contains(':'));
+                rows.retain(|(repo, tag, _)| {
+                    Reference::parse(&format!("{repo}:{tag}")).is_ok_and(|got| {
+                        got.repository() == want.repository()
+                            && got.registry() == want.registry()
+                            && (!has_tag || got.tag() == want.tag())
+                    })
+                });
+            }
+            _ => bail!("invalid filter {f:?}: use dangling=true|false or reference=NAME[:TAG]"),
+        }
+    }
     let id_of = |img: &Image| {
         if a.no_trunc {
             img.id.to_string()
