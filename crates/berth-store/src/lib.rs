@@ -241,3 +241,53 @@ fn resolve_prefix(state: &MetaState, name: &str, hex: &str) -> Result<Digest> {
         _ => Err(Error::ImageNotFound(name.to_owned())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meta::{ImageRecord, MetaState};
+
+    fn state_with(ids: &[&str]) -> MetaState {
+        let mut s = MetaState::default();
+        for hex in ids {
+            let id = Digest::from_hex(&hex.repeat(64 / hex.len())).unwrap();
+            let rec = ImageRecord {
+                manifest_digest: Digest::of(hex.as_bytes()),
+                manifest_media_type: String::new(),
+                manifest_size: 0,
+                config_size: 0,
+                layers: Vec::new(),
+                created: None,
+                added: String::new(),
+            };
+            s.images.insert(id, rec);
+        }
+        s
+    }
+
+    #[test]
+    fn resolve_follows_dockers_order() {
+        let mut s = state_with(&["ab", "ac", "ff"]);
+        let ab = Digest::from_hex(&"ab".repeat(32)).unwrap();
+        let ff = Digest::from_hex(&"f".repeat(64)).unwrap();
+        // A tag named like a hex prefix wins over the prefix.
+        s.tags.insert(Reference::parse("ff").unwrap(), ab.clone());
+        assert_eq!(resolve(&s, "ff").unwrap(), ab);
+        assert_eq!(resolve(&s, "sha256:ff").unwrap(), ff);
+        assert_eq!(resolve(&s, "fff").unwrap(), ff);
+        assert!(matches!(resolve(&s, "a"), Err(Error::AmbiguousId(_))));
+        assert_eq!(resolve(&s, "aba").unwrap(), ab);
+        assert!(matches!(
+            resolve(&s, "sha256:"),
+            Err(Error::ImageNotFound(_))
+        ));
+        assert!(matches!(
+            resolve(&s, "nothing"),
+            Err(Error::ImageNotFound(_))
+        ));
+        // name@digest: by manifest digest.
+        let by_manifest = format!("busybox@{}", Digest::of(b"ac"));
+        let ac = Digest::from_hex(&"ac".repeat(32)).unwrap();
+        assert_eq!(resolve(&s, &by_manifest).unwrap(), ac);
+    }
+}

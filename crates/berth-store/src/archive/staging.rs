@@ -179,3 +179,40 @@ impl Drop for Staging {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn normalized_paths_never_climb_or_start_at_root(p in "[a-z./]{0,40}") {
+            let n = normalize(&p);
+            prop_assert!(!n.starts_with('/'));
+            prop_assert!(n.split('/').all(|c| c != ".." && c != "."));
+        }
+    }
+
+    #[test]
+    fn links_are_followed_relative_to_their_directory() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "a/layer.tar", &b"abc"[..]).unwrap();
+        let mut l = tar::Header::new_ustar();
+        l.set_entry_type(tar::EntryType::Symlink);
+        l.set_size(0);
+        b.append_link(&mut l, "b/layer.tar", "../a/layer.tar")
+            .unwrap();
+        let bytes = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = Staging::extract(dir.path(), &bytes[..]).unwrap();
+        assert_eq!(s.get("./b/layer.tar").unwrap().digest, Digest::of(b"abc"));
+        assert!(s.get("c").is_none());
+        drop(s);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -241,3 +241,25 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Untrusted text from the command line: never a panic, only Ok or BadChange.
+        #[test]
+        fn any_change_text_is_handled(text in ".{0,80}") {
+            let mut m = Map::new();
+            let r = apply(&[text], &mut m);
+            prop_assert!(r.is_ok() || matches!(r, Err(Error::BadChange(..))));
+        }
+
+        #[test]
+        fn quoted_words_round_trip(ws in proptest::collection::vec("[a-z =]{1,8}", 1..5)) {
+            let line = ws.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
+            prop_assert_eq!(words(&line).unwrap(), ws);
+        }
+    }
+}
