@@ -48,9 +48,14 @@ impl Store {
         let _lease = self.lock_shared()?;
 
         let mut ingest = self.blobs().ingest()?;
-        let scan = scan_layer(Tee {
-            src,
-            sink: &mut ingest,
+        let mut tee = Tee::new(src, &mut ingest);
+        let scan = scan_layer(&mut tee).map_err(|e| match tee.take_sink_error() {
+            // A full disk is not the input's fault.
+            Some(source) => Error::Write {
+                what: "layer blob into the store".into(),
+                source,
+            },
+            None => e,
         })?;
         let (digest, size) = ingest.commit(None, None)?;
         let layer = Layer {

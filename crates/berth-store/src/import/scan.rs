@@ -69,14 +69,35 @@ impl<R: Read> Read for HashingReader<R> {
 /// A reader that copies everything it reads into a writer (used to store a blob while it is
 /// being decompressed and checked, in one pass over the input).
 pub(crate) struct Tee<R, W> {
-    pub(crate) src: R,
-    pub(crate) sink: W,
+    src: R,
+    sink: W,
+    /// The sink's failure, kept so it is not mistaken for bad input.
+    sink_error: Option<io::Error>,
+}
+
+impl<R, W> Tee<R, W> {
+    pub(crate) fn new(src: R, sink: W) -> Self {
+        Tee {
+            src,
+            sink,
+            sink_error: None,
+        }
+    }
+
+    /// Why writing to the sink failed, if it did.
+    pub(crate) fn take_sink_error(&mut self) -> Option<io::Error> {
+        self.sink_error.take()
+    }
 }
 
 impl<R: Read, W: Write> Read for Tee<R, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.src.read(buf)?;
-        self.sink.write_all(&buf[..n])?;
+        if let Err(e) = self.sink.write_all(&buf[..n]) {
+            let copy = io::Error::new(e.kind(), e.to_string());
+            self.sink_error = Some(e);
+            return Err(copy);
+        }
         Ok(n)
     }
 }
@@ -183,5 +204,25 @@ mod tests {
         let cut = &gz[..gz.len() / 2];
         assert!(matches!(scan_layer(cut), Err(Error::NotATar(_))));
         assert!(matches!(scan_layer(&tar[..5000]), Err(Error::NotATar(_))));
+    }
+
+    struct FullDisk;
+
+    impl Write for FullDisk {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::StorageFull, "no space left"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_blob_write_is_told_apart_from_bad_input() {
+        let tar = tar_with("f", b"x");
+        let mut tee = Tee::new(&tar[..], FullDisk);
+        assert!(scan_layer(&mut tee).is_err());
+        let e = tee.take_sink_error().expect("sink error kept");
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
     }
 }
