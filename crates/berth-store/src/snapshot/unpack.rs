@@ -302,7 +302,8 @@ impl Extractor {
     /// Reads mode, owner, mtime (PAX `mtime` for sub-second precision) and PAX xattrs.
     fn meta<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
         let h = e.header();
-        let mode = h.mode()? & 0o7777;
+        let old = h.as_old();
+        let mode = blank_is_zero(&old.mode, h.mode().map(u64::from))? as u32 & 0o7777;
         let too_big = |what| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -310,16 +311,16 @@ impl Extractor {
             )
         };
         // u32::MAX is chown's "leave unchanged", not an id.
-        let uid = u32::try_from(h.uid()?)
+        let uid = u32::try_from(blank_is_zero(&old.uid, h.uid())?)
             .ok()
             .filter(|u| *u != u32::MAX)
             .ok_or_else(|| too_big("uid"))?;
-        let gid = u32::try_from(h.gid()?)
+        let gid = u32::try_from(blank_is_zero(&old.gid, h.gid())?)
             .ok()
             .filter(|g| *g != u32::MAX)
             .ok_or_else(|| too_big("gid"))?;
         let mut mtime = Timespec {
-            tv_sec: i64::try_from(h.mtime()?).unwrap_or(i64::MAX),
+            tv_sec: i64::try_from(blank_is_zero(&old.mtime, h.mtime())?).unwrap_or(i64::MAX),
             tv_nsec: 0,
         };
         self.s.xattrs.clear();
@@ -426,6 +427,16 @@ fn dir_flags() -> OFlags {
 
 fn path_dir_flags() -> OFlags {
     OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC
+}
+
+/// A numeric header field left blank (all NUL or spaces) reads as 0, as Go's archive/tar (and so
+/// Docker and containerd) reads it; anything else must parse.
+fn blank_is_zero(field: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
+    if field.iter().all(|b| *b == 0 || *b == b' ') {
+        Ok(0)
+    } else {
+        parsed
+    }
 }
 
 /// Parses a PAX time ("1700000000.5"); `None` if malformed, so the header's value is used.
