@@ -834,3 +834,23 @@ fn blank_numeric_fields_read_as_zero_like_go() {
     let err = unpack(&sb, Layer::new().raw(h, "g", "", b"x")).unwrap_err();
     assert!(err.contains("after entry \"g\""), "{err}");
 }
+
+#[test]
+fn replaced_parent_directory_is_resolved_again() {
+    let sb = Sandbox::new();
+    let fs_dir = unpack(
+        &sb,
+        Layer::new()
+            .dir("d2")
+            .file("d1/f", b"f")
+            .symlink("d1", "d2")
+            .file("d1/g", b"g")
+            .file("d1/h", b"h"),
+    )
+    .unwrap();
+    assert!(lmeta(&fs_dir.join("d1")).file_type().is_symlink());
+    assert_eq!(fs::read(fs_dir.join("d2/g")).unwrap(), b"g");
+    assert_eq!(fs::read(fs_dir.join("d2/h")).unwrap(), b"h");
+    assert!(!fs_dir.join("d2/f").exists());
+    sb.assert_confined();
+}

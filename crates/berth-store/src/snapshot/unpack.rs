@@ -574,13 +574,13 @@ impl Fs {
             }
             Err(e) => return step("inspecting what is in the way of", Err(e)),
         };
-        self.stale.set(true);
         let ft = FileType::from_raw_mode(st.st_mode);
+        if ft == FileType::Directory && new_is_dir {
+            return Ok(Room::KeepDir);
+        }
+        // Removing or moving a path component may change what the cached parent path resolves to.
+        self.stale.set(true);
         if ft == FileType::Directory {
-            if new_is_dir {
-                self.stale.set(false);
-                return Ok(Room::KeepDir);
-            }
             let n = self.trashed.get();
             self.trashed.set(n + 1);
             step(
@@ -725,7 +725,6 @@ impl Fs {
             }
             r => step("creating the symlink", r)?,
         }
-        self.stale.set(true);
         let (uid, gid) = ids(meta);
         step(
             "setting the owner of",
