@@ -567,3 +567,68 @@ fn kill_during_a_large_import_leaves_a_usable_store() {
         serde_json::json!(["after:latest"])
     );
 }
+
+#[test]
+fn kill_during_a_large_load_leaves_a_usable_store() {
+    // A docker-save archive with one ~200 MB layer.
+    let dir = scratch();
+    let d = dir.path().join("archive");
+    std::fs::create_dir_all(d.join("layer")).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    sh(&format!(
+        "head -c 200000000 /dev/urandom > {0}/blob && tar -C {0} -cf {1}/layer/layer.tar .",
+        data.display(),
+        d.display()
+    ));
+    std::fs::remove_dir_all(&data).unwrap();
+    let sum = Command::new("sha256sum")
+        .arg(d.join("layer/layer.tar"))
+        .output()
+        .unwrap();
+    let diff = format!("sha256:{}", &stdout(&sum)[..64]);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff]},
+    }))
+    .unwrap();
+    std::fs::write(d.join("config.json"), &config).unwrap();
+    let manifest = serde_json::json!([{
+        "Config": "config.json", "RepoTags": ["big:1"], "Layers": ["layer/layer.tar"],
+    }]);
+    std::fs::write(d.join("manifest.json"), manifest.to_string()).unwrap();
+    let archive = dir.path().join("big.tar");
+    sh(&format!(
+        "tar -C {} -cf {} .",
+        d.display(),
+        archive.display()
+    ));
+    std::fs::remove_dir_all(&d).unwrap();
+
+    let t = TestRoot::new();
+    let mut child = t
+        .berth_std()
+        .args(["load", "-i", archive.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let finished = child.try_wait().unwrap().is_some();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !finished,
+        "load finished before it could be killed; make the input larger"
+    );
+    assert_eq!(ok(&t, &["images", "-q"]), "");
+    assert!(
+        file_count(&t.root().join("ingest")) > 0,
+        "the killed load left its staging files"
+    );
+    ok(&t, &["system", "prune", "-f"]);
+    assert_store_empty(&t);
+    // The same archive loads completely afterwards.
+    assert_eq!(
+        ok(&t, &["load", "-i", archive.to_str().unwrap()]),
+        "Loaded image: big:1\n"
+    );
+}
