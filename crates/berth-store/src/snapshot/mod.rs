@@ -251,7 +251,8 @@ impl Snapshots {
             Err(e) => return Err(SnapshotError::io("renaming for removal", &path, e)),
         }
         // Locked like a temp dir, so a concurrent `clean_incomplete` leaves it to us.
-        let fd = open_dir(&doomed, OFlags::RDONLY).map_err(|e| SnapshotError::io("opening", &doomed, e))?;
+        let fd = open_dir(&doomed, OFlags::RDONLY)
+            .map_err(|e| SnapshotError::io("opening", &doomed, e))?;
         unpack::try_lock(fd.as_fd()).map_err(|e| SnapshotError::io("locking", &doomed, e))?;
         std::fs::remove_dir_all(&doomed).map_err(|e| SnapshotError::io("removing", &doomed, e))
     }
