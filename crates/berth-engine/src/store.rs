@@ -1,7 +1,9 @@
 //! Containers on disk. `ROOT/containers/<id>/` holds `config.json` (written once), `state.json`
 //! (replaced atomically), the JSON log, the overlay `upper/`, `work/` and `rootfs/` dirs and the
-//! `hosts`/`hostname`/`resolv.conf` files. `ROOT/names/<name>` holds the id owning a name: it is
-//! published with `link(2)`, which fails if the name exists, so two creators cannot both win.
+//! `hosts`/`hostname`/`resolv.conf` files. `ROOT/names/<name>` is a symlink to the id owning a
+//! name: `symlink(2)` fails if the name exists, so two creators cannot both win. A container is
+//! visible (listed, resolvable) only once its `state.json` exists, so the files written before it
+//! need no temp-and-rename.
 //! State changes happen under an exclusive `flock` of the container directory.
 
 use crate::record::{ContainerRecord, State};
@@ -181,6 +183,25 @@ impl Containers {
         }
     }
 
+    /// Writes `config.json` of a container being created (not yet visible: no rename needed).
+    pub fn write_new_config(&self, rec: &ContainerRecord, durable: bool) -> Result<(), StoreError> {
+        let path = self.dir(&rec.id).join("config.json");
+        let data = serde_json::to_vec(rec).map_err(|source| StoreError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io("create", &path))?;
+        f.write_all(&data).map_err(io("write", &path))?;
+        if durable {
+            f.sync_all().map_err(io("fsync", &path))?;
+        }
+        Ok(())
+    }
+
     /// Writes `config.json`.
     pub fn write_config(&self, rec: &ContainerRecord, durable: bool) -> Result<(), StoreError> {
         let path = self.dir(&rec.id).join("config.json");
@@ -243,28 +264,18 @@ impl Containers {
 
     /// The id owning `name`, if any.
     pub fn name_owner(&self, name: &str) -> Option<String> {
-        std::fs::read_to_string(self.root.join("names").join(name))
-            .ok()
-            .map(|s| s.trim().to_owned())
+        let target = std::fs::read_link(self.root.join("names").join(name)).ok()?;
+        Some(target.to_string_lossy().into_owned())
     }
 
     /// Reserves `name` for `id` (call with `id`'s directory locked); fails with `NameInUse` if
     /// another container has it. A name left by a creation killed half-way is taken over.
     pub fn reserve_name(&self, name: &str, id: &str) -> Result<(), StoreError> {
-        let names = self.root.join("names");
-        let tmp = names.join(format!(".{id}.tmp"));
-        std::fs::write(&tmp, id).map_err(io("write", &tmp))?;
-        let target = names.join(name);
-        let r = self.link_name(&tmp, &target, name);
-        let _ = std::fs::remove_file(&tmp);
-        r
-    }
-
-    fn link_name(&self, tmp: &Path, target: &Path, name: &str) -> Result<(), StoreError> {
-        match std::fs::hard_link(tmp, target) {
+        let target = self.root.join("names").join(name);
+        match std::os::unix::fs::symlink(id, &target) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io("link", target)(e)),
+            Err(e) => return Err(io("link", &target)(e)),
         }
         let in_use = |id: String| StoreError::NameInUse {
             name: name.to_owned(),
@@ -287,14 +298,14 @@ impl Containers {
             .map_err(|e| io("lock", &names)(e.into()))?;
         let now = self.name_owner(name).unwrap_or_default();
         if now == owner && self.owner_is_stale(&owner) {
-            let _ = std::fs::remove_file(target);
+            let _ = std::fs::remove_file(&target);
         }
-        match std::fs::hard_link(tmp, target) {
+        match std::os::unix::fs::symlink(id, &target) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(in_use(self.name_owner(name).unwrap_or_default()))
             }
-            Err(e) => Err(io("link", target)(e)),
+            Err(e) => Err(io("link", &target)(e)),
         }
     }
 

@@ -320,7 +320,7 @@ impl Engine {
             },
             mounts,
         };
-        self.containers.write_config(&record, durable)?;
+        self.containers.write_new_config(&record, durable)?;
         write_etc_files(&dir, &hostname, network)?;
         self.containers
             .write_state(&id, &State::created(), durable)?;

@@ -100,6 +100,7 @@ impl Engine {
         let oom = child.cgroup().oom_killed().unwrap_or(false);
         let code = status.docker_code();
         let destroyed = child.cgroup().destroy();
+        self.timing.mark("cgroup");
         let lock = self.containers.lock(id)?;
         if p.record.host_config.auto_remove {
             drop(lock);
@@ -109,7 +110,7 @@ impl Engine {
             mark_exited(&mut st, code, oom);
             self.containers.write_state(id, &st, durable)?;
         }
-        self.timing.mark("teardown");
+        self.timing.mark("remove");
         if let Err(e) = destroyed {
             // The exit is recorded; a leftover cgroup is worth a warning, not a failed command.
             eprintln!("berth: warning: removing the cgroup of container {id}: {e}");
