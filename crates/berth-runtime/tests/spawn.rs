@@ -338,3 +338,29 @@ fn create_waits_for_start() {
     assert!(berth_runtime::start(&fifo).is_err());
     cleanup(&id, child);
 }
+
+#[test]
+fn start_right_after_create() {
+    let r = Rootfs::new();
+    for i in 0..5 {
+        let id = unique_id(&format!("cs{i}"));
+        let fifo = r.dir.path().join(format!("exec{i}.fifo"));
+        let s = spec(&r.path(), &["sh", "-c", "exit 3"]);
+        let (stdio, _out, _err) = pipes();
+        let mut child = berth_runtime::create(
+            berth_runtime::LaunchConfig {
+                id: &id,
+                spec: &s,
+                overlay: None,
+                stdio,
+                seccomp: None,
+                die_with_parent: true,
+            },
+            &fifo,
+        )
+        .unwrap();
+        berth_runtime::start(&fifo).unwrap();
+        assert_eq!(child.wait().unwrap(), ExitStatus::Exited(3));
+        cleanup(&id, child);
+    }
+}

@@ -1,0 +1,156 @@
+//! The runc-compatible binary: spec, create, state, start, exec, kill, delete, run.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use oci_spec::runtime::Spec;
+
+fn rt(root: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth-runtime"));
+    c.arg("--root").arg(root).stdin(Stdio::null());
+    c
+}
+
+fn ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn state(root: &Path, id: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(rt(root).args(["state", id]))).unwrap()
+}
+
+fn wait_for(mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(5), "timed out");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn bundle(r: &Rootfs, args: &[&str]) -> std::path::PathBuf {
+    let b = r.dir.path().to_owned();
+    let state_root = r.dir.path().join("state");
+    let _ = std::fs::remove_file(b.join("config.json"));
+    ok(rt(&state_root).args(["spec", "--bundle"]).arg(&b));
+    let mut s = Spec::load(b.join("config.json")).unwrap();
+    assert_eq!(s.root().as_ref().unwrap().path(), Path::new("rootfs"));
+    let p = s.process_mut().as_mut().unwrap();
+    p.set_terminal(Some(false));
+    p.set_args(Some(args.iter().map(|a| a.to_string()).collect()));
+    let mut root = s.root().clone().unwrap();
+    root.set_readonly(Some(false));
+    s.set_root(Some(root));
+    s.save(b.join("config.json")).unwrap();
+    b
+}
+
+#[test]
+fn create_start_exec_kill_delete() {
+    let r = Rootfs::new();
+    let b = bundle(&r, &["sh", "-c", "echo hi > /tmp/out; exec sleep 60"]);
+    let root = r.dir.path().join("state");
+    let id = unique_id("cli");
+    let pid_file = r.dir.path().join("pid");
+    let status = rt(&root)
+        .args(["create", "--bundle"])
+        .arg(&b)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let st = state(&root, &id);
+    assert_eq!(st["status"], "created");
+    let pid = st["pid"].as_i64().unwrap();
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    assert!(!r.path().join("tmp/out").exists(), "not started yet");
+
+    ok(rt(&root).args(["start", &id]));
+    assert_eq!(state(&root, &id)["status"], "running");
+    wait_for(|| r.path().join("tmp/out").exists());
+
+    let out = ok(rt(&root).args([
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "cat /tmp/out; ps -o pid,comm | grep -w sleep",
+    ]));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("hi"));
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["1", "sleep"]
+    );
+
+    let e = rt(&root).args(["delete", &id]).output().unwrap();
+    assert!(
+        !e.status.success(),
+        "delete of a running container needs --force"
+    );
+
+    ok(rt(&root).args(["kill", &id, "KILL"]));
+    wait_for(|| state(&root, &id)["status"] == "stopped");
+    ok(rt(&root).args(["delete", &id]));
+    assert!(!root.join(&id).exists());
+    assert!(
+        rt(&root)
+            .args(["state", &id])
+            .output()
+            .unwrap()
+            .status
+            .code()
+            != Some(0)
+    );
+    assert_no_cgroup(&id);
+}
+
+#[test]
+fn run_propagates_exit_code_and_cleans_up() {
+    let r = Rootfs::new();
+    let b = bundle(&r, &["sh", "-c", "exit 3"]);
+    let root = r.dir.path().join("state");
+    let id = unique_id("clirun");
+    let out = rt(&root)
+        .args(["run", "--bundle"])
+        .arg(&b)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!root.join(&id).exists());
+    assert_no_cgroup(&id);
+
+    let b = bundle(&r, &["no-such-binary"]);
+    let id = unique_id("clirun2");
+    let out = rt(&root)
+        .args(["run", "--bundle"])
+        .arg(&b)
+        .arg(&id)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
