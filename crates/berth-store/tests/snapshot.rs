@@ -854,3 +854,42 @@ fn replaced_parent_directory_is_resolved_again() {
     assert!(!fs_dir.join("d2/f").exists());
     sb.assert_confined();
 }
+
+#[test]
+fn xattrs_on_symlinks_and_nodes_are_set_without_following() {
+    let sb = Sandbox::new();
+    let mut l = Layer::new();
+    l.file("target", b"t");
+    l.pax(&[("SCHILY.xattr.trusted.berth", b"link")])
+        .symlink("link", "target");
+    l.pax(&[("SCHILY.xattr.trusted.berth", b"fifo")]);
+    l.raw(header(EntryType::Fifo, 0o600, 0), "fifo", "", b"");
+    l.pax(&[("SCHILY.xattr.trusted.berth", b"dev")])
+        .chardev("null", 1, 3);
+    let fs_dir = unpack(&sb, &mut l).unwrap();
+    assert_eq!(
+        getxattr(&fs_dir.join("link"), "trusted.berth").as_deref(),
+        Some(&b"link"[..])
+    );
+    assert_eq!(
+        getxattr(&fs_dir.join("target"), "trusted.berth"),
+        None,
+        "the symlink was not followed"
+    );
+    assert_eq!(
+        getxattr(&fs_dir.join("fifo"), "trusted.berth").as_deref(),
+        Some(&b"fifo"[..])
+    );
+    assert_eq!(
+        getxattr(&fs_dir.join("null"), "trusted.berth").as_deref(),
+        Some(&b"dev"[..])
+    );
+    // Failures other than "unsupported" are errors: user.* xattrs are not allowed on symlinks.
+    let mut l = Layer::new();
+    l.pax(&[("SCHILY.xattr.user.x", b"1")]).symlink("l", "t");
+    let err = unpack(&sb, &mut l).unwrap_err();
+    assert!(
+        err.contains("setting extended attributes of layer entry \"l\""),
+        "{err}"
+    );
+}

@@ -12,13 +12,14 @@
 
 use super::error::SnapshotError;
 use super::path;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{
     self as rfs, AtFlags, FileType, FlockOperation, Mode, OFlags, ResolveFlags, Timespec,
     Timestamps, XattrFlags,
 };
 use rustix::io::Errno;
 use std::cell::{Cell, RefCell};
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use tar::EntryType;
@@ -224,7 +225,9 @@ impl Extractor {
                 r
             }
             EntryType::Symlink => match e.link_name_bytes() {
-                Some(target) if !target.is_empty() => self.fs.symlink(pfd, name, &target, &meta),
+                Some(target) if !target.is_empty() => {
+                    self.fs.symlink(pfd, name, &target, &meta, &self.s.xattrs)
+                }
                 _ => Err((
                     "creating the symlink",
                     io::Error::new(io::ErrorKind::InvalidData, "empty target"),
@@ -267,7 +270,7 @@ impl Extractor {
                         return Err(read_err(&self.s.raw, source));
                     }
                 };
-                self.fs.node(pfd, name, ft, dev, &meta)
+                self.fs.node(pfd, name, ft, dev, &meta, &self.s.xattrs)
             }
             other => {
                 self.fs.release(parent);
@@ -717,7 +720,14 @@ impl Fs {
     }
 
     /// A symlink: its target is stored as written and never followed here.
-    fn symlink(&self, parent: BorrowedFd<'_>, name: &[u8], target: &[u8], meta: &Meta) -> Step<()> {
+    fn symlink(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &[u8],
+        target: &[u8],
+        meta: &Meta,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+    ) -> Step<()> {
         match rfs::symlinkat(target, parent, name) {
             Err(Errno::EXIST) => {
                 self.make_room(parent, name)?;
@@ -736,6 +746,7 @@ impl Fs {
                 AtFlags::SYMLINK_NOFOLLOW,
             ),
         )?;
+        name_xattrs(parent, name, xattrs)?;
         step(
             "setting the modification time of",
             rfs::utimensat(parent, name, &meta.times, AtFlags::SYMLINK_NOFOLLOW),
@@ -794,6 +805,7 @@ impl Fs {
         ft: FileType,
         dev: rfs::Dev,
         meta: &Meta,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
     ) -> Step<()> {
         let mode = Mode::from_raw_mode(meta.mode & 0o777);
         match rfs::mknodat(parent, name, ft, mode, dev) {
@@ -824,6 +836,7 @@ impl Fs {
                 AtFlags::empty(),
             ),
         )?;
+        name_xattrs(parent, name, xattrs)?;
         step(
             "setting the modification time of",
             rfs::utimensat(parent, name, &meta.times, AtFlags::SYMLINK_NOFOLLOW),
@@ -863,6 +876,68 @@ impl Fs {
             Err(e) => step("creating the whiteout", Err(e)),
         }
     }
+}
+
+/// Xattrs of an entry that cannot be opened for `fsetxattr` (symlink, device node, fifo), set by
+/// name relative to its parent without following it.
+fn name_xattrs(parent: BorrowedFd<'_>, name: &[u8], xattrs: &[(Vec<u8>, Vec<u8>)]) -> Step<()> {
+    for (key, value) in xattrs {
+        if key.starts_with(OVERLAY_XATTR_PREFIX) {
+            continue;
+        }
+        match setxattrat_nofollow(parent, name, key, value) {
+            // ENOSYS: a kernel before 6.13 has no way to do this without a path string.
+            Ok(()) | Err(Errno::NOTSUP | Errno::NOSYS) => {}
+            Err(e) => return step("setting extended attributes of", Err(e)),
+        }
+    }
+    Ok(())
+}
+
+/// `setxattrat(parent, name, AT_SYMLINK_NOFOLLOW, key, {value}, sizeof)` (Linux 6.13; the same
+/// number on every architecture). Neither libc nor rustix wraps it yet.
+fn setxattrat_nofollow(
+    parent: BorrowedFd<'_>,
+    name: &[u8],
+    key: &[u8],
+    value: &[u8],
+) -> rustix::io::Result<()> {
+    const SYS_SETXATTRAT: libc::c_long = 463;
+    #[repr(C)]
+    struct XattrArgs {
+        value: u64,
+        size: u32,
+        flags: u32,
+    }
+    let name = CString::new(name).map_err(|_| Errno::INVAL)?;
+    let key = CString::new(key).map_err(|_| Errno::INVAL)?;
+    let size = u32::try_from(value.len()).map_err(|_| Errno::TOOBIG)?;
+    let args = XattrArgs {
+        value: value.as_ptr() as u64,
+        size,
+        flags: 0,
+    };
+    // SAFETY: every pointer refers to a live, NUL-terminated string or to `args`/`value`, which
+    // outlive the call; the kernel reads `size_of::<XattrArgs>()` bytes at `&args` and `size`
+    // bytes at `value` and writes nothing; `parent` is an open descriptor borrowed for the call.
+    let r = unsafe {
+        libc::syscall(
+            SYS_SETXATTRAT,
+            parent.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            key.as_ptr(),
+            &args as *const XattrArgs,
+            std::mem::size_of::<XattrArgs>(),
+        )
+    };
+    if r < 0 {
+        let raw = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        return Err(Errno::from_raw_os_error(raw));
+    }
+    Ok(())
 }
 
 fn ids(meta: &Meta) -> (rfs::Uid, rfs::Gid) {
