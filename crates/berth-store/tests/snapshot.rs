@@ -289,6 +289,35 @@ fn dotdot_is_refused() {
         Layer::new().file("a/../../passwd", b"x"),
         "\"a/../../passwd\" escapes the rootfs",
     );
+    // The same through a PAX path and a GNU long name, which override the header's name.
+    refused(
+        &sb,
+        Layer::new()
+            .pax(&[("path", b"../../etc/shadow")])
+            .file("harmless", b"x"),
+        "layer entry \"../../etc/shadow\" escapes the rootfs",
+    );
+    let long = format!("{}/{}", "../".repeat(40), "etc/gnu");
+    refused(
+        &sb,
+        Layer::new()
+            .raw(
+                header(EntryType::GNULongName, 0o644, 0),
+                "././@LongLink",
+                "",
+                long.as_bytes(),
+            )
+            .file("harmless", b"x"),
+        &format!("layer entry {long:?} escapes the rootfs"),
+    );
+    refused(
+        &sb,
+        Layer::new()
+            .file("f", b"f")
+            .pax(&[("linkpath", b"../../../etc/passwd")])
+            .hardlink("h", "f"),
+        "is a hard link to \"../../../etc/passwd\", outside the rootfs",
+    );
 }
 
 #[test]
@@ -729,7 +758,7 @@ fn concurrent_unpacks_publish_one_snapshot() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
     });
-    assert!(results.iter().filter(|r| !r.reused).count() <= 1);
+    assert_eq!(results.iter().filter(|r| !r.reused).count(), 1);
     assert_eq!(sb.snaps().list().unwrap(), vec![chain.clone()]);
     let names: Vec<_> = fs::read_dir(sb.dir.path().join("snapshots"))
         .unwrap()
@@ -892,4 +921,72 @@ fn xattrs_on_symlinks_and_nodes_are_set_without_following() {
         err.contains("setting extended attributes of layer entry \"l\""),
         "{err}"
     );
+}
+
+/// With this variable set, the test below is the child: it unpacks its stdin (which the parent
+/// never finishes) until it is killed.
+const CHILD_ENV: &str = "BERTH_SNAPSHOT_KILL_CHILD";
+
+#[test]
+fn kill_9_mid_unpack_leaves_a_usable_state() {
+    if let Ok(root) = std::env::var(CHILD_ENV) {
+        let diff = Digest::of(b"never reached");
+        let _ = Snapshots::new(PathBuf::from(root)).unpack(&diff, &diff, io::stdin().lock());
+        std::process::exit(0);
+    }
+    let sb = Sandbox::new();
+    let files: Vec<(String, Vec<u8>)> = (0..50)
+        .map(|i| (format!("d/f{i}"), vec![i as u8; 4096]))
+        .collect();
+    let mut l = Layer::new();
+    for (n, d) in &files {
+        l.file(n, d);
+    }
+    let (bytes, diff) = l.finish();
+    let dir = sb.dir.path().join("snapshots");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "kill_9_mid_unpack_leaves_a_usable_state",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, &dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    // Wait until the child has written part of the tree, then kill it mid-layer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let tmp = loop {
+        let found = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.join("fs/d/f1").exists());
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never started unpacking"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+
+    let snaps = sb.snaps();
+    assert!(snaps.list().unwrap().is_empty(), "nothing published");
+    assert!(tmp.exists(), "the killed unpack left its temp dir");
+    snaps.clean_incomplete().unwrap();
+    sb.assert_empty();
+    let chain = chain_id(None, &diff);
+    snaps.unpack(&chain, &diff, &bytes[..]).unwrap();
+    for (n, d) in &files {
+        assert_eq!(&fs::read(snaps.fs_path(&chain).join(n)).unwrap(), d);
+    }
+    sb.assert_confined();
 }
