@@ -136,6 +136,8 @@ pub struct Pump<'a> {
     pub signals: Option<&'a SignalFd>,
     /// The pty master to resize on SIGWINCH, and the terminal whose size it follows.
     pub resize: Option<(BorrowedFd<'a>, BorrowedFd<'a>)>,
+    /// Shed clean pages after a second without activity (the monitor, which lives long).
+    pub trim_when_idle: bool,
 }
 
 fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> bool {
@@ -164,6 +166,8 @@ impl Pump<'_> {
     ) -> Result<(), PumpError> {
         let mut buf = vec![0u8; 32 * 1024];
         let mut exited = false;
+        let mut active = self.trim_when_idle;
+        let mut trim_now = false;
         let stdout = rustix::stdio::stdout();
         let stderr = rustix::stdio::stderr();
         loop {
@@ -204,8 +208,24 @@ impl Pump<'_> {
                 tv_sec: 0,
                 tv_nsec: 200_000_000,
             };
-            let n = match rustix::event::poll(&mut fds, if exited { Some(&timeout) } else { None })
-            {
+            let idle = rustix::event::Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
+            let wait = if exited {
+                Some(&timeout)
+            } else if active {
+                Some(&idle)
+            } else {
+                None
+            };
+            if trim_now {
+                // A quiet second passed: drop the code pages the last burst faulted in, right
+                // before sleeping, so that almost nothing is touched between the trim and the poll.
+                crate::trim::drop_clean_pages();
+                trim_now = false;
+            }
+            let n = match rustix::event::poll(&mut fds, wait) {
                 Ok(n) => n,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(sys("poll")(e)),
@@ -213,6 +233,12 @@ impl Pump<'_> {
             if n == 0 && exited {
                 break;
             }
+            if n == 0 {
+                trim_now = true;
+                active = false;
+                continue;
+            }
+            active = self.trim_when_idle;
             let ready = |slot: usize, fds: &[PollFd<'_>]| {
                 slot != usize::MAX && !fds[slot].revents().is_empty()
             };

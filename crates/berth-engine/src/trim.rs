@@ -3,6 +3,8 @@
 //! clean, read-only file pages — code and constants of the binary and its libraries — can be
 //! dropped from its page tables: the kernel re-reads any page that is needed again from the file.
 //! Only mappings without private anonymous (copy-on-write) pages qualify, so no data is ever lost.
+//! The part of the stack below the current frame, dirtied by deep calls during the start, is dead
+//! memory and is released too.
 
 /// Drops the clean read-only file pages of this process and returns freed heap to the kernel.
 /// Returns the number of bytes of mappings advised.
@@ -12,6 +14,7 @@ pub fn drop_clean_pages() -> usize {
     };
     let mut advised = 0;
     let mut current: Option<(usize, usize, bool)> = None; // (start, end, candidate)
+    let mut stack: Option<(usize, usize)> = None;
     let mut flush = |m: Option<(usize, usize, bool)>, anon_kb: Option<u64>| {
         if let (Some((start, end, true)), Some(0)) = (m, anon_kb) {
             // SAFETY: [start, end) is a whole mapping of this process, read-only, file-backed and
@@ -35,12 +38,36 @@ pub fn drop_clean_pages() -> usize {
             let perms = f.nth(1).unwrap_or("");
             let path = f.nth(3).unwrap_or("");
             let candidate = perms.starts_with('r') && !perms.contains('w') && path.starts_with('/');
+            if path == "[stack]" {
+                stack = Some((start, end));
+            }
             current = Some((start, end, candidate));
             continue;
         }
         if let Some(kb) = line.strip_prefix("Anonymous:") {
             let kb = kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok();
             flush(current.take(), kb);
+        }
+    }
+    if let Some((start, end)) = stack {
+        let marker = 0u8;
+        let here = std::hint::black_box(&marker) as *const u8 as usize;
+        // Keep 64 KiB below this frame for the calls still to come (the stack grows down).
+        let limit = here.saturating_sub(64 * 1024) & !4095;
+        if here > start && here < end && limit > start {
+            // SAFETY: [start, limit) lies below every live frame of this single thread's stack
+            // (only the main thread's stack is [stack]); its contents are dead, and pages
+            // dropped by MADV_DONTNEED read back as zero if the stack grows into them again.
+            let r = unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    limit - start,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if r == 0 {
+                advised += limit - start;
+            }
         }
     }
     // SAFETY: malloc_trim only returns free heap memory to the kernel.

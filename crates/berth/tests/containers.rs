@@ -563,6 +563,8 @@ fn monitor_is_small_and_its_death_does_not_leave_a_running_container() {
     let id = ok(&t, &["run", "-d", "bb", "sleep", "100"])
         .trim()
         .to_owned();
+    // Steady state: the monitor sheds its start-up pages after a quiet second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let st = state_file(&t, &id);
     let monitor = st["MonitorPid"].as_i64().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{monitor}/status")).unwrap();

@@ -121,6 +121,7 @@ impl Engine {
                 log: None,
                 signals: Some(&sigs),
                 resize: Some((size_from, pty.master.as_fd())),
+                trim_when_idle: false,
             };
             let r = pm.run(child.pidfd(), &mut |s| {
                 let _ = child.signal(s);
@@ -150,6 +151,7 @@ impl Engine {
             log: None,
             signals: Some(&sigs),
             resize: None,
+            trim_when_idle: false,
         };
         let r = pm.run(child.pidfd(), &mut |s| {
             let _ = child.signal(s);

@@ -169,6 +169,7 @@ impl Engine {
                 log: log.as_mut(),
                 signals: Some(&sigs),
                 resize: Some((size_from, pty.master.as_fd())),
+                trim_when_idle: false,
             };
             let r = pm.run(child.pidfd(), &mut |s| {
                 let _ = child.signal(s);
@@ -223,6 +224,7 @@ impl Engine {
             log: log.as_mut(),
             signals: Some(&sigs),
             resize: None,
+            trim_when_idle: false,
         };
         let r = pm.run(child.pidfd(), &mut |s| {
             let _ = child.signal(s);
@@ -365,6 +367,7 @@ impl Engine {
             log: Some(&mut log),
             signals: None,
             resize: None,
+            trim_when_idle: true,
         };
         let r = pm.run(child.pidfd(), &mut |_| {});
         drop(pm);
