@@ -166,6 +166,16 @@ fn launch(cfg: LaunchConfig<'_>, gate: Option<BorrowedFd<'_>>) -> Result<Child, 
         (None, None) => None,
     };
     let terminal = matches!(cfg.stdio, Stdio::Pty(_));
+    if let (Stdio::Pty(slave), Some(size)) = (
+        &cfg.stdio,
+        cfg.spec.process().as_ref().and_then(|p| p.console_size()),
+    ) {
+        let (rows, cols) = (
+            size.height().min(u16::MAX as u64) as u16,
+            size.width().min(u16::MAX as u64) as u16,
+        );
+        crate::pty::set_size(slave.as_fd(), rows, cols)?;
+    }
     let plan = Plan::build(
         cfg.spec,
         cfg.overlay.as_ref(),

@@ -53,14 +53,22 @@ fn spawn_true_timings() {
     // Planning alone (no cgroup, no clone): a dry run of the same spec.
     let s = spec(&r.path(), &["/bin/true"]);
     let mut plan_us = vec![];
-    for _ in 0..rounds {
+    let mut cg_create_us = vec![];
+    let resources = s.linux().as_ref().and_then(|l| l.resources().as_ref());
+    for i in 0..rounds {
         let t = Instant::now();
         berth_runtime::plan_only(&s).unwrap();
         plan_us.push(t.elapsed().as_micros());
+        let path = format!("/berth/{}", unique_id(&format!("cg{i}")));
+        let t = Instant::now();
+        let cg = berth_runtime::cgroups::Cgroup::create(&path, resources).unwrap();
+        cg_create_us.push(t.elapsed().as_micros());
+        cg.destroy().unwrap();
     }
     println!(
-        "median µs over {rounds}: plan {} | cgroup+clone+setup+exec {} | wait {} | cgroup destroy {} | total {}",
+        "median µs over {rounds}: plan {} | cgroup create alone {} | cgroup+clone+setup+exec {} | wait {} | cgroup destroy {} | total {}",
         median(&mut plan_us),
+        median(&mut cg_create_us),
         median(&mut spawn_us),
         median(&mut wait_us),
         median(&mut destroy_us),

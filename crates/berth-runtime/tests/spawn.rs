@@ -265,7 +265,6 @@ fn pty_is_controlling_terminal_and_console() {
     let r = Rootfs::new();
     let id = unique_id("pty");
     let (master, slave) = berth_runtime::pty::open().unwrap();
-    berth_runtime::pty::set_size(std::os::fd::AsFd::as_fd(&master), 33, 99).unwrap();
     let mut s = spec(
         &r.path(),
         &[
@@ -274,7 +273,16 @@ fn pty_is_controlling_terminal_and_console() {
             "test -t 0 && echo tty-yes; stty size; test -c /dev/console && echo console-yes",
         ],
     );
-    s.process_mut().as_mut().unwrap().set_terminal(Some(true));
+    let p = s.process_mut().as_mut().unwrap();
+    p.set_terminal(Some(true));
+    // The spec's consoleSize is applied to the pty before the process starts.
+    p.set_console_size(Some(
+        oci_spec::runtime::BoxBuilder::default()
+            .height(33u64)
+            .width(99u64)
+            .build()
+            .unwrap(),
+    ));
     let mut child = berth_runtime::spawn(berth_runtime::LaunchConfig {
         id: &id,
         spec: &s,
@@ -363,4 +371,23 @@ fn start_right_after_create() {
         assert_eq!(child.wait().unwrap(), ExitStatus::Exited(3));
         cleanup(&id, child);
     }
+}
+
+#[test]
+fn shared_root_propagation_does_not_leak_mounts_to_host() {
+    let r = Rootfs::new();
+    let id = unique_id("rshared");
+    let before = host_mounts();
+    let mut s = spec(
+        &r.path(),
+        &["sh", "-c", "grep -c shared: /proc/self/mountinfo"],
+    );
+    s.linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_rootfs_propagation(Some("rshared".into()));
+    let out = run(&id, &s, None).unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr);
+    assert_ne!(out.stdout.trim(), "0", "mounts inside are shared");
+    assert_eq!(host_mounts(), before, "nothing propagated to the host");
 }

@@ -213,8 +213,16 @@ fn attach(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), RErrno> {
 /// `console` is a detached clone of the pty slave's mount, made by the parent (a mount of another
 /// mount namespace cannot be cloned from inside the child's).
 pub(crate) fn setup(plan: &Plan<'_>, console: Option<BorrowedFd<'_>>) -> Result<(), Fail> {
-    let prop = MountPropagationFlags::from_bits_retain(plan.root_propagation as _)
-        | MountPropagationFlags::REC;
+    // Our mounts are copies in the host's peer groups, and pivot_root refuses shared mounts: a
+    // shared request is a slave until after pivot_root (so nothing ever propagates back to the host),
+    // then becomes shared inside.
+    let shared = plan.root_propagation == libc::MS_SHARED;
+    let first = if shared {
+        libc::MS_SLAVE
+    } else {
+        plan.root_propagation
+    };
+    let prop = MountPropagationFlags::from_bits_retain(first as _) | MountPropagationFlags::REC;
     rustix::mount::mount_change(c"/", prop).map_err(at(Stage::RootPropagation, 0))?;
 
     // The root: an overlay built here (visible only in this mount namespace) or a bind of root.path.
@@ -304,6 +312,10 @@ pub(crate) fn setup(plan: &Plan<'_>, console: Option<BorrowedFd<'_>>) -> Result<
     rustix::process::pivot_root(c".", c".").map_err(at(Stage::PivotRoot, 0))?;
     rustix::mount::unmount(c".", UnmountFlags::DETACH).map_err(at(Stage::PivotRoot, 0))?;
     rustix::process::chdir(c"/").map_err(at(Stage::PivotRoot, 0))?;
+    if shared {
+        let prop = MountPropagationFlags::SHARED | MountPropagationFlags::REC;
+        rustix::mount::mount_change(c"/", prop).map_err(at(Stage::RootPropagation, 0))?;
+    }
     Ok(())
 }
 
