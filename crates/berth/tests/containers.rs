@@ -811,3 +811,164 @@ fn interactive_tty_has_the_terminal_size_and_takes_input() {
     assert_eq!(o.status.code(), Some(4));
     t.assert_clean();
 }
+
+#[test]
+fn image_config_gives_defaults_and_the_stop_signal() {
+    let t = TestRoot::new();
+    let tar = common::busybox_tar();
+    let o = t
+        .berth()
+        .args([
+            "import",
+            "-c",
+            "ENV FOO=bar",
+            "-c",
+            "WORKDIR /tmp",
+            "-c",
+            "USER user",
+            "-c",
+            "STOPSIGNAL SIGUSR1",
+        ])
+        .args([
+            "-c",
+            r#"CMD ["sh", "-c", "echo $FOO $(pwd) $(id -u) $HOME"]"#,
+        ])
+        .arg(tar)
+        .arg("cfg")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        ok(&t, &["run", "--rm", "cfg"]),
+        "bar /tmp 1000 /home/user\n"
+    );
+    assert_eq!(
+        ok(
+            &t,
+            &[
+                "run",
+                "--rm",
+                "-u",
+                "root",
+                "-w",
+                "/",
+                "-e",
+                "FOO=baz",
+                "cfg",
+                "sh",
+                "-c",
+                "echo $FOO $(pwd) $(id -u)"
+            ]
+        ),
+        "baz / 0\n"
+    );
+    let o = t
+        .berth()
+        .args([
+            "import",
+            "-c",
+            r#"ENTRYPOINT ["/bin/echo", "ep"]"#,
+            "-c",
+            r#"CMD ["default"]"#,
+        ])
+        .arg(tar)
+        .arg("ep")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(ok(&t, &["run", "--rm", "ep"]), "ep default\n");
+    assert_eq!(ok(&t, &["run", "--rm", "ep", "given"]), "ep given\n");
+    assert_eq!(
+        ok(
+            &t,
+            &["run", "--rm", "--entrypoint", "", "ep", "echo", "plain"]
+        ),
+        "plain\n"
+    );
+
+    // `stop` sends the image's STOPSIGNAL first.
+    ok(
+        &t,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "usr1",
+            "cfg",
+            "sh",
+            "-c",
+            "trap 'exit 42' USR1; while :; do sleep 0.1; done",
+        ],
+    );
+    ok(&t, &["stop", "usr1"]);
+    assert_eq!(ok(&t, &["wait", "usr1"]), "42\n");
+    ok(&t, &["rm", "usr1"]);
+    t.assert_clean();
+}
+
+fn wait_running(t: &TestRoot, name: &str) {
+    for _ in 0..200 {
+        let o = run(t, &["inspect", name]);
+        if o.status.success() && stdout(&o).contains("\"Running\": true") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("{name} never ran");
+}
+
+#[test]
+fn foreground_run_forwards_signals() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    let child = t
+        .berth_std()
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            "fgsig",
+            "bb",
+            "sh",
+            "-c",
+            "trap 'echo got; exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_running(&t, "fgsig");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(stdout(&o), "ready\ngot\n");
+    assert!(t.container_ids().is_empty());
+    t.assert_clean();
+}
+
+#[test]
+fn a_killed_cli_does_not_leave_a_running_container() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    let mut child = t
+        .berth_std()
+        .args(["run", "--name", "orphan", "bb", "sleep", "100"])
+        .spawn()
+        .unwrap();
+    wait_running(&t, "orphan");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let v = inspect(&t, "orphan");
+    assert_eq!(v["State"]["Status"], "exited", "{v}");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert!(ok(&t, &["ps", "-a"]).contains("Exited (137)"));
+    let id = v["Id"].as_str().unwrap().to_owned();
+    assert!(common::cgroup_dirs_for(&id).is_empty());
+    ok(&t, &["rm", "orphan"]);
+    t.assert_clean();
+}
