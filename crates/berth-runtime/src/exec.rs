@@ -83,13 +83,25 @@ fn cgroup_of(pid: i32) -> Result<String, Error> {
             parts.next().unwrap_or(""),
         );
         if ctrls.split(',').any(|c| c == "memory" || c == "pids") {
-            return Ok(path.to_owned());
+            fallback = Some(path.to_owned());
+            break;
         }
         if fallback.is_none() && (ctrls.is_empty() || !ctrls.starts_with("name=")) {
             fallback = Some(path.to_owned());
         }
     }
-    fallback.ok_or_else(|| Error::sys(format!("finding the cgroup in {p}"), libc::ENOENT))
+    match fallback {
+        // Never hand out the root cgroup as "the container's": kill_all on it would hit the host.
+        Some(path) if path.trim_matches('/').is_empty() => Err(Error::sys(
+            format!("pid {pid} is in the root cgroup ({p})"),
+            libc::EINVAL,
+        )),
+        Some(path) => Ok(path),
+        None => Err(Error::sys(
+            format!("finding the cgroup in {p}"),
+            libc::ENOENT,
+        )),
+    }
 }
 
 /// Starts `process` inside the running container whose first process is `target_pid`.

@@ -65,6 +65,37 @@ fn spawn_true_timings() {
         cg_create_us.push(t.elapsed().as_micros());
         cg.destroy().unwrap();
     }
+    // The same start split at the "ready" record: clone + setup, then start → execve → exit.
+    let (mut setup_us, mut start_us) = (vec![], vec![]);
+    for i in 0..rounds {
+        let id = unique_id(&format!("gate{i}"));
+        let fifo = r.dir.path().join(format!("gate{i}.fifo"));
+        let t0 = Instant::now();
+        let mut child = berth_runtime::create(
+            LaunchConfig {
+                id: &id,
+                spec: &s,
+                overlay: None,
+                stdio: berth_runtime::Stdio::Inherit,
+                seccomp: None,
+                die_with_parent: false,
+            },
+            &fifo,
+        )
+        .unwrap();
+        let t1 = Instant::now();
+        berth_runtime::start(&fifo).unwrap();
+        assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+        let t2 = Instant::now();
+        child.into_cgroup().destroy().unwrap();
+        setup_us.push((t1 - t0).as_micros());
+        start_us.push((t2 - t1).as_micros());
+    }
+    println!(
+        "median µs over {rounds}: cgroup+clone+setup until ready {} | start+execve+exit+reap {}",
+        median(&mut setup_us),
+        median(&mut start_us)
+    );
     println!(
         "median µs over {rounds}: plan {} | cgroup create alone {} | cgroup+clone+setup+exec {} | wait {} | cgroup destroy {} | total {}",
         median(&mut plan_us),
