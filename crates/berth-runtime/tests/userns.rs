@@ -77,3 +77,64 @@ fn user_namespace_maps_root_to_unprivileged_uid() {
     }
     cleanup(&id, child);
 }
+
+#[test]
+fn exec_joins_the_user_namespace() {
+    let r = Rootfs::new();
+    std::fs::set_permissions(
+        r.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let id = unique_id("userns-exec");
+    let mut s = spec(&r.path(), &["sleep", "60"]);
+    let map = |c: u32, h: u32, n: u32| {
+        LinuxIdMappingBuilder::default()
+            .container_id(c)
+            .host_id(h)
+            .size(n)
+            .build()
+            .unwrap()
+    };
+    let linux = s.linux_mut().as_mut().unwrap();
+    let mut ns = linux.namespaces().clone().unwrap();
+    ns.push(
+        LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::User)
+            .build()
+            .unwrap(),
+    );
+    linux.set_namespaces(Some(ns));
+    linux.set_uid_mappings(Some(vec![map(0, 200_000, 65_536)]));
+    linux.set_gid_mappings(Some(vec![map(0, 200_000, 65_536)]));
+    let (stdio, _o, _e) = pipes();
+    let mut first = berth_runtime::spawn(berth_runtime::LaunchConfig {
+        id: &id,
+        spec: &s,
+        overlay: None,
+        stdio,
+        seccomp: None,
+        die_with_parent: true,
+    })
+    .unwrap();
+    let mut p = s.process().clone().unwrap();
+    p.set_args(Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "id -u; cat /proc/self/uid_map | tr -s ' '; hostname".into(),
+    ]));
+    let (stdio, out, err) = pipes();
+    let mut ex = berth_runtime::exec(first.pid(), &p, None, None, stdio).unwrap();
+    let host_uid =
+        std::fs::read_to_string(format!("/proc/{}/status", ex.pid())).unwrap_or_default();
+    let stdout = read_all(out);
+    let stderr = read_all(err);
+    assert_eq!(ex.wait().unwrap(), ExitStatus::Exited(0), "{stderr}");
+    assert_eq!(stdout, "0\n 0 200000 65536\nbox\n", "{stderr}");
+    if let Some(l) = host_uid.lines().find(|l| l.starts_with("Uid:")) {
+        assert!(l.contains("200000") || l.contains("\t0\t"), "{l}");
+    }
+    first.signal(libc::SIGKILL).unwrap();
+    first.wait().unwrap();
+    cleanup(&id, first);
+}
