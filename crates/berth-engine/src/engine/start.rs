@@ -260,6 +260,7 @@ impl Engine {
             .arg(&self.run_root)
             .arg("__monitor")
             .arg(id)
+            .current_dir("/")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
