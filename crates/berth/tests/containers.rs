@@ -611,6 +611,30 @@ fn create_then_start_attached_and_detached() {
     assert_eq!(ok(&t, &["wait", &id[..10]]), "0\n");
     assert_eq!(ok(&t, &["logs", "--tail", "1", "c1"]), "hi\n");
     assert_eq!(ok(&t, &["logs", "c1"]), "hi\nhi\n");
+    assert_eq!(
+        ok(
+            &t,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}} {{.Name}}",
+                "c1"
+            ]
+        ),
+        "exited 0 /c1\n"
+    );
+    assert_eq!(
+        ok(&t, &["ps", "-a", "--format", "{{.Names}}: {{.State}}"]),
+        "c1: exited\n"
+    );
+    let table = ok(
+        &t,
+        &["ps", "-a", "--format", "table {{.Names}}\\t{{.Status}}"],
+    );
+    assert!(
+        table.starts_with("NAMES   STATUS\nc1      Exited (0) "),
+        "{table}"
+    );
     let o = run(&t, &["create", "--name", "c1", "bb", "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));

@@ -242,6 +242,9 @@ pub enum ContainerCommand {
     },
     /// Display detailed information on containers.
     Inspect {
+        /// Format the output using a Go template subset ({{.State.Status}}, {{json .Config}}).
+        #[arg(short = 'f', long)]
+        format: Option<String>,
         /// Containers.
         #[arg(required = true)]
         containers: Vec<String>,
@@ -374,7 +377,7 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
             println!("{c}");
             Ok(())
         }),
-        ContainerCommand::Inspect { containers } => {
+        ContainerCommand::Inspect { format, containers } => {
             let mut out = Vec::new();
             let mut failed = false;
             for c in &containers {
@@ -386,11 +389,18 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
                     }
                 }
             }
+            let mut so = std::io::stdout().lock();
+            if let Some(f) = format {
+                let f = template::unescape(&f);
+                for v in &out {
+                    writeln!(so, "{}", template::render(&f, v)?)?;
+                }
+                return Ok(if failed { 1 } else { 0 });
+            }
             let mut buf = Vec::new();
             let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
             let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
             serde::Serialize::serialize(&out, &mut ser)?;
-            let mut so = std::io::stdout().lock();
             so.write_all(&buf)?;
             so.write_all(b"\n")?;
             Ok(if failed { 1 } else { 0 })
@@ -459,82 +469,187 @@ fn ps(
         }
         return Ok(0);
     }
-    let command = |c: &ContainerSummary| {
-        let cmd = c.command();
-        format!("\"{}\"", if no_trunc { cmd } else { ellipsis(&cmd, 20) })
-    };
-    let ago = |ts: &str| {
-        format!(
-            "{} ago",
-            berth_engine::time::human_duration(berth_engine::time::since(ts))
-        )
-    };
-    match format {
-        Some("json") | Some("{{json .}}") => {
-            for c in &list {
-                let v = serde_json::json!({
-                    "Command": command(c),
-                    "CreatedAt": created_at(&c.record.created),
-                    "ID": short(&c.record.id),
-                    "Image": c.record.config.image,
-                    "Labels": c.record.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-                    "LocalVolumes": "0",
-                    "Mounts": "",
-                    "Names": c.record.short_name(),
-                    "Networks": c.record.host_config.network_mode,
-                    "Ports": "",
-                    "RunningFor": ago(&c.record.created),
-                    "Size": "0B",
-                    "State": c.state.status.as_str(),
-                    "Status": c.state.human_status(),
-                });
-                writeln!(out, "{v}")?;
-            }
-            Ok(0)
+    let rows: Vec<serde_json::Value> = list.iter().map(|c| ps_row(c, no_trunc)).collect();
+    let format = format.unwrap_or("table");
+    if format == "json" {
+        for v in &rows {
+            writeln!(out, "{v}")?;
         }
-        None | Some("table") => {
-            let mut rows = vec![
-                [
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "PORTS",
-                    "NAMES",
-                ]
-                .map(str::to_owned),
-            ];
-            for c in &list {
-                rows.push([
-                    short(&c.record.id),
-                    c.record.config.image.clone(),
-                    command(c),
-                    ago(&c.record.created),
-                    c.state.human_status(),
-                    String::new(),
-                    c.record.short_name().to_owned(),
-                ]);
+        return Ok(0);
+    }
+    let (table, tmpl) = if format == "table" {
+        (true, PS_TABLE)
+    } else if let Some(t) = format.strip_prefix("table") {
+        (true, t.trim_start())
+    } else {
+        (false, format)
+    };
+    let tmpl = template::unescape(tmpl);
+    let mut lines = Vec::new();
+    if table {
+        lines.push(template::header(&tmpl, ps_header)?);
+    }
+    for v in &rows {
+        lines.push(template::render(&tmpl, v)?);
+    }
+    let text = if table {
+        template::align(&lines)
+    } else {
+        lines
+    };
+    for l in text {
+        writeln!(out, "{l}")?;
+    }
+    Ok(0)
+}
+
+/// Docker's default `ps` table.
+const PS_TABLE: &str =
+    "{{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}";
+
+fn ps_header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID".to_owned(),
+        "RunningFor" => "CREATED".to_owned(),
+        "CreatedAt" => "CREATED AT".to_owned(),
+        "LocalVolumes" => "LOCAL VOLUMES".to_owned(),
+        other => other.to_ascii_uppercase(),
+    }
+}
+
+/// One container as `ps --format` sees it (Docker's field names).
+fn ps_row(c: &ContainerSummary, no_trunc: bool) -> serde_json::Value {
+    let cmd = c.command();
+    let ago = format!(
+        "{} ago",
+        berth_engine::time::human_duration(berth_engine::time::since(&c.record.created))
+    );
+    serde_json::json!({
+        "Command": format!("\"{}\"", if no_trunc { cmd } else { ellipsis(&cmd, 20) }),
+        "CreatedAt": created_at(&c.record.created),
+        "ID": if no_trunc { c.record.id.clone() } else { c.record.id[..12].to_owned() },
+        "Image": c.record.config.image,
+        "Labels": c.record.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        "LocalVolumes": "0",
+        "Mounts": "",
+        "Names": c.record.short_name(),
+        "Networks": c.record.host_config.network_mode,
+        "Ports": "",
+        "RunningFor": ago,
+        "Size": "0B",
+        "State": c.state.status.as_str(),
+        "Status": c.state.human_status(),
+    })
+}
+
+/// The subset of Go templates that `--format` needs: `{{.A.B}}`, `{{json .A}}`, `{{json .}}`,
+/// literal text, and Docker's `\t`/`\n` escapes; `table` output aligned on tabs.
+mod template {
+    use serde_json::Value;
+
+    /// Turns the two-character escapes `\t` and `\n` into a tab and a newline, as Docker does.
+    pub fn unescape(t: &str) -> String {
+        t.replace("\\t", "\t").replace("\\n", "\n")
+    }
+
+    enum Part<'a> {
+        Text(&'a str),
+        Field { json: bool, path: Vec<&'a str> },
+    }
+
+    fn parse(t: &str) -> anyhow::Result<Vec<Part<'_>>> {
+        let mut parts = Vec::new();
+        let mut rest = t;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(Part::Text(&rest[..open]));
             }
-            let mut widths = [0usize; 7];
-            for r in &rows {
-                for (i, cell) in r.iter().enumerate() {
-                    widths[i] = widths[i].max(cell.chars().count());
+            let close = rest[open..]
+                .find("}}")
+                .ok_or_else(|| anyhow::anyhow!("template: unclosed action in {t:?}"))?;
+            let action = rest[open + 2..open + close].trim();
+            let (json, expr) = match action.strip_prefix("json") {
+                Some(e) if e.starts_with(char::is_whitespace) => (true, e.trim()),
+                _ => (false, action),
+            };
+            let path = expr
+                .strip_prefix('.')
+                .ok_or_else(|| anyhow::anyhow!("template: unsupported action {{{{{action}}}}}"))?;
+            let path = if path.is_empty() {
+                Vec::new()
+            } else {
+                path.split('.').collect()
+            };
+            parts.push(Part::Field { json, path });
+            rest = &rest[open + close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest));
+        }
+        Ok(parts)
+    }
+
+    /// Renders `t` against `v`.
+    pub fn render(t: &str, v: &Value) -> anyhow::Result<String> {
+        let mut out = String::new();
+        for p in parse(t)? {
+            match p {
+                Part::Text(s) => out.push_str(s),
+                Part::Field { json, path } => {
+                    let mut cur = v;
+                    for key in &path {
+                        cur = cur.get(key).ok_or_else(|| {
+                            anyhow::anyhow!("template: can't evaluate field {key}")
+                        })?;
+                    }
+                    match (json, cur) {
+                        (true, x) => out.push_str(&x.to_string()),
+                        (false, Value::String(s)) => out.push_str(s),
+                        (false, Value::Null) => out.push_str("<no value>"),
+                        (false, x) => out.push_str(&x.to_string()),
+                    }
                 }
             }
-            for r in &rows {
+        }
+        Ok(out)
+    }
+
+    /// The header line of a `table` template: each field replaced by its column title.
+    pub fn header(t: &str, title: impl Fn(&str) -> String) -> anyhow::Result<String> {
+        let mut out = String::new();
+        for p in parse(t)? {
+            match p {
+                Part::Text(s) => out.push_str(s),
+                Part::Field { path, .. } => out.push_str(&title(&path.join("."))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Aligns tab-separated cells into columns three spaces apart (Docker's tabwriter look).
+    pub fn align(lines: &[String]) -> Vec<String> {
+        let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
+        let mut widths: Vec<usize> = Vec::new();
+        for r in &rows {
+            for (i, cell) in r.iter().enumerate() {
+                if widths.len() <= i {
+                    widths.push(0);
+                }
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        rows.iter()
+            .map(|r| {
                 let mut line = String::new();
                 for (i, cell) in r.iter().enumerate() {
                     line.push_str(cell);
-                    if i < 6 {
+                    if i + 1 < r.len() {
                         line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
                     }
                 }
-                writeln!(out, "{}", line.trim_end())?;
-            }
-            Ok(0)
-        }
-        Some(other) => anyhow::bail!("unsupported --format {other:?}: use table or json"),
+                line.trim_end().to_owned()
+            })
+            .collect()
     }
 }
 
@@ -547,6 +662,34 @@ pub fn exit_code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_render_fields_json_and_tables() {
+        let v = serde_json::json!({"ID": "abc", "Names": "web", "State": {"Status": "running", "Pid": 7}, "N": null});
+        assert_eq!(
+            template::render("{{.Names}} {{ .State.Status }}/{{.State.Pid}}", &v).unwrap(),
+            "web running/7"
+        );
+        assert_eq!(
+            template::render("{{json .State}}", &v).unwrap(),
+            r#"{"Pid":7,"Status":"running"}"#
+        );
+        assert_eq!(template::render("{{.N}}", &v).unwrap(), "<no value>");
+        assert!(template::render("{{.Nope}}", &v).is_err());
+        assert!(template::render("{{range .}}", &v).is_err());
+        let t = template::unescape(r"{{.ID}}\t{{.Names}}");
+        let lines = vec![
+            template::header(&t, ps_header).unwrap(),
+            template::render(&t, &v).unwrap(),
+        ];
+        assert_eq!(
+            template::align(&lines),
+            vec![
+                "CONTAINER ID   NAMES".to_owned(),
+                "abc            web".to_owned()
+            ]
+        );
+    }
 
     #[test]
     fn ps_helpers() {
