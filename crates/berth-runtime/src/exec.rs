@@ -8,7 +8,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use oci_spec::runtime::Process;
 use rustix::pipe::PipeFlags;
 
-use crate::cgroups::{Cgroup, JoinHandle};
+use crate::cgjoin::Join;
+use crate::cgroups::Cgroup;
 use crate::child::{self, ChildStdio, Fail, Stage, at_raw};
 use crate::error::Error;
 use crate::handle::{Child, read_report, record_error};
@@ -120,14 +121,7 @@ pub fn exec(
         path: path.clone(),
         source,
     })?;
-    let join = cgroup
-        .unwrap_or(&own)
-        .join_handle()
-        .map_err(|source| Error::Cgroup {
-            action: "opening",
-            path: path.clone(),
-            source,
-        })?;
+    let join = Join::open(cgroup.unwrap_or(&own), &path)?;
     let in_userns = ns.fds.iter().any(|(_, f, _)| *f == libc::CLONE_NEWUSER);
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
         .map_err(|e| Error::sys("creating the error pipe", e.raw_os_error()))?;
@@ -197,7 +191,7 @@ pub fn exec(
     }
 }
 
-fn enter(ns: &Joined, join: &JoinHandle, stdio: ChildStdio<'_>) -> Result<(), Fail> {
+fn enter(ns: &Joined, join: &Join, stdio: ChildStdio<'_>) -> Result<(), Fail> {
     join.join_self().map_err(child::at(Stage::CgroupJoin, 0))?;
     for (i, (fd, flag, _)) in ns.fds.iter().enumerate() {
         sys::setns(fd.as_fd(), *flag).map_err(at_raw(Stage::Join, i))?;

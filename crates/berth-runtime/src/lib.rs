@@ -7,6 +7,7 @@
 //! on a close-on-exec pipe. Callers must be single-threaded when they call [`spawn`] or [`exec`].
 #![deny(missing_docs)]
 
+mod cgjoin;
 pub mod cgroups;
 // The child's failure record is returned by value: boxing it would allocate after clone.
 #[allow(clippy::result_large_err)]

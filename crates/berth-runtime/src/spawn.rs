@@ -10,6 +10,7 @@ use rustix::fs::OFlags;
 use rustix::mount::OpenTreeFlags;
 use rustix::pipe::PipeFlags;
 
+use crate::cgjoin::Join;
 use crate::cgroups::Cgroup;
 use crate::child::{self, ChildStdio, InitArgs, READY};
 use crate::error::Error;
@@ -211,11 +212,7 @@ fn start_child(
     stdio: &Stdio,
     gate: Option<BorrowedFd<'_>>,
 ) -> Result<(i32, OwnedFd), Error> {
-    let join = cgroup.join_handle().map_err(|source| Error::Cgroup {
-        action: "opening",
-        path: path.to_owned(),
-        source,
-    })?;
+    let join = Join::open(cgroup, path)?;
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
         .map_err(|e| Error::sys("creating the error pipe", e.raw_os_error()))?;
     let sync = match plan.userns {

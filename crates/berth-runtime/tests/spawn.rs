@@ -166,6 +166,9 @@ fn isolation_seen_from_inside() {
         "{o}"
     );
     assert_eq!(host_mounts(), before, "no mount visible on the host");
+    // Joined every hierarchy before unsharing the cgroup namespace: each line shows the ns root.
+    let hierarchies = std::fs::read_to_string("/proc/self/cgroup").unwrap().lines().count();
+    assert!(o.contains(&format!("cgroupns-root-lines={hierarchies}\n")), "{o}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ pub(crate) mod rootfs;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
-use crate::cgroups::JoinHandle;
+use crate::cgjoin::Join;
 use crate::plan::Plan;
 use crate::sys::{self, Errno};
 
@@ -253,7 +253,7 @@ pub(crate) enum ChildStdio<'a> {
 pub(crate) struct InitArgs<'a> {
     pub errfd: BorrowedFd<'a>,
     pub sync: Option<BorrowedFd<'a>>,
-    pub cgroup: Option<&'a JoinHandle>,
+    pub cgroup: Option<&'a Join>,
     pub stdio: ChildStdio<'a>,
     /// The start FIFO (held read-write) for `create`: block on it before `execve`.
     pub gate: Option<BorrowedFd<'a>>,
