@@ -635,6 +635,22 @@ fn create_then_start_attached_and_detached() {
         table.starts_with("NAMES   STATUS\nc1      Exited (0) "),
         "{table}"
     );
+    let short = format!("{}\n", &id[..12]);
+    assert_eq!(ok(&t, &["ps", "-q", "-f", "status=exited"]), short);
+    assert_eq!(
+        ok(&t, &["ps", "-aq", "-f", "name=c", "-f", "ancestor=bb"]),
+        short
+    );
+    assert_eq!(ok(&t, &["ps", "-aq", "-f", "status=running"]), "");
+    assert_eq!(
+        ok(
+            &t,
+            &["ps", "-aq", "-f", "status=running", "-f", "status=exited"]
+        ),
+        short
+    );
+    assert_eq!(ok(&t, &["ps", "-lq"]), short);
+    assert_eq!(run(&t, &["ps", "-f", "bogus=1"]).status.code(), Some(125));
     let o = run(&t, &["create", "--name", "c1", "bb", "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));

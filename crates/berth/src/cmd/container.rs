@@ -163,9 +163,18 @@ pub enum ContainerCommand {
         /// Don't truncate output.
         #[arg(long = "no-trunc")]
         no_trunc: bool,
-        /// Format: table (default) or json.
+        /// Format: table (default), json, or a template ({{.Names}}, table {{.ID}}\t{{.Status}}).
         #[arg(long)]
         format: Option<String>,
+        /// Filter: id=, name=, status=, label=KEY[=VALUE], ancestor=IMAGE.
+        #[arg(short = 'f', long = "filter")]
+        filter: Vec<String>,
+        /// Show the n last created containers (includes all states).
+        #[arg(short = 'n', long = "last")]
+        last: Option<usize>,
+        /// Show the latest created container (includes all states).
+        #[arg(short = 'l', long)]
+        latest: bool,
     },
     /// Fetch the logs of a container.
     Logs {
@@ -308,7 +317,25 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
             quiet,
             no_trunc,
             format,
-        } => ps(&engine, all, quiet, no_trunc, format.as_deref()),
+            filter,
+            last,
+            latest,
+        } => {
+            let last = if latest { Some(1) } else { last };
+            let filters = filter
+                .iter()
+                .map(|f| PsFilter::parse(f))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            ps(
+                &engine,
+                all || last.is_some(),
+                quiet,
+                no_trunc,
+                format.as_deref(),
+                &filters,
+                last,
+            )
+        }
         ContainerCommand::Logs {
             follow,
             tail,
@@ -447,14 +474,91 @@ fn created_at(rfc: &str) -> String {
     format!("{} +0000 UTC", base.replacen('T', " ", 1))
 }
 
+/// One `ps --filter`.
+#[derive(Debug)]
+enum PsFilter {
+    Id(String),
+    Name(String),
+    Status(String),
+    Label(String, Option<String>),
+    Ancestor(String),
+}
+
+impl PsFilter {
+    fn parse(s: &str) -> anyhow::Result<PsFilter> {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {s}"))?;
+        Ok(match k {
+            "id" => PsFilter::Id(v.to_owned()),
+            "name" => PsFilter::Name(v.strip_prefix('/').unwrap_or(v).to_owned()),
+            "status" => {
+                const OK: [&str; 7] = [
+                    "created",
+                    "restarting",
+                    "running",
+                    "removing",
+                    "paused",
+                    "exited",
+                    "dead",
+                ];
+                anyhow::ensure!(OK.contains(&v), "invalid filter 'status={v}'");
+                PsFilter::Status(v.to_owned())
+            }
+            "label" => match v.split_once('=') {
+                Some((a, b)) => PsFilter::Label(a.to_owned(), Some(b.to_owned())),
+                None => PsFilter::Label(v.to_owned(), None),
+            },
+            "ancestor" => PsFilter::Ancestor(v.to_owned()),
+            other => anyhow::bail!("invalid filter '{other}'"),
+        })
+    }
+
+    fn matches(&self, c: &ContainerSummary) -> bool {
+        match self {
+            PsFilter::Id(p) => c.record.id.starts_with(p.as_str()),
+            PsFilter::Name(n) => c.record.short_name().contains(n.as_str()),
+            PsFilter::Status(s) => c.state.status.as_str() == s,
+            PsFilter::Label(k, v) => match (c.record.config.labels.get(k), v) {
+                (Some(have), Some(want)) => have == want,
+                (Some(_), None) => true,
+                (None, _) => false,
+            },
+            PsFilter::Ancestor(a) => {
+                c.record.config.image == *a
+                    || c.record.image == *a
+                    || c.record.image.strip_prefix("sha256:").is_some_and(|h| {
+                        a.len() >= 4 && h.starts_with(a.strip_prefix("sha256:").unwrap_or(a))
+                    })
+            }
+        }
+    }
+}
+
 fn ps(
     engine: &Engine,
     all: bool,
     quiet: bool,
     no_trunc: bool,
     format: Option<&str>,
+    filters: &[PsFilter],
+    last: Option<usize>,
 ) -> anyhow::Result<u8> {
-    let list = engine.list(all)?;
+    // Filters on status see every container, as in Docker.
+    let all = all || filters.iter().any(|f| matches!(f, PsFilter::Status(_)));
+    let mut list = engine.list(all)?;
+    // Docker combines different filter keys with AND and repeated keys with OR.
+    list.retain(|c| {
+        let mut by_key: std::collections::HashMap<std::mem::Discriminant<PsFilter>, bool> =
+            Default::default();
+        for f in filters {
+            *by_key.entry(std::mem::discriminant(f)).or_insert(false) |= f.matches(c);
+        }
+        by_key.values().all(|m| *m)
+    });
+    if let Some(n) = last {
+        list.truncate(n);
+    }
     let short = |id: &str| {
         if no_trunc {
             id.to_owned()
