@@ -225,7 +225,17 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Delete { force, id } => {
             let rec = match load(&root, &id) {
                 Ok(r) => r,
-                Err(_) if force => return Ok(0),
+                Err(_) if force => {
+                    // A create killed before state.json was written: drop what it left
+                    // (its cgroup too, if it used the default path).
+                    let _ = berth_runtime::destroy(&id, "");
+                    let dir = root.join(&id);
+                    if dir.is_dir() && !id.is_empty() && !id.contains('/') {
+                        std::fs::remove_dir_all(&dir)
+                            .with_context(|| format!("removing {}", dir.display()))?;
+                    }
+                    return Ok(0);
+                }
                 Err(e) => return Err(e),
             };
             let st = status(&root, &rec);
