@@ -167,8 +167,14 @@ fn isolation_seen_from_inside() {
     );
     assert_eq!(host_mounts(), before, "no mount visible on the host");
     // Joined every hierarchy before unsharing the cgroup namespace: each line shows the ns root.
-    let hierarchies = std::fs::read_to_string("/proc/self/cgroup").unwrap().lines().count();
-    assert!(o.contains(&format!("cgroupns-root-lines={hierarchies}\n")), "{o}");
+    let hierarchies = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        o.contains(&format!("cgroupns-root-lines={hierarchies}\n")),
+        "{o}"
+    );
 }
 
 #[test]
@@ -393,4 +399,131 @@ fn shared_root_propagation_does_not_leak_mounts_to_host() {
     assert_eq!(out.status, ExitStatus::Exited(0), "{}", out.stderr);
     assert_ne!(out.stdout.trim(), "0", "mounts inside are shared");
     assert_eq!(host_mounts(), before, "nothing propagated to the host");
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> oci_spec::runtime::Mount {
+    let mut m = oci_spec::runtime::Mount::default();
+    m.set_destination(dest.into());
+    m.set_typ(Some(typ.into()));
+    m.set_source(Some(source.into()));
+    m.set_options(Some(options.iter().map(|s| s.to_string()).collect()));
+    m
+}
+
+#[test]
+fn mounts_devices_sysctls_and_masks_applied() {
+    let r = Rootfs::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("file"), "from host\n").unwrap();
+    std::fs::write(host.path().join("single"), "single file\n").unwrap();
+    std::fs::create_dir_all(r.path().join("etc/secret-dir")).unwrap();
+    std::fs::write(r.path().join("etc/secret-dir/key"), "k").unwrap();
+    std::fs::write(r.path().join("etc/secret"), "s").unwrap();
+    let id = unique_id("mounts");
+    let script = r#"
+cat /data/file
+if touch /data/new 2>/dev/null; then echo data=rw; else echo data=ro; fi
+cat /etc/single
+stat -c 'scratch=%a' /scratch
+grep ' /scratch ' /proc/self/mounts | grep -o 'size=[0-9a-z]*'
+echo forward=$(cat /proc/sys/net/ipv4/ip_forward)
+stat -c 'dev=%t:%T %a %u' /dev/mynull
+echo secret-dir=$(ls /etc/secret-dir | wc -l) secret=$(cat /etc/secret | wc -c)
+if touch /rootfile 2>/dev/null; then echo root=rw; else echo root=ro; fi
+echo cwd=$(pwd)
+"#;
+    let mut s = spec(&r.path(), &["sh", "-c", script]);
+    s.root_mut().as_mut().unwrap().set_readonly(Some(true));
+    s.process_mut().as_mut().unwrap().set_cwd("/etc".into());
+    let mounts = s.mounts_mut().as_mut().unwrap();
+    mounts.push(mount(
+        "/data",
+        "bind",
+        host.path().to_str().unwrap(),
+        &["rbind", "ro"],
+    ));
+    mounts.push(mount(
+        "/etc/single",
+        "bind",
+        host.path().join("single").to_str().unwrap(),
+        &["bind", "rprivate"],
+    ));
+    mounts.push(mount(
+        "/scratch",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "size=1m", "mode=1777"],
+    ));
+    let linux = s.linux_mut().as_mut().unwrap();
+    linux.set_sysctl(Some(
+        [("net.ipv4.ip_forward".to_string(), "1".to_string())]
+            .into_iter()
+            .collect(),
+    ));
+    let mut masked = linux.masked_paths().clone().unwrap();
+    masked.extend(["/etc/secret-dir".to_string(), "/etc/secret".to_string()]);
+    linux.set_masked_paths(Some(masked));
+    linux.set_devices(Some(vec![
+        oci_spec::runtime::LinuxDeviceBuilder::default()
+            .path("/dev/mynull")
+            .typ(oci_spec::runtime::LinuxDeviceType::C)
+            .major(1i64)
+            .minor(3i64)
+            .file_mode(0o600u32)
+            .uid(1000u32)
+            .gid(1000u32)
+            .build()
+            .unwrap(),
+    ]));
+    let out = run(&id, &s, None).unwrap();
+    assert_eq!(
+        out.status,
+        ExitStatus::Exited(0),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(
+        out.stdout,
+        "from host\ndata=ro\nsingle file\nscratch=1777\nsize=1024k\nforward=1\ndev=1:3 600 1000\n\
+         secret-dir=0 secret=0\nroot=ro\ncwd=/etc\n",
+        "{}",
+        out.stderr
+    );
+    assert!(!host.path().join("new").exists());
+}
+
+#[test]
+fn ambient_capabilities_for_non_root() {
+    let r = Rootfs::new();
+    let id = unique_id("ambient");
+    let mut s = spec(
+        &r.path(),
+        &[
+            "sh",
+            "-c",
+            "grep -E '^Cap(Eff|Amb)' /proc/self/status | tr -d '\\t '",
+        ],
+    );
+    let p = s.process_mut().as_mut().unwrap();
+    p.set_user(
+        oci_spec::runtime::UserBuilder::default()
+            .uid(1000u32)
+            .gid(1000u32)
+            .build()
+            .unwrap(),
+    );
+    let one: oci_spec::runtime::Capabilities = [oci_spec::runtime::Capability::NetBindService]
+        .into_iter()
+        .collect();
+    let mut caps = p.capabilities().clone().unwrap();
+    caps.set_inheritable(Some(one.clone()));
+    caps.set_ambient(Some(one));
+    p.set_capabilities(Some(caps));
+    let out = run(&id, &s, None).unwrap();
+    assert_eq!(
+        out.stdout, "CapEff:0000000000000400\nCapAmb:0000000000000400\n",
+        "{}",
+        out.stderr
+    );
 }
