@@ -527,3 +527,63 @@ fn ambient_capabilities_for_non_root() {
         out.stderr
     );
 }
+
+#[test]
+fn namespace_paths_are_joined() {
+    let r = Rootfs::new();
+    let id_a = unique_id("ns-a");
+    let mut a = spec(&r.path(), &["sleep", "60"]);
+    a.set_hostname(Some("alpha".into()));
+    let (stdio, _o, _e) = pipes();
+    let mut first = berth_runtime::spawn(berth_runtime::LaunchConfig {
+        id: &id_a,
+        spec: &a,
+        overlay: None,
+        stdio,
+        seccomp: None,
+        die_with_parent: true,
+    })
+    .unwrap();
+    // B shares A's uts and net namespaces (like docker --net=container:a), so its own hostname is
+    // not applied and it sees A's interfaces.
+    let id_b = unique_id("ns-b");
+    let mut b = spec(
+        &r.path(),
+        &["sh", "-c", "hostname; readlink /proc/self/ns/net"],
+    );
+    b.set_hostname(Some("beta".into()));
+    let linux = b.linux_mut().as_mut().unwrap();
+    let ns = linux
+        .namespaces()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|mut n| {
+            if matches!(
+                n.typ(),
+                oci_spec::runtime::LinuxNamespaceType::Uts
+                    | oci_spec::runtime::LinuxNamespaceType::Network
+            ) {
+                let name = if n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts {
+                    "uts"
+                } else {
+                    "net"
+                };
+                n.set_path(Some(format!("/proc/{}/ns/{name}", first.pid()).into()));
+            }
+            n
+        })
+        .collect();
+    linux.set_namespaces(Some(ns));
+    let out = run(&id_b, &b, None).unwrap();
+    let a_net = std::fs::read_link(format!("/proc/{}/ns/net", first.pid())).unwrap();
+    assert_eq!(
+        out.stdout,
+        format!("alpha\n{}\n", a_net.display()),
+        "{}",
+        out.stderr
+    );
+    first.signal(libc::SIGKILL).unwrap();
+    first.wait().unwrap();
+    cleanup(&id_a, first);
+}
