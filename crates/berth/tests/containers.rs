@@ -71,6 +71,7 @@ fn run_prints_output_and_returns_the_process_exit_code() {
         t.container_ids()
     );
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -99,6 +100,7 @@ fn missing_and_non_executable_commands_exit_127_and_126() {
     assert!(stderr(&o).contains("--memory"), "{}", stderr(&o));
     assert!(t.container_ids().is_empty(), "{:?}", t.container_ids());
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -167,6 +169,7 @@ fn flags_are_visible_inside() {
         stderr(&o)
     );
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -226,6 +229,7 @@ fn volumes_tmpfs_and_read_only_root() {
     );
     assert_eq!(out, "ok\ntmpfs\nread-only\n");
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -300,6 +304,7 @@ fn isolation_seen_from_inside() {
     );
     assert!(out.trim().parse::<u32>().unwrap() >= 1);
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -334,6 +339,7 @@ fn writes_do_not_touch_the_image() {
     assert_eq!(ok(&t, &["start", "-a", "writer"]), "hacked\n");
     ok(&t, &["rm", "writer"]);
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -361,6 +367,7 @@ fn memory_limit_oom_kills_with_137() {
     assert_eq!(v["HostConfig"]["Memory"], 16 << 20);
     ok(&t, &["rm", "hog"]);
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -413,6 +420,7 @@ fn pids_limit_and_ulimits_apply() {
     );
     assert_eq!(out, "50000\n");
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -532,6 +540,7 @@ fn detached_lifecycle() {
     assert_eq!(ok(&t, &["rm", "web"]), "web\n");
     assert_eq!(ok(&t, &["ps", "-aq"]), "");
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -554,6 +563,7 @@ fn kill_9_is_137_and_rm_f_removes_running_containers() {
     ok(&t, &["rm", "-f", "kk"]);
     assert!(t.container_ids().is_empty());
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -595,6 +605,7 @@ fn monitor_is_small_and_its_death_does_not_leave_a_running_container() {
     );
     ok(&t, &["rm", &id]);
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -656,6 +667,7 @@ fn create_then_start_attached_and_detached() {
     assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
     ok(&t, &["rm", "c1"]);
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -694,6 +706,7 @@ fn tty_and_stdin() {
         "stdin must not reach a container without -i"
     );
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -716,6 +729,7 @@ fn follow_logs_until_exit() {
     assert_eq!(ok(&t, &["logs", "-f", "follow"]), "1\n2\n3\n");
     ok(&t, &["rm", "follow"]);
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -738,6 +752,7 @@ fn concurrent_runs_on_one_root() {
     }
     assert!(t.container_ids().is_empty(), "{:?}", t.container_ids());
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -799,6 +814,7 @@ fn concurrent_create_and_rm_of_named_containers() {
         "names left behind"
     );
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 /// `berth …` as a shell command line for `script`, which gives it a real terminal.
@@ -850,6 +866,7 @@ fn interactive_tty_has_the_terminal_size_and_takes_input() {
     );
     assert_eq!(o.status.code(), Some(4));
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -944,6 +961,7 @@ fn image_config_gives_defaults_and_the_stop_signal() {
     assert_eq!(ok(&t, &["wait", "usr1"]), "42\n");
     ok(&t, &["rm", "usr1"]);
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 fn wait_running(t: &TestRoot, name: &str) {
@@ -988,6 +1006,7 @@ fn foreground_run_forwards_signals() {
     assert_eq!(stdout(&o), "ready\ngot\n");
     assert!(t.container_ids().is_empty());
     t.assert_clean();
+    assert_no_processes(&t);
 }
 
 #[test]
@@ -1011,4 +1030,113 @@ fn a_killed_cli_does_not_leave_a_running_container() {
     assert!(common::cgroup_dirs_for(&id).is_empty());
     ok(&t, &["rm", "orphan"]);
     t.assert_clean();
+    assert_no_processes(&t);
+}
+
+/// No process still runs with this root on its command line (monitors, CLIs).
+fn assert_no_processes(t: &TestRoot) {
+    let root = t.root().to_string_lossy().into_owned();
+    let me = std::process::id().to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        assert!(!cmd.contains(&root), "process {name} left behind: {cmd}");
+    }
+}
+
+#[test]
+fn pty_follows_terminal_resizes() {
+    use rustix::pty::OpenptFlags;
+    use std::os::unix::process::CommandExt;
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .unwrap();
+    rustix::pty::grantpt(&master).unwrap();
+    rustix::pty::unlockpt(&master).unwrap();
+    let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let size = |rows: u16, cols: u16| rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&master, size(30, 100)).unwrap();
+    let mut cmd = t.berth_std();
+    cmd.args([
+        "run",
+        "--rm",
+        "-it",
+        "bb",
+        "sh",
+        "-c",
+        "stty size; sleep 1; stty size",
+    ])
+    .stdin(slave.try_clone().unwrap())
+    .stdout(slave.try_clone().unwrap())
+    .stderr(slave);
+    // SAFETY: setsid and TIOCSCTTY are async-signal-safe; fd 0 is the pty slave in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut resized = false;
+    let start = std::time::Instant::now();
+    loop {
+        let mut fds = [rustix::event::PollFd::new(
+            &master,
+            rustix::event::PollFlags::IN,
+        )];
+        let timeout = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        let n = rustix::event::poll(&mut fds, Some(&timeout)).unwrap();
+        if n > 0 {
+            match rustix::io::read(&master, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => out.extend_from_slice(&buf[..k]),
+            }
+        }
+        if !resized && String::from_utf8_lossy(&out).contains("30 100") {
+            rustix::termios::tcsetwinsize(&master, size(40, 120)).unwrap();
+            resized = true;
+        }
+        if child.try_wait().unwrap().is_some() && n == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "timed out: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    assert!(child.wait().unwrap().success());
+    let text = String::from_utf8_lossy(&out).replace('\r', "");
+    assert!(
+        text.contains("30 100\n") && text.contains("40 120\n"),
+        "{text:?}"
+    );
+    t.assert_clean();
+    assert_no_processes(&t);
 }
