@@ -267,6 +267,16 @@ fn start_child(
         })?;
     }
     match read_report(&err_r) {
+        // EOF: the process exec'd — or, when it should have reported ready first, it died.
+        Ok(None) if gate.is_some() => {
+            let code = sys::waitpid(pid)
+                .map(|raw| crate::handle::ExitStatus::from_raw(raw).docker_code())
+                .unwrap_or(-1);
+            Err(Error::sys(
+                format!("container process died during setup (exit code {code})"),
+                libc::ECHILD,
+            ))
+        }
         Ok(None) => Ok((pid, pidfd)),
         Ok(Some(rec)) if rec.stage == READY && gate.is_some() => Ok((pid, pidfd)),
         Ok(Some(rec)) => {
