@@ -168,3 +168,73 @@ pub(crate) fn record_error(
         detail: rec.message(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::child::Fail;
+
+    fn roundtrip(f: Fail) -> Record {
+        Record::from_bytes(&f.0.to_bytes())
+    }
+
+    #[test]
+    fn exec_errnos_map_to_docker_codes() {
+        let err = |errno| {
+            record_error(
+                &roundtrip(Fail::new(Stage::Exec, 0, errno)),
+                "foo",
+                |_, _| String::new(),
+            )
+        };
+        assert!(matches!(err(libc::ENOENT), Error::ExecNotFound { command } if command == "foo"));
+        assert_eq!(err(libc::ENOTDIR).exit_code(), 127);
+        assert_eq!(err(libc::EACCES).exit_code(), 126);
+        let e = err(libc::ENOEXEC);
+        assert!(matches!(e, Error::Exec { .. }));
+        assert_eq!(e.exit_code(), 125);
+    }
+
+    #[test]
+    fn setup_errors_name_stage_object_and_kernel_message() {
+        let f = Fail::new(Stage::MountConfig, 3, libc::EINVAL)
+            .with_msg(b"e tmpfs: Bad value for 'size'");
+        let rec = roundtrip(f);
+        assert_eq!(rec.index, 3);
+        let e = record_error(&rec, "sh", |s, i| {
+            assert_eq!((s, i), (Stage::MountConfig, 3));
+            "tmpfs on /data".into()
+        });
+        assert_eq!(
+            e.to_string(),
+            "container setup failed: configuring the filesystem for tmpfs on /data: Invalid argument (os error 22) \
+             (e tmpfs: Bad value for 'size')"
+        );
+        assert_eq!(e.exit_code(), 125);
+    }
+
+    #[test]
+    fn every_stage_survives_the_pipe() {
+        for s in [
+            Stage::UsernsSync,
+            Stage::MountAttach,
+            Stage::PivotRoot,
+            Stage::Seccomp,
+            Stage::Exec,
+            Stage::Gate,
+        ] {
+            assert_eq!(roundtrip(Fail::new(s, 7, libc::EPERM)).stage(), Some(s));
+        }
+        let mut junk = Fail::new(Stage::Exec, 0, 1);
+        junk.0.stage = 999;
+        let e = record_error(&roundtrip(junk), "x", |_, _| String::new());
+        assert!(e.to_string().contains("unknown stage 999"), "{e}");
+    }
+
+    #[test]
+    fn exit_status_from_raw_wait_status() {
+        assert_eq!(ExitStatus::from_raw(3 << 8), ExitStatus::Exited(3));
+        assert_eq!(ExitStatus::from_raw(libc::SIGKILL), ExitStatus::Signaled(9));
+        assert_eq!(ExitStatus::Signaled(15).docker_code(), 143);
+    }
+}
