@@ -5,6 +5,7 @@
 
 mod engine;
 pub mod error;
+pub mod init;
 pub mod logs;
 pub mod names;
 pub mod options;

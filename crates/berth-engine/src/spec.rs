@@ -214,6 +214,8 @@ pub struct SpecFlags {
     pub network: NetworkMode,
     /// no-new-privileges.
     pub no_new_privileges: bool,
+    /// `--init`: the files of the init to mount and run as pid 1.
+    pub init: Option<crate::init::InitFiles>,
 }
 
 fn mount(dest: &str, typ: &str, src: &str, opts: &[&str]) -> Result<Mount, SpecError> {
@@ -344,6 +346,11 @@ pub fn generate(
         args.push(rec.path.clone());
     }
     args.extend(rec.args.iter().cloned());
+    if let Some(init) = &flags.init
+        && !args.is_empty()
+    {
+        args = init.argv(&args);
+    }
     let caps = capability_set(&hc.cap_add, &hc.cap_drop)?;
     let env = process_env(&cfg.env, &cfg.hostname, &user.home, cfg.tty);
     let process = process(
@@ -413,6 +420,11 @@ pub fn generate(
             &paths.container_dir.join(file),
             hc.readonly_rootfs,
         )?);
+    }
+    if let Some(init) = &flags.init {
+        for (host, inside) in init.mounts() {
+            mounts.push(bind(&inside, &host, true)?);
+        }
     }
     for m in &rec.mounts {
         match m.kind.as_str() {
@@ -628,6 +640,7 @@ mod tests {
         SpecFlags {
             network,
             no_new_privileges: true,
+            init: None,
         }
     }
 
@@ -795,6 +808,58 @@ mod tests {
         assert_eq!(s(&["ALL"], &[]).unwrap().len(), 41);
         assert!(s(&["BOGUS"], &[]).is_err());
         assert!(to_caps(&s(&["ALL"], &[]).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn init_runs_first_from_dev_and_is_mounted_read_only() {
+        let init = crate::init::InitFiles {
+            exe: "/usr/bin/berth".into(),
+            loader: Some("/lib64/ld-linux-x86-64.so.2".into()),
+            libs: vec!["/lib/x86_64-linux-gnu/libc.so.6".into()],
+        };
+        let f = SpecFlags {
+            init: Some(init),
+            ..flags(NetworkMode::None)
+        };
+        let s = generate(&record(), &root_user(), &paths(), &f).unwrap();
+        let args = s.process().as_ref().unwrap().args().as_ref().unwrap();
+        assert_eq!(
+            args,
+            &[
+                "/dev/.berth-init/ld-linux-x86-64.so.2",
+                "--library-path",
+                "/dev/.berth-init",
+                "/dev/.berth-init/berth",
+                "__init",
+                "--",
+                "/bin/sh",
+                "-c",
+                "true",
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        );
+        let ms = s.mounts().as_ref().unwrap();
+        let dev = ms
+            .iter()
+            .position(|m| m.destination() == Path::new("/dev"))
+            .unwrap();
+        let exe = ms
+            .iter()
+            .position(|m| m.destination() == Path::new("/dev/.berth-init/berth"))
+            .unwrap();
+        assert!(exe > dev, "init files must be mounted after /dev");
+        assert!(
+            ms[exe]
+                .options()
+                .as_ref()
+                .unwrap()
+                .contains(&"ro".to_owned())
+        );
+        assert_eq!(
+            ms[exe].source().as_deref(),
+            Some(Path::new("/usr/bin/berth"))
+        );
     }
 
     #[test]

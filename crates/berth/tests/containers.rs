@@ -1140,3 +1140,54 @@ fn pty_follows_terminal_resizes() {
     t.assert_clean();
     assert_no_processes(&t);
 }
+
+#[test]
+fn init_is_pid_1_forwards_signals_and_passes_exit_codes() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    let o = run(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--init",
+            "bb",
+            "sh",
+            "-c",
+            "echo $$; cat /proc/1/comm; exit 5",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "2\nberth-init\n");
+    let o = run(&t, &["run", "--rm", "--init", "bb", "no-such-command"]);
+    assert_eq!(o.status.code(), Some(127));
+    assert!(stderr(&o).contains("no-such-command"), "{}", stderr(&o));
+    // A plain process (no TERM handler) dies of the forwarded SIGTERM: 143, without the 10 s wait.
+    ok(
+        &t,
+        &[
+            "run",
+            "-d",
+            "--init",
+            "--read-only",
+            "-u",
+            "user",
+            "--name",
+            "initd",
+            "bb",
+            "sleep",
+            "100",
+        ],
+    );
+    let start = std::time::Instant::now();
+    ok(&t, &["stop", "initd"]);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "stop waited for the timeout"
+    );
+    assert_eq!(ok(&t, &["wait", "initd"]), "143\n");
+    assert_eq!(inspect(&t, "initd")["HostConfig"]["Init"], true);
+    ok(&t, &["rm", "initd"]);
+    t.assert_clean();
+    assert_no_processes(&t);
+}

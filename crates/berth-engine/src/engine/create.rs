@@ -98,13 +98,6 @@ impl Engine {
         // Validate every flag before touching the disk.
         let security = options::parse_security(&opts.security_opt)?;
         let network = options::parse_network(opts.network.as_deref())?;
-        if opts.init {
-            return Err(options::OptionError::Unsupported {
-                flag: "--init",
-                value: "true".into(),
-            }
-            .into());
-        }
         match opts.userns.as_deref() {
             None | Some("") | Some("host") => {}
             Some(other) => {
@@ -346,6 +339,14 @@ impl Engine {
         layers.extend(lowers.iter().cloned());
         let user = crate::userdb::resolve(&record.config.user, &layers)?;
         let network = options::parse_network(Some(&record.host_config.network_mode))?;
+        let init = if record.host_config.init {
+            Some(
+                crate::init::InitFiles::of_this_process()
+                    .map_err(io_err("find the files of", "the --init binary"))?,
+            )
+        } else {
+            None
+        };
         let spec = spec::generate(
             &record,
             &user,
@@ -356,6 +357,7 @@ impl Engine {
             &SpecFlags {
                 network,
                 no_new_privileges: security.no_new_privileges,
+                init,
             },
         )
         .map_err(|source| Error::Spec {

@@ -258,6 +258,13 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// The container's pid 1 under `--init` (internal).
+    #[command(name = "__init", hide = true)]
+    Init {
+        /// The command to run as pid 2.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Watches a detached container (internal).
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -268,6 +275,11 @@ pub enum ContainerCommand {
 
 /// Runs a container command.
 pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
+    if let ContainerCommand::Init { args } = &c {
+        // Inside the container: touch nothing of the host's state root.
+        let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
+        return Ok(exit_byte(berth_engine::init::run(args)));
+    }
     let engine = Engine::open(&g.root, &g.run_root)
         .with_context(|| format!("opening state root {}", g.root.display()))?;
     match c {
@@ -432,6 +444,7 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
             so.write_all(b"\n")?;
             Ok(if failed { 1 } else { 0 })
         }
+        ContainerCommand::Init { .. } => anyhow::bail!("__init runs only as a container's pid 1"),
         ContainerCommand::Monitor { id } => {
             let code = engine.monitor(&id)?;
             Ok(exit_byte(code))
