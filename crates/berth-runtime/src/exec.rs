@@ -6,6 +6,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use oci_spec::runtime::Process;
+use rustix::fs::OFlags;
 use rustix::pipe::PipeFlags;
 
 use crate::cgjoin::Join;
@@ -121,7 +122,29 @@ pub fn exec(
         path: path.clone(),
         source,
     })?;
-    let join = Join::open(cgroup.unwrap_or(&own), &path)?;
+    let target = cgroup.unwrap_or(&own);
+    let (join, into) = match target {
+        Cgroup::V2(_) => {
+            let dir = target
+                .dirs()
+                .first()
+                .map(|d| d.to_path_buf())
+                .unwrap_or_default();
+            let fd = rustix::fs::open(
+                &dir,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| {
+                Error::sys(
+                    format!("opening cgroup {}", dir.display()),
+                    e.raw_os_error(),
+                )
+            })?;
+            (None, Some(fd))
+        }
+        _ => (Some(Join::open(target, &path)?), None),
+    };
     let in_userns = ns.fds.iter().any(|(_, f, _)| *f == libc::CLONE_NEWUSER);
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
         .map_err(|e| Error::sys("creating the error pipe", e.raw_os_error()))?;
@@ -147,9 +170,9 @@ pub fn exec(
             None => Ok(()),
         }
     };
-    let (pid, pidfd) = match sys::clone3(0) {
+    let (pid, pidfd) = match sys::clone3(0, into.as_ref().map(|f| f.as_fd())) {
         Ok(Forked::Child) => {
-            let f = match enter(&ns, &join, stdio.for_child()) {
+            let f = match enter(&ns, join.as_ref(), stdio.for_child()) {
                 Ok(()) => child::process::finish(&plan, in_userns),
                 Err(f) => f,
             };
@@ -191,8 +214,10 @@ pub fn exec(
     }
 }
 
-fn enter(ns: &Joined, join: &Join, stdio: ChildStdio<'_>) -> Result<(), Fail> {
-    join.join_self().map_err(child::at(Stage::CgroupJoin, 0))?;
+fn enter(ns: &Joined, join: Option<&Join>, stdio: ChildStdio<'_>) -> Result<(), Fail> {
+    if let Some(join) = join {
+        join.join_self().map_err(child::at(Stage::CgroupJoin, 0))?;
+    }
     for (i, (fd, flag, _)) in ns.fds.iter().enumerate() {
         sys::setns(fd.as_fd(), *flag).map_err(at_raw(Stage::Join, i))?;
     }

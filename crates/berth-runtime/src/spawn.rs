@@ -90,7 +90,13 @@ pub fn cgroups_path(spec: &Spec, id: &str) -> String {
 
 /// Starts the container's first process; returns once it has exec'd (or failed to).
 pub fn spawn(cfg: LaunchConfig<'_>) -> Result<Child, Error> {
-    launch(cfg, None)
+    launch(cfg, None, None)
+}
+
+/// Like [`spawn`], into a cgroup the caller created (its path and resources are the caller's; the
+/// spec's are ignored). On failure the cgroup is destroyed, as `spawn` does with its own.
+pub fn spawn_in(cfg: LaunchConfig<'_>, cgroup: Cgroup) -> Result<Child, Error> {
+    launch(cfg, None, Some(cgroup))
 }
 
 /// runc's `create`: sets the container up completely, but its process waits before `execve` until
@@ -120,7 +126,7 @@ pub fn create(cfg: LaunchConfig<'_>, start_fifo: &Path) -> Result<Child, Error> 
             e.raw_os_error(),
         )
     });
-    let r = gate.and_then(|g| launch(cfg, Some(g.as_fd())));
+    let r = gate.and_then(|g| launch(cfg, Some(g.as_fd()), None));
     if r.is_err() {
         let _ = std::fs::remove_file(start_fifo);
     }
@@ -153,7 +159,11 @@ pub fn start(start_fifo: &Path) -> Result<(), Error> {
     })
 }
 
-fn launch(cfg: LaunchConfig<'_>, gate: Option<BorrowedFd<'_>>) -> Result<Child, Error> {
+fn launch(
+    cfg: LaunchConfig<'_>,
+    gate: Option<BorrowedFd<'_>>,
+    cgroup: Option<Cgroup>,
+) -> Result<Child, Error> {
     let compiled;
     let seccomp = match (
         cfg.seccomp,
@@ -185,17 +195,23 @@ fn launch(cfg: LaunchConfig<'_>, gate: Option<BorrowedFd<'_>>) -> Result<Child, 
         seccomp,
     )?;
 
-    let path = cgroups_path(cfg.spec, cfg.id);
-    let resources = cfg
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.resources().as_ref());
-    let cgroup = Cgroup::create(&path, resources).map_err(|source| Error::Cgroup {
-        action: "creating",
-        path: path.clone(),
-        source,
-    })?;
+    let cgroup = match cgroup {
+        Some(cg) => cg,
+        None => {
+            let path = cgroups_path(cfg.spec, cfg.id);
+            let resources = cfg
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref());
+            Cgroup::create(&path, resources).map_err(|source| Error::Cgroup {
+                action: "creating",
+                path: path.clone(),
+                source,
+            })?
+        }
+    };
+    let path = cgroup.path().to_owned();
     match start_child(&plan, &cgroup, &path, &cfg.stdio, gate) {
         Ok((pid, pidfd)) => Ok(Child::new(pid, pidfd, cgroup)),
         Err(e) => {
@@ -212,7 +228,30 @@ fn start_child(
     stdio: &Stdio,
     gate: Option<BorrowedFd<'_>>,
 ) -> Result<(i32, OwnedFd), Error> {
-    let join = Join::open(cgroup, path)?;
+    // v2: the child is born in its cgroup (CLONE_INTO_CGROUP), nothing to write. v1: it writes
+    // its `tasks` files itself.
+    let (join, into) = match cgroup {
+        Cgroup::V2(_) => {
+            let dir = cgroup
+                .dirs()
+                .first()
+                .map(|d| d.to_path_buf())
+                .unwrap_or_default();
+            let fd = rustix::fs::open(
+                &dir,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| {
+                Error::sys(
+                    format!("opening cgroup {}", dir.display()),
+                    e.raw_os_error(),
+                )
+            })?;
+            (None, Some(fd))
+        }
+        _ => (Some(Join::open(cgroup, path)?), None),
+    };
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
         .map_err(|e| Error::sys("creating the error pipe", e.raw_os_error()))?;
     let sync = match plan.userns {
@@ -240,12 +279,12 @@ fn start_child(
     let args = InitArgs {
         errfd: err_w.as_fd(),
         sync: sync.as_ref().map(|(r, _)| r.as_fd()),
-        cgroup: Some(&join),
+        cgroup: join.as_ref(),
         stdio: stdio.for_child(),
         console: console.as_ref().map(|c| c.as_fd()),
         gate,
     };
-    let (pid, pidfd) = match sys::clone3(plan.clone_flags) {
+    let (pid, pidfd) = match sys::clone3(plan.clone_flags, into.as_ref().map(|f| f.as_fd())) {
         Ok(Forked::Child) => child::init(plan, &args),
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => return Err(Error::sys("cloning the container process", e)),

@@ -42,16 +42,24 @@ pub(crate) enum Forked {
     Parent { pid: i32, pidfd: OwnedFd },
 }
 
-/// `clone3(flags | CLONE_PIDFD, exit_signal = SIGCHLD)` with fork semantics (no new stack).
+/// `CLONE_INTO_CGROUP` (linux/sched.h; not in every libc).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `clone3(flags | CLONE_PIDFD, exit_signal = SIGCHLD)` with fork semantics (no new stack); with
+/// `cgroup` (a cgroup v2 directory fd) the child is born in that cgroup (`CLONE_INTO_CGROUP`).
 ///
 /// The caller must be single-threaded, and the child must restrict itself to async-signal-safe work
 /// and leave with `_exit`/`execve`.
-pub(crate) fn clone3(flags: u64) -> Result<Forked, Errno> {
+pub(crate) fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, Errno> {
     let mut pidfd: RawFd = -1;
+    let into = cgroup
+        .map(|fd| (CLONE_INTO_CGROUP, fd.as_raw_fd() as u64))
+        .unwrap_or((0, 0));
     let args = CloneArgs {
-        flags: flags | libc::CLONE_PIDFD as u64,
+        flags: flags | libc::CLONE_PIDFD as u64 | into.0,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: into.1,
         ..Default::default()
     };
     // SAFETY: clone3 with no stack behaves like fork: the child continues on a copy of this stack.

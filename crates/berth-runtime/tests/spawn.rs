@@ -587,3 +587,57 @@ fn namespace_paths_are_joined() {
     first.wait().unwrap();
     cleanup(&id_a, first);
 }
+
+/// The cgroup2 mount of this host (the unified root, or the hybrid one at /sys/fs/cgroup/unified).
+fn cgroup2_mount() -> std::path::PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| left.split(' ').nth(4).unwrap().into())
+        })
+        .expect("a cgroup2 mount")
+}
+
+#[test]
+fn cgroup_v2_child_is_born_in_its_cgroup() {
+    use berth_runtime::cgroups::{Cgroup, Hierarchy};
+    let r = Rootfs::new();
+    let id = unique_id("v2");
+    let h = Hierarchy::V2 {
+        root: cgroup2_mount(),
+    };
+    let cg = Cgroup::create_in(&h, &format!("berth/{id}"), None).unwrap();
+    let mut s = spec(&r.path(), &["sh", "-c", "grep '^0::' /proc/self/cgroup"]);
+    // No cgroup namespace here, so the path is visible as the host sees it.
+    let linux = s.linux_mut().as_mut().unwrap();
+    let ns = linux
+        .namespaces()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Cgroup)
+        .collect();
+    linux.set_namespaces(Some(ns));
+    let (stdio, out, err) = pipes();
+    let mut child = berth_runtime::spawn_in(
+        berth_runtime::LaunchConfig {
+            id: &id,
+            spec: &s,
+            overlay: None,
+            stdio,
+            seccomp: None,
+            die_with_parent: true,
+        },
+        cg.clone(),
+    )
+    .unwrap();
+    let stdout = read_all(out);
+    let stderr = read_all(err);
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0), "{stderr}");
+    assert_eq!(stdout, format!("0::/berth/{id}\n"), "{stderr}");
+    child.cgroup().destroy().unwrap();
+    assert!(!cg.dirs()[0].exists());
+}
