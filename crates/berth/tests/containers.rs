@@ -213,6 +213,13 @@ fn volumes_tmpfs_and_read_only_root() {
         std::fs::read_to_string(host.path().join("new")).unwrap(),
         "y\n"
     );
+    let fresh = host.path().join("made/by/run");
+    let v = format!("{}:/fresh", fresh.display());
+    ok(&t, &["run", "--rm", "-v", &v, "bb", "touch", "/fresh/x"]);
+    assert!(
+        fresh.join("x").exists(),
+        "missing bind source is created, as Docker does"
+    );
     let out = ok(
         &t,
         &[

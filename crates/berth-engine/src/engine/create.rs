@@ -128,6 +128,11 @@ impl Engine {
         let mut mounts = Vec::new();
         for v in &opts.volumes {
             let b = options::parse_bind(v)?;
+            // Docker creates a missing host directory for a bind mount.
+            if std::fs::symlink_metadata(&b.source).is_err() {
+                std::fs::create_dir_all(&b.source)
+                    .map_err(io_err("create bind source", &b.source))?;
+            }
             mounts.push(MountPoint {
                 kind: "bind".into(),
                 source: b.source,
