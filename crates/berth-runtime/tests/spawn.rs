@@ -186,14 +186,17 @@ fn rlimits_clamped_and_user_switched() {
         &[
             "sh",
             "-c",
-            "id -u; id -g; id -G; ulimit -Hn; grep CapEff /proc/self/status | tr -d '\\t '",
+            "id -u; id -g; id -G; ulimit -Hn; grep CapEff /proc/self/status | tr -d '\\t '; \
+             cat /proc/self/oom_score_adj; umask",
         ],
     );
     let p = s.process_mut().as_mut().unwrap();
+    p.set_oom_score_adj(Some(500));
     p.set_user(
         oci_spec::runtime::UserBuilder::default()
             .uid(1000u32)
             .gid(1001u32)
+            .umask(0o077u32)
             .additional_gids(vec![1002u32])
             .build()
             .unwrap(),
@@ -207,17 +210,12 @@ fn rlimits_clamped_and_user_switched() {
             .unwrap(),
     ]));
     let out = run(&id, &s, None).unwrap();
-    let host_hard = {
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
-        r.rlim_max
-    };
+    let host_hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX);
     assert_eq!(
         out.stdout,
-        format!("1000\n1001\n1001 1002\n{host_hard}\nCapEff:0000000000000000\n"),
+        format!("1000\n1001\n1001 1002\n{host_hard}\nCapEff:0000000000000000\n500\n0077\n"),
         "{}",
         out.stderr
     );
