@@ -382,3 +382,14 @@ pub(crate) fn unshare_cgroup_ns() -> Result<(), Errno> {
     // SAFETY: only the cgroup namespace changes; no memory or fd table is unshared.
     check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } as libc::c_long).map(drop)
 }
+
+/// The calling process's hard limit for `resource` (unlimited if it cannot be read).
+pub(crate) fn hard_limit(resource: i32) -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own; an invalid resource only returns EINVAL.
+    let rc = unsafe { libc::getrlimit(resource as _, &mut r) };
+    if rc == 0 { r.rlim_max } else { u64::MAX }
+}

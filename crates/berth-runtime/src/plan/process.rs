@@ -135,7 +135,7 @@ impl<'a> ProcessPlan<'a> {
                 resource,
                 r.soft(),
                 r.hard(),
-                host_hard_limit(resource),
+                crate::sys::hard_limit(resource),
                 index,
             ));
         }
@@ -214,16 +214,6 @@ fn rlimit_resource(t: PosixRlimitType) -> i32 {
         T::RlimitRtprio => libc::RLIMIT_RTPRIO,
         T::RlimitRttime => libc::RLIMIT_RTTIME,
     }) as i32
-}
-
-fn host_hard_limit(resource: i32) -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own; an invalid resource only returns EINVAL.
-    let rc = unsafe { libc::getrlimit(resource as _, &mut r) };
-    if rc == 0 { r.rlim_max } else { u64::MAX }
 }
 
 /// Without CAP_SYS_RESOURCE in the host's user namespace a hard limit cannot rise above the host's:
