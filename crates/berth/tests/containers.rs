@@ -1198,3 +1198,37 @@ fn init_is_pid_1_forwards_signals_and_passes_exit_codes() {
     t.assert_clean();
     assert_no_processes(&t);
 }
+
+#[test]
+fn concurrent_starts_of_one_container_all_succeed_once() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    ok(&t, &["create", "--name", "racer", "bb", "sleep", "100"]);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = t.berth_std();
+            c.args(["start", "racer"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for h in handles {
+        let o = h.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(ok(&t, &["ps", "-q"]).lines().count(), 1);
+    // One container process, one monitor.
+    let root = t.root().to_string_lossy().into_owned();
+    let monitors = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&root) && c.contains("__monitor"))
+        .count();
+    assert_eq!(monitors, 1);
+    ok(&t, &["rm", "-f", "racer"]);
+    t.assert_clean();
+    assert_no_processes(&t);
+}

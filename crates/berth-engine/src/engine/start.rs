@@ -354,6 +354,11 @@ impl Engine {
         };
         let mut child = match self.launch(&p, stdio, true) {
             Ok(c) => c,
+            Err(Error::AlreadyRunning(_)) => {
+                // Another `start` won the race: starting a running container is a no-op.
+                let _ = rustix::io::write(&report, b"ok\n");
+                return Ok(0);
+            }
             Err(e) => return Err(fail(report, e)),
         };
         let _ = rustix::io::write(&report, b"ok\n");
