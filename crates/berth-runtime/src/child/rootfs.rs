@@ -68,14 +68,12 @@ fn ensure_in_root(
         let opened = match open_in_root(root, prefix) {
             Ok(fd) => fd,
             Err(RErrno::NOENT) => {
-                let name_end = end + 1;
                 let mut nbuf = [0u8; 256];
                 let name = &bytes[start..end];
                 if name.len() >= nbuf.len() {
                     return Err((Stage::MountCreate, RErrno::NAMETOOLONG));
                 }
                 nbuf[..name.len()].copy_from_slice(name);
-                let _ = name_end;
                 let cname = CStr::from_bytes_with_nul(&nbuf[..=name.len()])
                     .map_err(|_| (Stage::MountCreate, RErrno::INVAL))?;
                 let dir = parent.as_ref().map(|p| p.as_fd()).unwrap_or(root);
@@ -288,15 +286,7 @@ pub(crate) fn setup(plan: &Plan<'_>, console: Option<BorrowedFd<'_>>) -> Result<
     if plan.dev_setup {
         let dev = open_in_root(root.as_fd(), c"dev").map_err(at(Stage::DevSymlink, 0))?;
         for (i, (target, name)) in DEV_SYMLINKS.iter().enumerate() {
-            let name = name
-                .to_bytes()
-                .strip_prefix(b"dev/")
-                .unwrap_or(name.to_bytes());
-            let mut nbuf = [0u8; 32];
-            nbuf[..name.len()].copy_from_slice(name);
-            let cname = CStr::from_bytes_until_nul(&nbuf)
-                .map_err(|_| Fail::new(Stage::DevSymlink, i, libc::EINVAL))?;
-            match rustix::fs::symlinkat(*target, &dev, cname) {
+            match rustix::fs::symlinkat(*target, &dev, *name) {
                 Ok(()) | Err(RErrno::EXIST) => {}
                 Err(e) => return Err(Fail::new(Stage::DevSymlink, i, e.raw_os_error())),
             }

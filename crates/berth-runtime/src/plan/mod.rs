@@ -198,13 +198,13 @@ pub(crate) struct IdMaps {
     pub gid_map: String,
 }
 
-/// Symlinks created in a fresh `/dev` (target, name relative to the root).
+/// Symlinks created in a fresh `/dev` (target, name in /dev).
 pub(crate) const DEV_SYMLINKS: &[(&std::ffi::CStr, &std::ffi::CStr)] = &[
-    (c"/proc/self/fd", c"dev/fd"),
-    (c"/proc/self/fd/0", c"dev/stdin"),
-    (c"/proc/self/fd/1", c"dev/stdout"),
-    (c"/proc/self/fd/2", c"dev/stderr"),
-    (c"pts/ptmx", c"dev/ptmx"),
+    (c"/proc/self/fd", c"fd"),
+    (c"/proc/self/fd/0", c"stdin"),
+    (c"/proc/self/fd/1", c"stdout"),
+    (c"/proc/self/fd/2", c"stderr"),
+    (c"pts/ptmx", c"ptmx"),
 ];
 
 const DEFAULT_DEVICES: &[(&str, u32, u32)] = &[
@@ -560,7 +560,7 @@ impl<'a> Plan<'a> {
             S::RootMount | S::PivotRoot | S::ReadonlyRoot => self.root_display.clone(),
             S::DevSymlink => DEV_SYMLINKS
                 .get(index)
-                .map(|s| s.1.to_string_lossy().into_owned())
+                .map(|s| format!("/dev/{}", s.1.to_string_lossy()))
                 .unwrap_or_default(),
             S::Chdir => self.process.cwd.to_string_lossy().into_owned(),
             S::Hostname => self
