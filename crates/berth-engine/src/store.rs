@@ -262,6 +262,40 @@ impl Containers {
         Ok(ids)
     }
 
+    /// Removes what creations or removals killed half-way left: container directories without a
+    /// state file that nobody holds locked and that are older than a few seconds (a creation in
+    /// progress locks its directory right after making it). Returns how many were removed.
+    pub fn sweep(&self) -> usize {
+        let dir = self.root.join("containers");
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            if id.len() != 64 || path.join("state.json").exists() {
+                continue;
+            }
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(10));
+            if !old {
+                continue;
+            }
+            if let Ok(Some(_lock)) = self.try_lock(&id)
+                && !path.join("state.json").exists()
+                && std::fs::remove_dir_all(&path).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// The id owning `name`, if any.
     pub fn name_owner(&self, name: &str) -> Option<String> {
         let target = std::fs::read_link(self.root.join("names").join(name)).ok()?;
@@ -428,6 +462,34 @@ mod tests {
             hs.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(wins, 1);
+    }
+
+    #[test]
+    fn sweep_removes_only_old_unlocked_stateless_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(t.path()).unwrap();
+        let old = |id: &str| {
+            let f = std::fs::File::open(c.dir(id)).unwrap();
+            f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+                .unwrap();
+        };
+        let (crashed, fresh, complete, locked) = (
+            "1".repeat(64),
+            "2".repeat(64),
+            "3".repeat(64),
+            "4".repeat(64),
+        );
+        for id in [&crashed, &fresh, &complete, &locked] {
+            c.create_dir(id).unwrap();
+        }
+        c.write_state(&complete, &State::created(), false).unwrap();
+        for id in [&crashed, &complete, &locked] {
+            old(id);
+        }
+        let _creating = c.lock(&locked).unwrap();
+        assert_eq!(c.sweep(), 1);
+        assert!(!c.dir(&crashed).exists());
+        assert!(c.dir(&fresh).exists() && c.dir(&complete).exists() && c.dir(&locked).exists());
     }
 
     #[test]

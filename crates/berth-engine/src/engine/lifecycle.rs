@@ -173,8 +173,10 @@ impl Engine {
         if crate::procs::alive(st.pid, st.pid_start) || cgroup_exists(&id) {
             let _ = berth_runtime::destroy(&id, &cgroups_path(&id));
         }
+        // Removed under the lock, so a concurrent sweep never walks the same tree.
+        let r = self.remove_now(&rec);
         drop(lock);
-        self.remove_now(&rec)
+        r
     }
 }
 

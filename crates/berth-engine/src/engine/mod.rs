@@ -98,7 +98,6 @@ impl Engine {
         );
         mark_exited(&mut st, 137, false);
         if rec.host_config.auto_remove {
-            drop(_lock);
             self.remove_now(&rec)?;
         } else {
             self.containers.write_state(id, &st, true)?;

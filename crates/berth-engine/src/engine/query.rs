@@ -28,6 +28,7 @@ impl ContainerSummary {
 impl Engine {
     /// Containers, newest first; only running ones unless `all`.
     pub fn list(&self, all: bool) -> Result<Vec<ContainerSummary>> {
+        self.containers.sweep();
         let mut out = Vec::new();
         for id in self.containers.ids()? {
             let (Ok(record), Ok(state)) = (self.containers.read_config(&id), self.state(&id))

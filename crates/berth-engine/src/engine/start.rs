@@ -80,8 +80,8 @@ impl Engine {
                 st.error = source.to_string();
                 st.exit_code = source.exit_code();
                 if p.record.host_config.auto_remove {
-                    drop(lock);
                     let _ = self.remove_now(&p.record);
+                    drop(lock);
                 } else {
                     self.containers.write_state(id, &st, durable)?;
                 }
@@ -101,9 +101,8 @@ impl Engine {
         let code = status.docker_code();
         let destroyed = child.cgroup().destroy();
         self.timing.mark("cgroup");
-        let lock = self.containers.lock(id)?;
+        let _lock = self.containers.lock(id)?;
         if p.record.host_config.auto_remove {
-            drop(lock);
             self.remove_now(&p.record)?;
         } else {
             let mut st = self.containers.read_state(id)?;
