@@ -1232,3 +1232,38 @@ fn concurrent_starts_of_one_container_all_succeed_once() {
     t.assert_clean();
     assert_no_processes(&t);
 }
+
+#[test]
+fn kill_9_at_any_moment_leaves_a_usable_state() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    for i in 0..12u64 {
+        let args: &[&str] = if i % 2 == 0 {
+            &["create", "--name", "crash", "bb", "true"]
+        } else {
+            &["run", "--rm", "--name", "crash", "bb", "sleep", "5"]
+        };
+        let mut c = t.berth_std();
+        c.args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3 * i));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever the moment, the next commands work and nothing is left running.
+        let ps = ok(&t, &["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+        assert!(!ps.contains("running"), "iteration {i}: {ps}");
+        if ps.contains("crash") {
+            ok(&t, &["rm", "-f", "crash"]);
+        }
+    }
+    // The name is free again: a killed creation does not keep it.
+    ok(&t, &["create", "--name", "crash", "bb", "true"]);
+    ok(&t, &["rm", "crash"]);
+    for id in t.container_ids() {
+        assert!(common::cgroup_dirs_for(&id).is_empty());
+    }
+    t.assert_clean();
+    assert_no_processes(&t);
+}

@@ -98,7 +98,9 @@ impl Engine {
         );
         mark_exited(&mut st, 137, false);
         if rec.host_config.auto_remove {
+            // `--rm`: the container is gone, as if its watcher had removed it.
             self.remove_now(&rec)?;
+            return Err(crate::store::StoreError::NotFound(id.to_owned()).into());
         } else {
             self.containers.write_state(id, &st, true)?;
         }
@@ -289,7 +291,10 @@ mod tests {
         st.status = Status::Running;
         st.monitor_pid = dead_pid();
         e.containers.write_state(&id, &st, false).unwrap();
-        assert_eq!(e.state(&id).unwrap().status, Status::Exited);
+        assert!(matches!(
+            e.state(&id),
+            Err(Error::Store(crate::store::StoreError::NotFound(_)))
+        ));
         assert!(!e.containers.dir(&id).exists());
         assert_eq!(e.containers.name_owner("crashy"), None);
     }
