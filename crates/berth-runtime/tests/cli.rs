@@ -102,7 +102,27 @@ fn create_start_exec_kill_delete() {
         "delete of a running container needs --force"
     );
 
-    ok(rt(&root).args(["kill", &id, "KILL"]));
+    let listed = ok(rt(&root).arg("list"));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("running")),
+        "{listed}"
+    );
+    // An exec'd process lives in the same cgroup: --all reaches it too.
+    let mut bg = rt(&root)
+        .args(["exec", &id, "sleep", "60"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cg = berth_runtime::cgroups::Cgroup::open(&format!("/berth/{id}")).unwrap();
+    wait_for(|| cg.pids().unwrap().len() == 2);
+    ok(rt(&root).args(["kill", "--all", &id, "KILL"]));
+    assert_eq!(
+        bg.wait().unwrap().code(),
+        Some(137),
+        "the exec'd sleep died of SIGKILL"
+    );
     wait_for(|| state(&root, &id)["status"] == "stopped");
     ok(rt(&root).args(["delete", &id]));
     assert!(!root.join(&id).exists());

@@ -161,7 +161,18 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("berth-runtime: {e:#}");
+            // Library errors already print their cause; show each cause only once.
+            let mut msg = String::new();
+            for cause in e.chain() {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    if !msg.is_empty() {
+                        msg.push_str(": ");
+                    }
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("berth-runtime: {msg}");
             let code = e
                 .downcast_ref::<berth_runtime::Error>()
                 .map(|e| e.exit_code())
