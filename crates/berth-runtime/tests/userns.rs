@@ -54,9 +54,9 @@ fn user_namespace_maps_root_to_unprivileged_uid() {
         die_with_parent: true,
     })
     .unwrap();
-    // Seen from the host, the container's root is uid 100000.
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.pid())).unwrap_or_default();
+    // Seen from the host, the container's root is uid 100000 (spawn returns after execve, and an
+    // unreaped process keeps its /proc entry, so this read cannot miss it).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.pid())).unwrap();
     let stdout = read_all(out);
     let stderr = read_all(err);
     assert_eq!(
@@ -68,13 +68,8 @@ fn user_namespace_maps_root_to_unprivileged_uid() {
         stdout, "0\n 0 100000 65536\ndevnull-ok\n65534\nbox\n",
         "{stderr}"
     );
-    if let Some(uid_line) = status.lines().find(|l| l.starts_with("Uid:")) {
-        // The process may already have exited; if we caught it, it ran as 100000 on the host.
-        assert!(
-            uid_line.contains("100000") || uid_line.contains("\t0\t"),
-            "{uid_line}"
-        );
-    }
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(uid.split_whitespace().nth(1), Some("100000"), "{uid}");
     cleanup(&id, child);
 }
 
@@ -125,15 +120,13 @@ fn exec_joins_the_user_namespace() {
     ]));
     let (stdio, out, err) = pipes();
     let mut ex = berth_runtime::exec(first.pid(), &p, None, None, stdio).unwrap();
-    let host_uid =
-        std::fs::read_to_string(format!("/proc/{}/status", ex.pid())).unwrap_or_default();
+    let host_uid = std::fs::read_to_string(format!("/proc/{}/status", ex.pid())).unwrap();
     let stdout = read_all(out);
     let stderr = read_all(err);
     assert_eq!(ex.wait().unwrap(), ExitStatus::Exited(0), "{stderr}");
     assert_eq!(stdout, "0\n 0 200000 65536\nbox\n", "{stderr}");
-    if let Some(l) = host_uid.lines().find(|l| l.starts_with("Uid:")) {
-        assert!(l.contains("200000") || l.contains("\t0\t"), "{l}");
-    }
+    let uid = host_uid.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(uid.split_whitespace().nth(1), Some("200000"), "{uid}");
     first.signal(libc::SIGKILL).unwrap();
     first.wait().unwrap();
     cleanup(&id, first);
