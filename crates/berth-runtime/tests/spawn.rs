@@ -108,8 +108,8 @@ echo host=$(hostname)
 ls /proc/1/root >/dev/null && echo root-visible
 echo interrupts=$(cat /proc/interrupts | wc -c)
 ls -d /proc/timer_list /proc/kcore 2>/dev/null | while read f; do echo masked-$(wc -c < $f); done
-if echo 1 2>/dev/null >/proc/sys/kernel/domainname; then echo procsys=rw; else echo procsys=ro; fi
-if touch /sys/x 2>/dev/null; then echo sys=rw; else echo sys=ro; fi
+grep ' /proc/sys ' /proc/self/mountinfo | cut -d' ' -f6 | cut -c1-2 | sed 's/^/procsys=/'
+grep ' /sys ' /proc/self/mountinfo | cut -d' ' -f6 | cut -c1-2 | sed 's/^/sys=/'
 echo netdevs=$(grep -c : /proc/net/dev)
 echo lo=$(cat /sys/class/net/lo/flags)
 grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\t '
