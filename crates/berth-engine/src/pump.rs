@@ -256,12 +256,7 @@ impl Pump<'_> {
             if r_err && !self.copy_out(Stream::Stderr, &mut buf, stderr) {
                 self.err = None;
             }
-            if r_in {
-                let (src, dst) = self
-                    .input
-                    .as_ref()
-                    .map(|(s, d)| (*s, d.as_fd()))
-                    .expect("input slot");
+            if r_in && let Some((src, dst)) = self.input.as_ref().map(|(s, d)| (*s, d.as_fd())) {
                 let ok = match rustix::io::read(src, &mut buf) {
                     Ok(0) => false,
                     Ok(n) => write_all(dst, &buf[..n]),
