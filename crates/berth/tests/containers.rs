@@ -1267,3 +1267,28 @@ fn kill_9_at_any_moment_leaves_a_usable_state() {
     t.assert_clean();
     assert_no_processes(&t);
 }
+
+#[test]
+fn start_attach_interactive_forwards_stdin() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    ok(
+        &t,
+        &["create", "--name", "catter", "bb", "tr", "a-z", "A-Z"],
+    );
+    let o = t
+        .berth()
+        .args(["start", "-a", "-i", "catter"])
+        .write_stdin("shout\n")
+        .output()
+        .unwrap();
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "SHOUT\n"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&t, &["rm", "catter"]);
+    t.assert_clean();
+    assert_no_processes(&t);
+}

@@ -238,9 +238,13 @@ impl Engine {
         code
     }
 
-    /// Creates and runs in the foreground (`berth run` without `-d`).
-    pub fn start_attached(&self, id: &str) -> Result<i32> {
-        let p = self.load_prepared(id)?;
+    /// Starts a created or stopped container in the foreground (`berth start -a`).
+    /// `stdin` also attaches this process's stdin (`start -a -i`) even if it was created without `-i`.
+    pub fn start_attached(&self, id: &str, stdin: bool) -> Result<i32> {
+        let mut p = self.load_prepared(id)?;
+        if stdin {
+            p.record.config.open_stdin = true;
+        }
         self.run_foreground(p)
     }
 

@@ -305,16 +305,16 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
         }
         ContainerCommand::Start {
             attach,
-            interactive: _,
+            interactive,
             containers,
         } => {
-            if attach {
+            if attach || interactive {
                 anyhow::ensure!(
                     containers.len() == 1,
                     "you cannot start and attach multiple containers at once"
                 );
                 let id = engine.resolve(&containers[0])?;
-                let code = engine.start_attached(&id)?;
+                let code = engine.start_attached(&id, interactive)?;
                 return Ok(exit_byte(code));
             }
             each(&containers, |c| {
