@@ -421,6 +421,7 @@ fn mounts_devices_sysctls_and_masks_applied() {
     let script = r#"
 cat /data/file
 if touch /data/new 2>/dev/null; then echo data=rw; else echo data=ro; fi
+grep ' /data ' /proc/self/mountinfo | cut -d' ' -f6 | grep -o noatime
 cat /etc/single
 stat -c 'scratch=%a' /scratch
 grep ' /scratch ' /proc/self/mounts | grep -o 'size=[0-9a-z]*'
@@ -438,7 +439,7 @@ echo cwd=$(pwd)
         "/data",
         "bind",
         host.path().to_str().unwrap(),
-        &["rbind", "ro"],
+        &["rbind", "ro", "noatime"],
     ));
     mounts.push(mount(
         "/etc/single",
@@ -483,7 +484,7 @@ echo cwd=$(pwd)
     );
     assert_eq!(
         out.stdout,
-        "from host\ndata=ro\nsingle file\nscratch=1777\nsize=1024k\nforward=1\ndev=1:3 600 1000\n\
+        "from host\ndata=ro\nnoatime\nsingle file\nscratch=1777\nsize=1024k\nforward=1\ndev=1:3 600 1000\n\
          secret-dir=0 secret=0\nroot=ro\ncwd=/etc\n",
         "{}",
         out.stderr

@@ -805,4 +805,21 @@ mod tests {
             Err(PlanError::Sysctl(_))
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn relative_stays_relative(parts in proptest::collection::vec("[a-z.]{0,4}", 0..6)) {
+            let abs = format!("/{}", parts.join("/"));
+            let rel = relative(Path::new(&abs), "t").unwrap();
+            let rel = rel.to_str().unwrap();
+            proptest::prop_assert!(!rel.starts_with('/'));
+            proptest::prop_assert!(!rel.contains("//"));
+            let want: Vec<&str> = parts.iter().map(String::as_str).filter(|p| !p.is_empty() && *p != ".").collect();
+            if want.is_empty() {
+                proptest::prop_assert_eq!(rel, ".");
+            } else {
+                proptest::prop_assert_eq!(rel, want.join("/"));
+            }
+        }
+    }
 }

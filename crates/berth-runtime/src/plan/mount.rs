@@ -199,4 +199,31 @@ mod tests {
         assert!(p.bind && !p.recursive && p.params.is_empty());
         assert!(parse_options(&opts(&["size=1\0"])).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn set_and_clear_never_overlap(opts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "noatime",
+                "strictatime", "relatime", "nodiratime", "diratime", "rbind", "bind", "rprivate",
+                "shared", "z", "size=1m", "mode=755", "newinstance",
+            ]),
+            0..12,
+        )) {
+            let opts: Vec<String> = opts.into_iter().map(String::from).collect();
+            let p = parse_options(&opts).unwrap();
+            // Flags are never both set and cleared; the atime field is an enum, which the kernel
+            // wants set together with the whole field in attr_clr.
+            proptest::prop_assert_eq!(p.attr_set & p.attr_clr & !attr::ATIME_MASK, 0);
+            if p.attr_set & attr::ATIME_MASK != 0 {
+                proptest::prop_assert_eq!(p.attr_clr & attr::ATIME_MASK, attr::ATIME_MASK);
+            }
+            proptest::prop_assert_eq!(p.bind, opts.iter().any(|o| o == "bind" || o == "rbind"));
+        }
+
+        #[test]
+        fn arbitrary_options_never_panic(opts in proptest::collection::vec(".*", 0..8)) {
+            let _ = parse_options(&opts);
+        }
+    }
 }
