@@ -6,6 +6,7 @@ pub(crate) mod mount;
 pub(crate) mod process;
 
 use std::ffi::CString;
+use std::ops::Not;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
@@ -376,10 +377,9 @@ impl<'a> Plan<'a> {
                         dest: dest_path.clone(),
                         source,
                     })?
-                    .is_file()
-                    || std::fs::metadata(&src_path)
-                        .map(|m| !m.is_dir())
-                        .unwrap_or(false);
+                    // Files, device nodes, sockets: anything but a directory needs a file target.
+                    .is_dir()
+                    .not();
                 mounts.push(MountPlan {
                     dest,
                     display,
