@@ -2,9 +2,16 @@
 //! `pivot_root`, cgroups v1 and v2, capabilities, seccomp, rlimits, users, no-new-privileges, ptys.
 //! It knows nothing about images or registries.
 //!
-//! The hot path is one `clone3` into all new namespaces; the child walks a precomputed [`plan`] (no
-//! JSON, C strings built in the parent) and `execve`s, reporting any failure as a fixed-size record
-//! on a close-on-exec pipe. Callers must be single-threaded when they call [`spawn`] or [`exec`].
+//! The hot path is one `clone3` into all new namespaces; the child walks a plan precomputed in the
+//! parent (C strings, flags, masks: no JSON, no allocation) and `execve`s, reporting any failure as a
+//! fixed-size record on a close-on-exec pipe, which the parent turns into an [`Error`] naming the
+//! stage and the object. On cgroup v2 the child is born in its cgroup (`CLONE_INTO_CGROUP`); on v1
+//! it writes its own `tasks` files, which spares the kernel's global threadgroup lock.
+//!
+//! Callers must be single-threaded when they call [`spawn`], [`create`] or [`exec`].
+//!
+//! Not provided: OCI hooks, AppArmor/SELinux labels, id-mapped mounts, time namespaces, personality,
+//! scheduler and I/O priority settings, Intel RDT.
 #![deny(missing_docs)]
 
 mod cgjoin;
