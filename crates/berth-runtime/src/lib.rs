@@ -37,5 +37,6 @@ pub use handle::{Child, ExitStatus};
 pub use plan::PlanError;
 pub use plan::mount::MountOptionError;
 pub use spawn::{
-    LaunchConfig, OverlayRoot, Stdio, cgroups_path, create, destroy, plan_only, spawn, spawn_in, start,
+    LaunchConfig, OverlayRoot, Stdio, cgroups_path, create, destroy, plan_only, spawn, spawn_in,
+    start,
 };
