@@ -174,3 +174,67 @@ fn run_propagates_exit_code_and_cleans_up() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Receives one fd sent with SCM_RIGHTS on `listener` (what runc's --console-socket callers do).
+fn recv_fd(listener: &std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    use std::io::IoSliceMut;
+    use std::mem::MaybeUninit;
+    let (conn, _) = listener.accept().unwrap();
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut name = [0u8; 64];
+    rustix::net::recvmsg(
+        &conn,
+        &mut [IoSliceMut::new(&mut name)],
+        &mut cmsg,
+        RecvFlags::empty(),
+    )
+    .unwrap();
+    for m in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = m {
+            return fds.next().unwrap();
+        }
+    }
+    panic!("no fd received");
+}
+
+#[test]
+fn terminal_via_console_socket() {
+    let r = Rootfs::new();
+    let b = bundle(
+        &r,
+        &[
+            "sh",
+            "-c",
+            "test -t 0 && echo tty-yes; test -c /dev/console && echo console-yes",
+        ],
+    );
+    let mut s = Spec::load(b.join("config.json")).unwrap();
+    s.process_mut().as_mut().unwrap().set_terminal(Some(true));
+    s.save(b.join("config.json")).unwrap();
+    let root = r.dir.path().join("state");
+    let id = unique_id("clitty");
+    let sock = r.dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let mut run = rt(&root)
+        .args(["run", "--bundle"])
+        .arg(&b)
+        .arg("--console-socket")
+        .arg(&sock)
+        .arg(&id)
+        .spawn()
+        .unwrap();
+    let master = recv_fd(&listener);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        match rustix::io::read(&master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(run.wait().unwrap().success());
+    assert_eq!(String::from_utf8_lossy(&out), "tty-yes\r\nconsole-yes\r\n");
+    assert_no_cgroup(&id);
+}
