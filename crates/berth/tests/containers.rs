@@ -296,6 +296,22 @@ fn isolation_seen_from_inside() {
         out,
         "CapBnd:\t0000000000000001\nNoNewPrivs:\t0\nSeccomp:\t0\n"
     );
+    // Regression: without no_new_privs the default seccomp filter must still be installed (the
+    // kernel accepts it only while the process holds CAP_SYS_ADMIN, so before the capabilities drop).
+    let out = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "no-new-privileges=false",
+            "bb",
+            "sh",
+            "-c",
+            "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true || echo userns-denied",
+        ],
+    );
+    assert_eq!(out, "NoNewPrivs:\t0\nSeccomp:\t2\nuserns-denied\n");
     let out = ok(
         &t,
         &[

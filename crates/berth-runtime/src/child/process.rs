@@ -28,6 +28,14 @@ fn prepare(p: &ProcessPlan<'_>, in_userns: bool) -> Result<(), Fail> {
             sys::capbset_drop(cap).map_err(at_raw(Stage::CapBounding, cap as usize))?;
         }
     }
+    // The kernel accepts a filter only under no_new_privs or with CAP_SYS_ADMIN: without
+    // no_new_privs, install it now, while the process still holds every capability (as runc does).
+    // The calls left before execve (setgroups, setuid, capset, prctl) are allowed by any sane profile.
+    if !p.no_new_privs {
+        if let Some(prog) = p.seccomp {
+            prog.install().map_err(at(Stage::Seccomp, 0))?;
+        }
+    }
     sys::set_keepcaps(true).map_err(at_raw(Stage::Caps, 0))?;
     // In a user namespace with setgroups denied, setgroups would fail: skip it when there is
     // nothing to set.
@@ -50,9 +58,9 @@ fn prepare(p: &ProcessPlan<'_>, in_userns: bool) -> Result<(), Fail> {
     sys::set_keepcaps(false).map_err(at_raw(Stage::Caps, 0))?;
     if p.no_new_privs {
         rustix::thread::set_no_new_privs(true).map_err(at(Stage::NoNewPrivs, 0))?;
-    }
-    if let Some(prog) = p.seccomp {
-        prog.install().map_err(at(Stage::Seccomp, 0))?;
+        if let Some(prog) = p.seccomp {
+            prog.install().map_err(at(Stage::Seccomp, 0))?;
+        }
     }
     Ok(())
 }
