@@ -11,10 +11,20 @@ use std::process::ExitCode;
 #[command(name = "berth", version, about, disable_help_subcommand = true)]
 pub struct Cli {
     /// State root (images, containers).
-    #[arg(long, global = true, env = "BERTH_ROOT", default_value = "/var/lib/berth")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth"
+    )]
     pub root: PathBuf,
     /// Runtime state root (pids, sockets).
-    #[arg(long = "run-root", global = true, env = "BERTH_RUN_ROOT", default_value = "/run/berth")]
+    #[arg(
+        long = "run-root",
+        global = true,
+        env = "BERTH_RUN_ROOT",
+        default_value = "/run/berth"
+    )]
     pub run_root: PathBuf,
     #[command(subcommand)]
     pub command: cmd::Command,
@@ -41,12 +51,32 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let globals = Globals { root: cli.root, run_root: cli.run_root };
+    let globals = Globals {
+        root: cli.root,
+        run_root: cli.run_root,
+    };
     match cmd::dispatch(&globals, cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("berth: {e:#}");
+            eprintln!("berth: {}", describe(&e));
             ExitCode::from(cmd::exit_code_for(&e))
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the message already holds
+/// (library errors often include their source in their own text).
+fn describe(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }

@@ -422,6 +422,14 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
             for c in &containers {
                 match engine.inspect(c) {
                     Ok(v) => out.push(v),
+                    // Like `docker inspect`, a name that is no container may be an image.
+                    Err(_) if engine.resolve(c).is_err() => match inspect_image(g, c) {
+                        Ok(v) => out.push(v),
+                        Err(_) => {
+                            eprintln!("Error: no such object: {c}");
+                            failed = true;
+                        }
+                    },
                     Err(e) => {
                         eprintln!("Error: {e}");
                         failed = true;
@@ -822,4 +830,11 @@ mod tests {
             "2026-11-28 09:30:00 +0000 UTC"
         );
     }
+}
+
+/// Docker's image inspect JSON for `name`, for `berth inspect` of something that is not a container.
+fn inspect_image(g: &Globals, name: &str) -> anyhow::Result<serde_json::Value> {
+    let store = berth_store::Store::open(&g.root)?;
+    let img = store.image(name)?;
+    super::image::inspect_one(&store, &img)
 }

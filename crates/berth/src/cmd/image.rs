@@ -507,7 +507,7 @@ fn rmi(store: &Store, root: &Path, a: RmiArgs) -> anyhow::Result<u8> {
 }
 
 /// Docker's image inspect JSON for one image.
-fn inspect_one(store: &Store, img: &Image) -> anyhow::Result<Value> {
+pub(crate) fn inspect_one(store: &Store, img: &Image) -> anyhow::Result<Value> {
     let raw: Value = serde_json::from_slice(&store.blobs().read(&img.id)?)?;
     let mut config = json!({
         "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
