@@ -632,3 +632,15 @@ fn kill_during_a_large_load_leaves_a_usable_store() {
         "Loaded image: big:1\n"
     );
 }
+
+#[test]
+fn inspect_falls_back_to_images_like_docker() {
+    let t = TestRoot::new();
+    let id = t.busybox_image("bb:1");
+    let out = ok(&t, &["inspect", "bb:1"]);
+    let v: Value = serde_json::from_str(&out).expect("inspect prints JSON");
+    assert_eq!(v[0]["Id"], Value::String(id));
+    assert_eq!(v[0]["RepoTags"][0], "bb:1");
+    let err = fails(&t, &["inspect", "nothing-here"], 1);
+    assert!(err.contains("no such object: nothing-here"), "{err}");
+}
