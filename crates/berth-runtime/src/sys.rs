@@ -121,6 +121,33 @@ pub(crate) fn mount_setattr(
     check(rc).map(drop)
 }
 
+/// `MOUNT_ATTR_IDMAP` (linux/mount.h; not exported by every libc).
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH, {MOUNT_ATTR_IDMAP, userns_fd})`: gives the detached mount
+/// `fd` the id mapping of the user namespace `userns`.
+pub(crate) fn mount_setattr_idmap(fd: BorrowedFd<'_>, userns: BorrowedFd<'_>) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: the empty path is NUL-terminated, attr is a valid mount_attr of the size passed, and
+    // both fds are borrowed for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as u32,
+            &attr as *const MountAttr,
+            size_of::<MountAttr>(),
+        )
+    };
+    check(rc).map(drop)
+}
+
 /// `setns(fd, nstype)`.
 pub(crate) fn setns(fd: BorrowedFd<'_>, nstype: i32) -> Result<(), Errno> {
     // SAFETY: plain syscall on a valid fd.

@@ -297,6 +297,7 @@ fn wait_gate(errfd: RawFd, gate: Option<BorrowedFd<'_>>) -> Result<(), Fail> {
 pub(crate) const READY: u32 = 0;
 
 fn setup(plan: &Plan<'_>, args: &InitArgs<'_>) -> Result<(), Fail> {
+    let root_dir = rootfs::open_root(plan)?;
     if let Some(sync) = args.sync {
         // The parent writes our uid/gid maps, then one byte (or closes the pipe on failure).
         let mut b = [0u8; 1];
@@ -325,7 +326,7 @@ fn setup(plan: &Plan<'_>, args: &InitArgs<'_>) -> Result<(), Fail> {
             .map_err(at(Stage::DeathSignal, 0))?;
     }
     setup_stdio(&args.stdio)?;
-    rootfs::setup(plan, args.console)?;
+    rootfs::setup(plan, args.console, root_dir.as_ref().map(|d| d.as_fd()))?;
     if let Some(h) = &plan.hostname {
         rustix::system::sethostname(h.to_bytes()).map_err(at(Stage::Hostname, 0))?;
     }

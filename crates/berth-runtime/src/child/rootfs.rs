@@ -14,7 +14,7 @@ use rustix::mount::{
 
 use super::{Fail, Stage, at, at_raw};
 use crate::plan::mount::attr;
-use crate::plan::{DEV_SYMLINKS, FsParam, MountPlan, MountSource, Plan};
+use crate::plan::{DEV_SYMLINKS, FsParam, MountPlan, MountSource, OverlayPlan, Plan};
 use crate::sys;
 
 const AT_EMPTY_PATH: u32 = libc::AT_EMPTY_PATH as u32;
@@ -154,7 +154,12 @@ fn detached_mount(m: &MountPlan, index: usize) -> Result<OwnedFd, Fail> {
             source,
             params,
         } => new_fs(fstype, source, params, m.attr_set, index),
-        MountSource::Bind { source, recursive } => {
+        MountSource::Bind {
+            premade: Some(t), ..
+        } => rustix::io::fcntl_dupfd_cloexec(t, 0).map_err(at(Stage::MountConfig, index)),
+        MountSource::Bind {
+            source, recursive, ..
+        } => {
             let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
             if *recursive {
                 flags |= OpenTreeFlags::AT_RECURSIVE;
@@ -207,10 +212,30 @@ fn attach(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), RErrno> {
     )
 }
 
+/// For a child in a user namespace: `root.path` opened (`O_PATH`) while our uid is still the host's
+/// root, which owns the directories on the way; once we are the namespace's root (an unprivileged
+/// host uid) a `0700` state directory would refuse the walk.
+pub(crate) fn open_root(plan: &Plan<'_>) -> Result<Option<OwnedFd>, Fail> {
+    if plan.userns.is_none() {
+        return Ok(None);
+    }
+    rustix::fs::open(
+        plan.root.as_c_str(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(Some)
+    .map_err(at(Stage::RootMount, 0))
+}
+
 /// Everything before `pivot_root`, then `pivot_root` itself.
 /// `console` is a detached clone of the pty slave's mount, made by the parent (a mount of another
-/// mount namespace cannot be cloned from inside the child's).
-pub(crate) fn setup(plan: &Plan<'_>, console: Option<BorrowedFd<'_>>) -> Result<(), Fail> {
+/// mount namespace cannot be cloned from inside the child's); `root_dir` is from [`open_root`].
+pub(crate) fn setup(
+    plan: &Plan<'_>,
+    console: Option<BorrowedFd<'_>>,
+    root_dir: Option<BorrowedFd<'_>>,
+) -> Result<(), Fail> {
     // Our mounts are copies in the host's peer groups, and pivot_root refuses shared mounts: a
     // shared request is a slave until after pivot_root (so nothing ever propagates back to the host),
     // then becomes shared inside.
@@ -224,7 +249,12 @@ pub(crate) fn setup(plan: &Plan<'_>, console: Option<BorrowedFd<'_>>) -> Result<
     rustix::mount::mount_change(c"/", prop).map_err(at(Stage::RootPropagation, 0))?;
 
     // The root: an overlay built here (visible only in this mount namespace) or a bind of root.path.
+    let built;
     let root_mnt = match &plan.overlay {
+        Some(OverlayPlan {
+            premounted: Some(m),
+            ..
+        }) => m.as_fd(),
         Some(o) => {
             let fs = rustix::mount::fsopen(c"overlay", FsOpenFlags::FSOPEN_CLOEXEC)
                 .map_err(at(Stage::RootMount, 0))?;
@@ -236,33 +266,53 @@ pub(crate) fn setup(plan: &Plan<'_>, console: Option<BorrowedFd<'_>>) -> Result<
             rustix::mount::fsconfig_set_string(&fs, c"upperdir", o.upper.as_c_str()).map_err(&f)?;
             rustix::mount::fsconfig_set_string(&fs, c"workdir", o.work.as_c_str()).map_err(&f)?;
             rustix::mount::fsconfig_create(&fs).map_err(&f)?;
-            rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
-                .map_err(&f)?
+            built =
+                rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+                    .map_err(&f)?;
+            built.as_fd()
         }
-        None => rustix::mount::open_tree(
-            CWD,
-            plan.root.as_c_str(),
-            OpenTreeFlags::OPEN_TREE_CLONE
-                | OpenTreeFlags::OPEN_TREE_CLOEXEC
-                | OpenTreeFlags::AT_RECURSIVE,
-        )
-        .map_err(at(Stage::RootMount, 0))?,
+        None => {
+            built = rustix::mount::open_tree(
+                CWD,
+                plan.root.as_c_str(),
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_RECURSIVE,
+            )
+            .map_err(at(Stage::RootMount, 0))?;
+            built.as_fd()
+        }
     };
-    rustix::mount::move_mount(
-        &root_mnt,
-        c"",
-        CWD,
-        plan.root.as_c_str(),
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .map_err(at(Stage::RootMount, 0))?;
-    drop(root_mnt);
-    let root = rustix::fs::open(
-        plan.root.as_c_str(),
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(at(Stage::RootMount, 0))?;
+    let root = match root_dir {
+        // In a user namespace: onto the directory the parent opened, then through the mount's own
+        // fd (now attached) — the host path may not be walkable by the namespace's root.
+        Some(dir) => {
+            attach(root_mnt, dir).map_err(at(Stage::RootMount, 0))?;
+            rustix::fs::openat(
+                root_mnt,
+                c".",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(at(Stage::RootMount, 0))?
+        }
+        None => {
+            rustix::mount::move_mount(
+                root_mnt,
+                c"",
+                CWD,
+                plan.root.as_c_str(),
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+            .map_err(at(Stage::RootMount, 0))?;
+            rustix::fs::open(
+                plan.root.as_c_str(),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(at(Stage::RootMount, 0))?
+        }
+    };
 
     for (i, m) in plan.mounts.iter().enumerate() {
         let target = ensure_in_root(root.as_fd(), &m.dest, m.is_file)

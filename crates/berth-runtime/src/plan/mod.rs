@@ -2,6 +2,7 @@
 //! child after `clone` only issues syscalls on precomputed data (no JSON, next to no allocation).
 
 mod cgroupfs;
+pub(crate) mod idmap;
 pub(crate) mod mount;
 pub(crate) mod process;
 
@@ -12,6 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
 
+pub use idmap::IdmapError;
 pub(crate) use mount::{FsParam, MountOptionError};
 pub(crate) use process::ProcessPlan;
 
@@ -84,6 +86,9 @@ pub enum PlanError {
     /// A sysctl name is malformed.
     #[error("invalid sysctl name {0:?}")]
     Sysctl(String),
+    /// The id-mapped root overlay of a user-namespaced container could not be built.
+    #[error(transparent)]
+    Idmap(#[from] IdmapError),
     /// A device type that cannot be created.
     #[error("device {0:?}: only c, b, u and p devices can be created")]
     DeviceType(PathBuf),
@@ -137,8 +142,13 @@ pub(crate) enum MountSource {
         source: CString,
         params: Vec<FsParam>,
     },
-    /// A clone of a host tree via `open_tree`.
-    Bind { source: CString, recursive: bool },
+    /// A clone of a host tree via `open_tree`; `premade` when the parent already cloned it (and set
+    /// its attributes), for a child in a user namespace that cannot reach the host path.
+    Bind {
+        source: CString,
+        recursive: bool,
+        premade: Option<OwnedFd>,
+    },
     /// A tmpfs filled with directories and symlinks, then made read-only before it is attached
     /// (the root of v1 cgroup hierarchies).
     CgroupRoot {
@@ -190,6 +200,9 @@ pub(crate) struct OverlayPlan {
     pub lowers: Vec<CString>,
     pub upper: CString,
     pub work: CString,
+    /// The overlay, already built by the parent (id-mapped lowers for a user namespace): the child
+    /// only attaches it.
+    pub premounted: Option<OwnedFd>,
 }
 
 /// uid/gid maps the parent writes for a new user namespace.
@@ -349,6 +362,10 @@ impl<'a> Plan<'a> {
                         .collect::<Result<_, _>>()?,
                     upper: path_cstring(&o.upper, "overlay upper")?,
                     work: path_cstring(&o.work, "overlay work")?,
+                    premounted: match &userns {
+                        Some(maps) => Some(idmap::overlay(o, maps)?),
+                        None => None,
+                    },
                 })
             })
             .transpose()?;
@@ -386,6 +403,15 @@ impl<'a> Plan<'a> {
                     source: MountSource::Bind {
                         source: path_cstring(&src_path, "bind source")?,
                         recursive: parsed.recursive,
+                        premade: match &userns {
+                            Some(_) => Some(idmap::clone_bind(
+                                &src_path,
+                                parsed.recursive,
+                                parsed.attr_set,
+                                parsed.attr_clr,
+                            )?),
+                            None => None,
+                        },
                     },
                     attr_set: parsed.attr_set,
                     attr_clr: parsed.attr_clr,
@@ -787,6 +813,7 @@ mod tests {
             last.source,
             MountSource::Bind {
                 recursive: true,
+                premade: None,
                 ..
             }
         ));
