@@ -14,6 +14,9 @@ pub enum Error {
     /// Resolving `-u`.
     #[error(transparent)]
     User(#[from] crate::userdb::UserError),
+    /// Allocating or releasing a `--userns auto` id range failed.
+    #[error(transparent)]
+    Userns(#[from] crate::userns::UsernsError),
     /// Generating the runtime spec.
     #[error("generating the spec of container {id}: {cause}")]
     Spec {

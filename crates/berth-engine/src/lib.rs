@@ -29,6 +29,7 @@ pub mod store;
 pub mod time;
 pub mod trim;
 pub mod userdb;
+pub mod userns;
 
 pub use engine::{ContainerSummary, Engine, ExecOptions, Prepared, Timing, cgroups_path};
 pub use error::{Error, Result};

@@ -334,6 +334,28 @@ pub fn parse_security(opts: &[String]) -> Result<Security, OptionError> {
     Ok(sec)
 }
 
+/// User namespace mode (`--userns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UsernsMode {
+    /// No user namespace: container root is host root.
+    #[default]
+    Host,
+    /// A user namespace mapping container ids 0–65535 to a host range of its own.
+    Auto,
+}
+
+/// Parses `--userns` (`host`, the default, or `auto`).
+pub fn parse_userns(s: Option<&str>) -> Result<UsernsMode, OptionError> {
+    match s {
+        None | Some("") | Some("host") => Ok(UsernsMode::Host),
+        Some("auto") => Ok(UsernsMode::Auto),
+        Some(other) => Err(OptionError::Unsupported {
+            flag: "--userns",
+            value: other.to_owned(),
+        }),
+    }
+}
+
 /// Parses `--network`.
 pub fn parse_network(s: Option<&str>) -> Result<NetworkMode, OptionError> {
     match s {

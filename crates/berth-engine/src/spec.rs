@@ -8,10 +8,10 @@ use crate::record::ContainerRecord;
 use crate::userdb::ResolvedUser;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceBuilder,
-    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
-    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxIdMappingBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder,
 };
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -216,6 +216,8 @@ pub struct SpecFlags {
     pub no_new_privileges: bool,
     /// `--init`: the files of the init to mount and run as pid 1.
     pub init: Option<crate::init::InitFiles>,
+    /// `--userns auto`: the host range container ids 0.. map to (a new user namespace).
+    pub userns: Option<crate::userns::IdRange>,
 }
 
 fn mount(dest: &str, typ: &str, src: &str, opts: &[&str]) -> Result<Mount, SpecError> {
@@ -456,6 +458,24 @@ pub fn generate(
         ns_types.push(LinuxNamespaceType::Network);
     }
     ns_types.push(LinuxNamespaceType::Cgroup);
+    if flags.userns.is_some() {
+        ns_types.push(LinuxNamespaceType::User);
+        if flags.network == NetworkMode::Host {
+            // sysfs can only be mounted in a user namespace that owns the network namespace: with
+            // the host's network, bind the host's /sys read-only, as runc does.
+            if let Some(sys) = mounts
+                .iter_mut()
+                .find(|m| m.destination() == Path::new("/sys"))
+            {
+                *sys = bind("/sys", Path::new("/sys"), true)?;
+                sys.set_options(Some(
+                    ["rbind", "rprivate", "nosuid", "noexec", "nodev", "ro"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                ));
+            }
+        }
+    }
     for t in ns_types {
         namespaces.push(b(
             "namespace",
@@ -552,10 +572,25 @@ pub fn generate(
     }
     let resources = b("resources", rb.build())?;
 
+    let mut lb = LinuxBuilder::default();
+    if let Some(r) = flags.userns {
+        let map = |host| {
+            b(
+                "id mapping",
+                LinuxIdMappingBuilder::default()
+                    .container_id(0u32)
+                    .host_id(host)
+                    .size(r.size)
+                    .build(),
+            )
+        };
+        lb = lb
+            .uid_mappings(vec![map(r.uid)?])
+            .gid_mappings(vec![map(r.gid)?]);
+    }
     let linux = b(
         "linux",
-        LinuxBuilder::default()
-            .namespaces(namespaces)
+        lb.namespaces(namespaces)
             .resources(resources)
             .cgroups_path(PathBuf::from(format!("berth/{}", rec.id)))
             .devices(devices)
@@ -641,7 +676,69 @@ mod tests {
             network,
             no_new_privileges: true,
             init: None,
+            userns: None,
         }
+    }
+
+    #[test]
+    fn userns_auto_maps_root_and_binds_sys_with_host_network() {
+        let r = crate::userns::IdRange {
+            uid: 165_536,
+            gid: 231_072,
+            size: 65_536,
+        };
+        for network in [NetworkMode::None, NetworkMode::Host] {
+            let f = SpecFlags {
+                userns: Some(r),
+                ..flags(network)
+            };
+            let s = generate(&record(), &root_user(), &paths(), &f).unwrap();
+            let linux = s.linux().as_ref().unwrap();
+            let ns: Vec<_> = linux
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|n| n.typ())
+                .collect();
+            assert!(ns.contains(&LinuxNamespaceType::User));
+            assert!(ns.contains(&LinuxNamespaceType::Cgroup));
+            let um = &linux.uid_mappings().as_ref().unwrap()[0];
+            let gm = &linux.gid_mappings().as_ref().unwrap()[0];
+            assert_eq!(
+                (um.container_id(), um.host_id(), um.size()),
+                (0, 165_536, 65_536)
+            );
+            assert_eq!(
+                (gm.container_id(), gm.host_id(), gm.size()),
+                (0, 231_072, 65_536)
+            );
+            let sys = s
+                .mounts()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|m| m.destination() == Path::new("/sys"))
+                .unwrap();
+            let opts = sys.options().as_ref().unwrap();
+            if network == NetworkMode::Host {
+                assert_eq!(sys.typ().as_deref(), Some("bind"));
+                assert!(opts.contains(&"rbind".to_owned()) && opts.contains(&"ro".to_owned()));
+            } else {
+                assert_eq!(sys.typ().as_deref(), Some("sysfs"));
+            }
+        }
+        let plain = generate(&record(), &root_user(), &paths(), &flags(NetworkMode::Host)).unwrap();
+        let linux = plain.linux().as_ref().unwrap();
+        assert!(linux.uid_mappings().is_none());
+        assert!(
+            !linux
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|n| n.typ() == LinuxNamespaceType::User)
+        );
     }
 
     #[test]

@@ -98,16 +98,7 @@ impl Engine {
         // Validate every flag before touching the disk.
         let security = options::parse_security(&opts.security_opt)?;
         let network = options::parse_network(opts.network.as_deref())?;
-        match opts.userns.as_deref() {
-            None | Some("") | Some("host") => {}
-            Some(other) => {
-                return Err(options::OptionError::Unsupported {
-                    flag: "--userns",
-                    value: other.into(),
-                }
-                .into());
-            }
-        }
+        options::parse_userns(opts.userns.as_deref())?;
         let memory = opts
             .memory
             .as_deref()
@@ -352,6 +343,16 @@ impl Engine {
         } else {
             None
         };
+        // The container's range is claimed at create and kept across starts (released at rm).
+        let userns = match options::parse_userns(Some(&record.host_config.userns_mode))? {
+            options::UsernsMode::Host => None,
+            options::UsernsMode::Auto => Some(crate::userns::acquire(
+                &self.root,
+                &record.id,
+                &crate::userns::Pool::host(),
+                |other| self.containers.dir(other).exists(),
+            )?),
+        };
         let spec = spec::generate(
             &record,
             &user,
@@ -363,6 +364,7 @@ impl Engine {
                 network,
                 no_new_privileges: security.no_new_privileges,
                 init,
+                userns,
             },
         )
         .map_err(|source| Error::Spec {

@@ -111,6 +111,7 @@ impl Engine {
     fn remove_now(&self, rec: &ContainerRecord) -> Result<()> {
         self.containers.release_name(rec.short_name(), &rec.id)?;
         self.containers.remove_dir(&rec.id)?;
+        crate::userns::release(&self.root, &rec.id)?;
         Ok(())
     }
 

@@ -78,7 +78,7 @@ pub struct CreateFlags {
     /// Run an init inside the container.
     #[arg(long)]
     pub init: bool,
-    /// User namespace mode (host).
+    /// User namespace mode: host (default), or auto (root maps to a host id range of its own).
     #[arg(long)]
     pub userns: Option<String>,
     /// Set metadata (K=V).
