@@ -136,6 +136,12 @@ pub enum Error {
         /// The snapshotter's error.
         source: crate::snapshot::SnapshotError,
     },
+    /// Unpacking an imported tarball failed (a refused entry, or the snapshot directory).
+    #[error("unpack the imported tarball: {source}")]
+    ImportUnpack {
+        /// The snapshotter's error.
+        source: crate::snapshot::SnapshotError,
+    },
     /// A snapshot operation other than unpacking failed.
     #[error("{action} snapshot: {source}")]
     Snapshot {

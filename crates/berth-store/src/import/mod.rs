@@ -1,9 +1,11 @@
 //! `import`: a root filesystem tarball (plain, gzip or zstd) becomes a one-layer image.
 //!
-//! The layer blob is stored exactly as given (no recompression): the input is read once, copied
-//! into the ingest file while it is decompressed, checked to be a tar stream and hashed for the
-//! diff ID. The snapshot is then unpacked from the stored blob, because the snapshotter needs the
-//! diff ID (and so the whole stream) before it may publish.
+//! The layer blob is stored exactly as given (no recompression), and the input is read exactly
+//! once: every byte is copied into the ingest file (which hashes it for the blob digest) on its
+//! way into the decompressor, whose output the snapshotter unpacks while hashing it for the diff
+//! ID ([`crate::snapshot::Snapshots::unpack_base`] publishes under the computed digest, which for a
+//! base layer is the chain ID). The blob becomes visible only after the unpack succeeded, so a
+//! refused or malformed tarball leaves nothing in the store.
 
 pub mod changes;
 pub mod scan;
@@ -11,11 +13,13 @@ pub mod scan;
 use crate::error::{Error, Result};
 use crate::layout::{self, Descriptor, Manifest};
 use crate::meta::{ImageRecord, LayerRecord};
+use crate::snapshot::SnapshotError;
 use crate::{Image, Layer, Store, snapshot, time};
-use berth_oci::{Reference, media_type};
-use scan::{Tee, layer_media_type, scan_layer};
+use berth_oci::media_type::LayerCompression;
+use berth_oci::{Digest, Reference, media_type};
+use scan::{Tee, layer_media_type, sniff};
 use serde_json::{Map, Value, json};
-use std::io::Read;
+use std::io::{self, BufRead, BufReader, Read};
 
 /// Options of `import`, as `docker import` has them.
 #[derive(Debug, Clone, Default)]
@@ -49,28 +53,27 @@ impl Store {
 
         let mut ingest = self.blobs().ingest()?;
         let mut tee = Tee::new(src, &mut ingest);
-        let scan = scan_layer(&mut tee).map_err(|e| match tee.take_sink_error() {
-            // A full disk is not the input's fault.
-            Some(source) => Error::Write {
+        let unpacked = unpack_input(&self.snapshots(), &mut tee);
+        // A full disk while storing the blob is not the input's fault.
+        if let Some(source) = tee.take_sink_error() {
+            return Err(Error::Write {
                 what: "layer blob into the store".into(),
                 source,
-            },
-            None => e,
-        })?;
+            });
+        }
+        let (compression, diff_id, stats) = unpacked?;
         let (digest, size) = ingest.commit(None, None)?;
         let layer = Layer {
-            chain_id: snapshot::chain_id(None, &scan.diff_id),
+            chain_id: snapshot::chain_id(None, &diff_id),
             digest,
-            diff_id: scan.diff_id.clone(),
+            diff_id: diff_id.clone(),
             size,
-            unpacked_size: scan.unpacked_size,
-            content_size: scan.content_size,
-            media_type: layer_media_type(scan.compression).to_owned(),
+            unpacked_size: stats.bytes,
+            content_size: stats.content_size,
+            media_type: layer_media_type(compression).to_owned(),
         };
-        let snaps = self.snapshots();
-        if !snaps.exists(&layer.chain_id) {
-            self.unpack_layer(&snaps, &layer)?;
-        }
+        // The snapshot stays until the image is recorded: removals and GC take the exclusive
+        // lock, and `_lease` holds it shared.
 
         let created = time::now();
         let comment = opts
@@ -83,7 +86,7 @@ impl Store {
             "config": Value::Object(container_config),
             "created": created,
             "history": [{"created": created, "comment": comment}],
-            "rootfs": {"type": "layers", "diff_ids": [scan.diff_id.to_string()]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
         });
         if let Some(v) = &platform.variant {
             config["variant"] = json!(v);
@@ -132,6 +135,42 @@ impl Store {
         let state = self.meta().read()?;
         self.build_image(&state, &config_digest)
     }
+}
+
+/// Reads the whole input once: sniffs its compression, decompresses it into the snapshotter, and
+/// drains what follows the compressed stream (it still belongs to the blob). Errors in reading or
+/// parsing the stream are the input's fault ([`Error::NotATar`]); refused entries are
+/// [`Error::ImportUnpack`].
+fn unpack_input(
+    snaps: &snapshot::Snapshots,
+    input: impl Read,
+) -> Result<(LayerCompression, Digest, snapshot::UnpackStats)> {
+    let not_tar = |e: io::Error| Error::NotATar(e.to_string());
+    let mut buf = BufReader::with_capacity(256 * 1024, input);
+    let head = buf.fill_buf().map_err(not_tar)?;
+    if head.is_empty() {
+        return Err(Error::NotATar("the input is empty".into()));
+    }
+    let compression = sniff(head);
+    let (diff_id, stats) = {
+        let decoder = snapshot::decompress(&mut buf).map_err(not_tar)?;
+        snaps.unpack_base(decoder).map_err(|e| match e {
+            SnapshotError::Read {
+                after: None,
+                source,
+            } => not_tar(source),
+            SnapshotError::Read {
+                after: Some(entry),
+                source,
+            } => Error::NotATar(format!("after entry {entry:?}: {source}")),
+            source => Error::ImportUnpack { source },
+        })?
+    };
+    io::copy(&mut buf, &mut io::sink()).map_err(|source| Error::Read {
+        what: "layer".into(),
+        source,
+    })?;
+    Ok((compression, diff_id, stats))
 }
 
 /// Parses `os/arch[/variant]`.

@@ -38,12 +38,34 @@ pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
 /// What an unpack did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnpackStats {
-    /// Tar entries applied (0 if `reused`).
+    /// Tar entries applied (0 if `reused` before reading).
     pub entries: u64,
     /// Bytes of the uncompressed stream read (its diff size).
     pub bytes: u64,
+    /// Bytes of file content (regular files, symlink targets; hard links not again), which is
+    /// how Docker counts an image's size.
+    pub content_size: u64,
     /// Another unpack published the same snapshot first; ours was discarded.
     pub reused: bool,
+}
+
+impl UnpackStats {
+    /// The stats of an unpack that found the snapshot already there and read nothing.
+    fn reused() -> UnpackStats {
+        UnpackStats {
+            entries: 0,
+            bytes: 0,
+            content_size: 0,
+            reused: true,
+        }
+    }
+}
+
+/// A tree extracted into a temp directory, not yet published.
+struct Extracted {
+    tmp: Temp,
+    diff_id: Digest,
+    stats: UnpackStats,
 }
 
 /// The snapshot directory, `ROOT/snapshots`.
@@ -129,15 +151,41 @@ impl Snapshots {
         expected_diff_id: &Digest,
         tar: impl Read,
     ) -> Result<UnpackStats, SnapshotError> {
-        let target = self.dir.join(chain_id.hex());
         if self.exists(chain_id) {
-            return Ok(UnpackStats {
-                entries: 0,
-                bytes: 0,
-                reused: true,
+            return Ok(UnpackStats::reused());
+        }
+        let done = self.extract_to_temp(tar)?;
+        if done.diff_id != *expected_diff_id {
+            return Err(SnapshotError::DiffIdMismatch {
+                expected: expected_diff_id.clone(),
+                actual: done.diff_id,
             });
         }
-        let mut tmp = self.make_temp(TMP_PREFIX)?;
+        self.publish(done, chain_id)
+    }
+
+    /// Unpacks the UNCOMPRESSED tar `tar` of a base layer (one without a parent) whose diff ID is
+    /// not known in advance: the stream is hashed while it is unpacked into a temp directory,
+    /// which is then published under the computed digest (for a base layer the chain ID is the
+    /// diff ID). Returns that digest. An empty stream is refused: a tar has end-of-archive blocks.
+    /// If the snapshot already exists, or a concurrent unpack publishes it first, ours is
+    /// discarded and this succeeds.
+    pub fn unpack_base(&self, tar: impl Read) -> Result<(Digest, UnpackStats), SnapshotError> {
+        let done = self.extract_to_temp(tar)?;
+        if done.stats.bytes == 0 {
+            return Err(SnapshotError::Read {
+                after: None,
+                source: io::Error::new(io::ErrorKind::UnexpectedEof, "the layer stream is empty"),
+            });
+        }
+        let diff_id = done.diff_id.clone();
+        let stats = self.publish(done, &chain_id(None, &diff_id))?;
+        Ok((diff_id, stats))
+    }
+
+    /// Extracts `tar` into a fresh locked temp directory, hashing the whole stream (to EOF).
+    fn extract_to_temp(&self, tar: impl Read) -> Result<Extracted, SnapshotError> {
+        let tmp = self.make_temp(TMP_PREFIX)?;
         let fs_dir = tmp.path.join("fs");
         let trash_dir = tmp.path.join(".trash");
         for (d, mode) in [(&fs_dir, 0o755), (&trash_dir, 0o700)] {
@@ -160,7 +208,7 @@ impl Snapshots {
             digester: Digester::new(),
         };
         let mut reader = BufReader::with_capacity(READ_BUF, &mut hashing);
-        let entries = unpack::extract(root, trash, &mut reader)?;
+        let counts = unpack::extract(root, trash, &mut reader)?;
         // The digest covers the end-of-archive blocks and any padding after them.
         io::copy(&mut reader, &mut io::sink()).map_err(|source| SnapshotError::Read {
             after: None,
@@ -168,38 +216,42 @@ impl Snapshots {
         })?;
         drop(reader);
         let bytes = hashing.digester.len();
-        let actual = hashing.digester.finish();
-        if actual != *expected_diff_id {
-            return Err(SnapshotError::DiffIdMismatch {
-                expected: expected_diff_id.clone(),
-                actual,
-            });
-        }
-
+        let diff_id = hashing.digester.finish();
         std::fs::remove_dir_all(&trash_dir)
             .map_err(|e| SnapshotError::io("removing", &trash_dir, e))?;
+        Ok(Extracted {
+            tmp,
+            diff_id,
+            stats: UnpackStats {
+                entries: counts.entries,
+                bytes,
+                content_size: counts.content_size,
+                reused: false,
+            },
+        })
+    }
+
+    /// Makes an extracted tree visible as snapshot `chain_id` (synced first unless disabled).
+    fn publish(&self, done: Extracted, chain_id: &Digest) -> Result<UnpackStats, SnapshotError> {
+        let Extracted {
+            mut tmp, mut stats, ..
+        } = done;
+        let target = self.dir.join(chain_id.hex());
         if self.sync {
             rfs::syncfs(&tmp.fd).map_err(|e| SnapshotError::io("syncing", &tmp.path, e))?;
         }
         match rfs::renameat_with(CWD, &tmp.path, CWD, &target, RenameFlags::NOREPLACE) {
             Ok(()) => tmp.keep = true,
             Err(Errno::EXIST | Errno::NOTEMPTY) => {
-                return Ok(UnpackStats {
-                    entries,
-                    bytes,
-                    reused: true,
-                });
+                stats.reused = true;
+                return Ok(stats);
             }
             Err(e) => return Err(SnapshotError::io("publishing", &target, e)),
         }
         if self.sync {
             self.sync_dir()?;
         }
-        Ok(UnpackStats {
-            entries,
-            bytes,
-            reused: false,
-        })
+        Ok(stats)
     }
 
     /// Creates and locks `<dir>/<prefix><random>`.
@@ -321,5 +373,89 @@ mod tests {
         assert_eq!(chain_id(None, &a), a);
         let expected = Digest::of(format!("sha256:{} sha256:{}", a.hex(), b.hex()).as_bytes());
         assert_eq!(chain_id(Some(&a), &b), expected);
+    }
+
+    fn layer(entries: &[(&str, &[u8])], symlink: Option<(&str, &str)>) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            // Written raw: the builder refuses `..`, which is what a hostile layer has.
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        if let Some((name, target)) = symlink {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            b.append_link(&mut h, name, target).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn sandbox() -> (tempfile::TempDir, Snapshots) {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("snapshots");
+        std::fs::create_dir(&dir).unwrap();
+        (t, Snapshots::new(dir).without_sync())
+    }
+
+    fn names(s: &Snapshots) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(s.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn unpack_base_publishes_under_the_digest_of_the_stream() {
+        let (_t, snaps) = sandbox();
+        let tar = layer(&[("etc/hello", b"hi there")], Some(("link", "etc/hello")));
+        let (diff_id, stats) = snaps.unpack_base(&tar[..]).unwrap();
+        assert_eq!(diff_id, Digest::of(&tar));
+        assert_eq!(
+            stats,
+            UnpackStats {
+                entries: 2,
+                bytes: tar.len() as u64,
+                content_size: 8 + "etc/hello".len() as u64,
+                reused: false,
+            }
+        );
+        assert_eq!(snaps.list().unwrap(), vec![chain_id(None, &diff_id)]);
+        let fs = snaps.fs_path(&diff_id);
+        assert_eq!(std::fs::read(fs.join("etc/hello")).unwrap(), b"hi there");
+        // The same stream again finds the published snapshot and leaves no temp directory.
+        let (again, stats) = snaps.unpack_base(&tar[..]).unwrap();
+        assert_eq!(again, diff_id);
+        assert!(stats.reused);
+        assert_eq!(names(&snaps), vec![diff_id.hex().to_owned()]);
+        // `unpack` with the computed diff ID agrees.
+        assert!(snaps.unpack(&diff_id, &diff_id, &tar[..]).unwrap().reused);
+    }
+
+    #[test]
+    fn unpack_base_refuses_empty_and_hostile_streams_leaving_nothing() {
+        let (_t, snaps) = sandbox();
+        let err = snaps.unpack_base(&b""[..]).unwrap_err();
+        assert!(
+            err.to_string().contains("the layer stream is empty"),
+            "{err}"
+        );
+        let tar = layer(&[("ok", b"fine"), ("../../escape", b"x")], None);
+        let err = snaps.unpack_base(&tar[..]).unwrap_err().to_string();
+        assert!(err.contains("\"../../escape\" escapes the rootfs"), "{err}");
+        let mut cut = layer(&[("big", &[7u8; 10_000])], None);
+        cut.truncate(3000);
+        assert!(matches!(
+            snaps.unpack_base(&cut[..]),
+            Err(SnapshotError::Read { .. })
+        ));
+        assert_eq!(names(&snaps), Vec::<String>::new());
     }
 }

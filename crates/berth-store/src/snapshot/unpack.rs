@@ -39,15 +39,22 @@ fn in_root() -> ResolveFlags {
     ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
 }
 
+/// What `extract` counted.
+pub(crate) struct Counts {
+    /// Tar entries applied.
+    pub(crate) entries: u64,
+    /// Bytes of regular file content and symlink targets (hard links counted once, as files).
+    pub(crate) content_size: u64,
+}
+
 /// Extracts every entry read from `reader` under the directory `root`. `trash` is a directory on
 /// the same filesystem, outside `root`, that receives directories replaced by other entries (the
-/// caller deletes it). Returns the number of entries. Stops at the tar end-of-archive marker; the
-/// caller reads whatever follows.
+/// caller deletes it). Stops at the tar end-of-archive marker; the caller reads whatever follows.
 pub(crate) fn extract<R: Read>(
     root: OwnedFd,
     trash: OwnedFd,
     reader: R,
-) -> Result<u64, SnapshotError> {
+) -> Result<Counts, SnapshotError> {
     let mut archive = tar::Archive::new(reader);
     let mut x = Extractor {
         fs: Fs {
@@ -72,16 +79,26 @@ pub(crate) fn extract<R: Read>(
         source,
     })?;
     let mut count = 0u64;
+    let mut content_size = 0u64;
     for entry in entries {
         let mut entry = entry.map_err(|source| SnapshotError::Read {
             after: x.last_entry(count),
             source,
         })?;
+        let kind = entry.header().entry_type();
+        if kind.is_file() || kind == EntryType::Continuous {
+            content_size += entry.size();
+        } else if kind.is_symlink() {
+            content_size += entry.link_name_bytes().map_or(0, |l| l.len() as u64);
+        }
         x.entry(&mut entry)?;
         count += 1;
     }
     x.finish()?;
-    Ok(count)
+    Ok(Counts {
+        entries: count,
+        content_size,
+    })
 }
 
 /// The directory handles and the one-entry parent cache (layers list siblings together, so the
