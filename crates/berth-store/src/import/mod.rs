@@ -191,3 +191,114 @@ pub(crate) fn parse_platform(s: &str) -> Result<layout::Platform> {
         _ => Err(Error::BadPlatform(s.to_owned())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Counts the bytes read through it.
+    struct Counted<'a> {
+        data: &'a [u8],
+        read: &'a std::cell::Cell<u64>,
+    }
+
+    impl Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.data.read(buf)?;
+            self.read.set(self.read.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn import_reads_the_input_once_and_stores_it_as_given() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let tar = tar_of(&[("bin/tool", &[5u8; 300_000]), ("etc/motd", b"hello\n")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let read = std::cell::Cell::new(0);
+        let img = store
+            .import(
+                Counted {
+                    data: &gz,
+                    read: &read,
+                },
+                None,
+                &ImportOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(read.get(), gz.len() as u64);
+        let layer = &img.layers[0];
+        assert_eq!(layer.digest, Digest::of(&gz));
+        assert_eq!(layer.diff_id, Digest::of(&tar));
+        assert_eq!(layer.chain_id, layer.diff_id);
+        assert_eq!(layer.size, gz.len() as u64);
+        assert_eq!(layer.unpacked_size, tar.len() as u64);
+        assert_eq!(layer.content_size, 300_006);
+        assert_eq!(layer.media_type, media_type::OCI_LAYER_GZIP);
+        assert_eq!(store.blobs().read(&layer.digest).unwrap(), gz);
+        let fs = store.snapshots().fs_path(&layer.chain_id);
+        assert_eq!(std::fs::read(fs.join("etc/motd")).unwrap(), b"hello\n");
+
+        // A plain tar with padding after its end blocks: all of it is the blob and the diff ID.
+        let mut padded = tar_of(&[("etc/motd", b"padded\n")]);
+        padded.extend_from_slice(&[0u8; 4096]);
+        let read = std::cell::Cell::new(0);
+        let img = store
+            .import(
+                Counted {
+                    data: &padded,
+                    read: &read,
+                },
+                None,
+                &ImportOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(read.get(), padded.len() as u64);
+        let layer = &img.layers[0];
+        assert_eq!(layer.digest, Digest::of(&padded));
+        assert_eq!(layer.diff_id, layer.digest);
+        assert_eq!(layer.media_type, media_type::OCI_LAYER_TAR);
+    }
+
+    #[test]
+    fn a_refused_or_malformed_tarball_stores_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let opts = ImportOptions::default();
+        let hostile = tar_of(&[("ok", b"x"), ("../../etc/passwd", b"pwned")]);
+        let err = store.import(&hostile[..], None, &opts).unwrap_err();
+        assert!(matches!(err, Error::ImportUnpack { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("\"../../etc/passwd\" escapes the rootfs"),
+            "{err}"
+        );
+        for bad in [&b""[..], &b"not a tar, only words"[..], &hostile[..700]] {
+            let err = store.import(bad, None, &opts).unwrap_err();
+            assert!(matches!(err, Error::NotATar(_)), "{err:?}");
+        }
+        assert_eq!(store.blobs().list().unwrap(), Vec::<Digest>::new());
+        assert_eq!(store.snapshots().list().unwrap(), Vec::<Digest>::new());
+        assert_eq!(
+            std::fs::read_dir(store.snapshots().dir()).unwrap().count(),
+            0
+        );
+    }
+}
