@@ -6,7 +6,8 @@
 //! HostConfig; its `Image` is the image id the store's prune keeps), `state.json` (Docker's State
 //! plus the pids and start times of the container's init and of its watcher), `<id>-json.log`,
 //! the overlay's `upper/` and `work/`, the `rootfs/` mountpoint, and `hosts`, `hostname`,
-//! `resolv.conf`; `names/<name>` symlinks to the owning id; `cache/seccomp/` holds compiled
+//! `resolv.conf`; `names/<name>` symlinks to the owning id; `userns/<first uid>` claims the host id
+//! range of a `--userns auto` container (see [`userns`]); `cache/seccomp/` holds compiled
 //! filters. A container is visible once `state.json` exists; state changes take a `flock` of its
 //! directory.
 //!
