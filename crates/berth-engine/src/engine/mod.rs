@@ -109,8 +109,10 @@ impl Engine {
 
     /// Removes a stopped container's name and directory.
     fn remove_now(&self, rec: &ContainerRecord) -> Result<()> {
-        self.containers.release_name(rec.short_name(), &rec.id)?;
+        // The directory goes first: a kill in between leaves a name whose owner is gone (free to
+        // take), never a listed container that its name no longer reaches.
         self.containers.remove_dir(&rec.id)?;
+        self.containers.release_name(rec.short_name(), &rec.id)?;
         crate::userns::release(&self.root, &rec.id)?;
         Ok(())
     }
