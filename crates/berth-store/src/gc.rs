@@ -1,5 +1,6 @@
 //! Removing images and collecting garbage. Deletes go metadata → snapshots → blobs, so a kill
-//! leaves unreferenced leftovers for the next `prune`, never an image missing its parts.
+//! leaves unreferenced leftovers for the next collection (an `rmi` that deletes an image, or a
+//! `prune`), never an image missing its parts.
 
 use crate::error::{Error, Result};
 use crate::meta::MetaState;
@@ -138,8 +139,9 @@ impl Store {
         Ok(lines)
     }
 
-    /// Removes snapshots and blobs outside the given sets; returns removed snapshot chain IDs and
-    /// bytes freed.
+    /// Removes snapshots and blobs outside the given sets, and what killed writers and removals
+    /// left (temp and half-deleted snapshots, ingest files); returns removed snapshot chain IDs
+    /// and bytes freed. Callers hold the exclusive lock, so no live writer owns those leftovers.
     fn collect(
         &self,
         blobs: &HashSet<Digest>,
@@ -166,6 +168,11 @@ impl Store {
                 freed += self.blobs().remove(&b)?;
             }
         }
+        snaps.clean_incomplete().map_err(|source| Error::Snapshot {
+            action: "clean incomplete",
+            source,
+        })?;
+        self.blobs().clean_ingest()?;
         Ok((removed, freed))
     }
 
@@ -199,13 +206,6 @@ impl Store {
         )?;
         let (blobs, chains) = referenced(&state);
         let (_, reclaimed) = self.collect(&blobs, &chains)?;
-        self.snapshots()
-            .clean_incomplete()
-            .map_err(|source| Error::Snapshot {
-                action: "clean incomplete",
-                source,
-            })?;
-        self.blobs().clean_ingest()?;
         Ok(PruneReport {
             deleted: lines,
             reclaimed,
@@ -246,5 +246,60 @@ impl Store {
             size,
             reclaimable,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::ImportOptions;
+
+    fn layer(name: &str) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, &b"abc"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_removal_collects_what_killed_writers_and_removals_left() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let opts = ImportOptions::default();
+        let keep_ref = Reference::parse("keep").unwrap();
+        let keep = store
+            .import(&layer("kept")[..], Some(&keep_ref), &opts)
+            .unwrap();
+        let doomed = store.import(&layer("doomed")[..], None, &opts).unwrap();
+        // As a kill -9 leaves them: a half-unpacked and a half-deleted snapshot, an ingest file.
+        let snaps = store.snapshots();
+        std::fs::create_dir_all(snaps.dir().join(".tmp-00000000000000aa/fs/etc")).unwrap();
+        std::fs::create_dir_all(snaps.dir().join(".del-00000000000000bb/fs")).unwrap();
+        let ingest = t.path().join("ingest");
+        std::fs::write(ingest.join("leftover"), b"partial").unwrap();
+
+        let lines = store
+            .remove_image(&doomed.id.to_string(), false, &|_| false)
+            .unwrap();
+        assert!(
+            lines.contains(&format!("Deleted: {}", doomed.id)),
+            "{lines:?}"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(snaps.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec![keep.layers[0].chain_id.hex().to_owned()]);
+        assert_eq!(std::fs::read_dir(&ingest).unwrap().count(), 0);
+        // The kept image is whole.
+        let again = store.image("keep").unwrap();
+        for l in &again.layers {
+            assert!(store.blobs().read(&l.digest).is_ok());
+            assert!(snaps.exists(&l.chain_id));
+        }
     }
 }

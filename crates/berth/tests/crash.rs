@@ -152,12 +152,13 @@ fn repos(t: &TestRoot) -> String {
     v.join(" ")
 }
 
+/// Everything in the snapshot directory, including what killed unpacks and removals leave
+/// (`.tmp-*`, `.del-*`).
 fn snapshot_names(t: &TestRoot) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(t.root().join("snapshots"))
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
                 .collect()
         })
         .unwrap_or_default();
