@@ -28,6 +28,7 @@ pub mod record;
 pub mod spec;
 pub mod store;
 pub mod time;
+mod trash;
 pub mod trim;
 pub mod userdb;
 pub mod userns;

@@ -266,6 +266,7 @@ impl Containers {
     /// state file that nobody holds locked and that are older than a few seconds (a creation in
     /// progress locks its directory right after making it). Returns how many were removed.
     pub fn sweep(&self) -> usize {
+        self.sweep_trash(std::time::Duration::from_secs(10));
         let dir = self.root.join("containers");
         let Ok(rd) = std::fs::read_dir(&dir) else {
             return 0;
@@ -388,6 +389,59 @@ impl Containers {
         Err(StoreError::NotFound(what.to_owned()))
     }
 
+    /// `ROOT/trash`: directories of removed containers waiting to be deleted.
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join("trash")
+    }
+
+    /// Removes a container from view in one rename: its directory moves to `ROOT/trash/<id>`, to be
+    /// deleted later (see [`Containers::sweep_trash`]). Returns the new path, or None if there was
+    /// nothing to move. If the rename is not possible the directory is deleted in place.
+    pub fn move_to_trash(&self, id: &str) -> Result<Option<PathBuf>, StoreError> {
+        let dir = self.dir(id);
+        let trash = self.trash_dir();
+        let to = trash.join(id);
+        let mut r = std::fs::rename(&dir, &to);
+        if matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::NotFound) && dir.exists() {
+            // The trash directory itself is missing (first removal under this root).
+            match std::fs::create_dir(&trash) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("create", &trash)(e)),
+            }
+            r = std::fs::rename(&dir, &to);
+        }
+        match r {
+            Ok(()) => Ok(Some(to)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => Ok(None),
+            Err(_) => self.remove_dir(id).map(|()| None),
+        }
+    }
+
+    /// Deletes trash entries older than `min_age` (their cleaner died or was never started);
+    /// younger ones may still be in a cleaner's hands. Returns how many were deleted.
+    pub fn sweep_trash(&self, min_age: std::time::Duration) -> usize {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(rd) = std::fs::read_dir(self.trash_dir()) else {
+            return 0;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let mut removed = 0;
+        for e in rd.flatten() {
+            // A rename sets the moved directory's ctime: that is when it entered the trash.
+            let old = e
+                .metadata()
+                .is_ok_and(|m| now.saturating_sub(m.ctime()) >= min_age.as_secs() as i64);
+            if old && std::fs::remove_dir_all(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Removes a container's directory (state file first, so a half-removed container is invisible).
     pub fn remove_dir(&self, id: &str) -> Result<(), StoreError> {
         let dir = self.dir(id);
@@ -490,6 +544,34 @@ mod tests {
         assert_eq!(c.sweep(), 1);
         assert!(!c.dir(&crashed).exists());
         assert!(c.dir(&fresh).exists() && c.dir(&complete).exists() && c.dir(&locked).exists());
+    }
+
+    #[test]
+    fn trashed_containers_vanish_at_once_and_old_trash_is_swept() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(t.path()).unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        for id in [&a, &b] {
+            c.create_dir(id).unwrap();
+            std::fs::write(c.dir(id).join("upper/file"), b"x").unwrap();
+            c.write_state(id, &State::created(), false).unwrap();
+        }
+        let moved = c.move_to_trash(&a).unwrap().expect("moved");
+        assert_eq!(moved, c.trash_dir().join(&a));
+        assert!(moved.join("upper/file").exists());
+        assert!(!c.dir(&a).exists());
+        assert_eq!(c.ids().unwrap(), vec![b.clone()], "gone from every listing");
+        assert!(matches!(c.resolve(&a), Err(StoreError::NotFound(_))));
+        assert_eq!(c.move_to_trash(&a).unwrap(), None, "nothing left to move");
+        // Fresh trash may be in a cleaner's hands: only old entries are swept.
+        assert_eq!(c.sweep_trash(std::time::Duration::from_secs(3600)), 0);
+        assert!(moved.exists());
+        assert_eq!(c.sweep_trash(std::time::Duration::ZERO), 1);
+        assert!(!moved.exists());
+        // An entry in the way of the rename: the container is deleted in place instead.
+        std::fs::create_dir_all(c.trash_dir().join(&b).join("junk")).unwrap();
+        assert_eq!(c.move_to_trash(&b).unwrap(), None);
+        assert!(!c.dir(&b).exists());
     }
 
     #[test]

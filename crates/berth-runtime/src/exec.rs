@@ -193,7 +193,7 @@ pub fn exec(
     drop(err_w);
     drop(stdio);
     match read_report(&err_r) {
-        Ok(None) => Ok(Child::new(pid, pidfd, own)),
+        Ok(None) => Ok(Child::new(pid, pidfd, own, None)),
         Ok(Some(rec)) => {
             let _ = sys::waitpid(pid);
             Err(record_error(&rec, &plan.command, |s, i| match s {

@@ -42,6 +42,9 @@ pub struct Child {
     pidfd: OwnedFd,
     cgroup: Cgroup,
     status: Option<ExitStatus>,
+    /// Holds the container's mount namespace: when the process exits, the kernel does not unmount
+    /// its tree on that exit path (which the parent would wait for) but when this is closed.
+    mnt_ns: Option<OwnedFd>,
 }
 
 impl std::fmt::Debug for Child {
@@ -54,13 +57,22 @@ impl std::fmt::Debug for Child {
 }
 
 impl Child {
-    pub(crate) fn new(pid: i32, pidfd: OwnedFd, cgroup: Cgroup) -> Child {
+    pub(crate) fn new(pid: i32, pidfd: OwnedFd, cgroup: Cgroup, mnt_ns: Option<OwnedFd>) -> Child {
         Child {
             pid,
             pidfd,
             cgroup,
             status: None,
+            mnt_ns,
         }
+    }
+
+    /// Takes the descriptor that keeps the container's mount namespace alive after its process
+    /// exits. Closing it unmounts the container's tree (the namespace has no process left), so a
+    /// caller can close it where that cost is not waited for; if never taken, it closes with the
+    /// handle.
+    pub fn take_mount_namespace(&mut self) -> Option<OwnedFd> {
+        self.mnt_ns.take()
     }
 
     /// The process id in the caller's pid namespace.

@@ -213,7 +213,7 @@ fn launch(
     };
     let path = cgroup.path().to_owned();
     match start_child(&plan, &cgroup, &path, &cfg.stdio, gate) {
-        Ok((pid, pidfd)) => Ok(Child::new(pid, pidfd, cgroup)),
+        Ok((pid, pidfd, mnt_ns)) => Ok(Child::new(pid, pidfd, cgroup, mnt_ns)),
         Err(e) => {
             let _ = cgroup.destroy();
             Err(e)
@@ -227,7 +227,7 @@ fn start_child(
     path: &str,
     stdio: &Stdio,
     gate: Option<BorrowedFd<'_>>,
-) -> Result<(i32, OwnedFd), Error> {
+) -> Result<(i32, OwnedFd, Option<OwnedFd>), Error> {
     // v2: the child is born in its cgroup (CLONE_INTO_CGROUP), nothing to write. v1: it writes
     // its `tasks` files itself.
     let (join, into) = match cgroup {
@@ -289,6 +289,13 @@ fn start_child(
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => return Err(Error::sys("cloning the container process", e)),
     };
+    // Taken now, while the process surely exists: a short-lived one may be gone by the time its
+    // exec is reported.
+    let mnt_ns = if plan.clone_flags & libc::CLONE_NEWNS as u64 != 0 {
+        hold_mount_namespace(pid)
+    } else {
+        None
+    };
     drop(err_w);
     let fail = |e: Error| {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -316,8 +323,8 @@ fn start_child(
                 libc::ECHILD,
             ))
         }
-        Ok(None) => Ok((pid, pidfd)),
-        Ok(Some(rec)) if rec.stage == READY && gate.is_some() => Ok((pid, pidfd)),
+        Ok(None) => Ok((pid, pidfd, mnt_ns)),
+        Ok(Some(rec)) if rec.stage == READY && gate.is_some() => Ok((pid, pidfd, mnt_ns)),
         Ok(Some(rec)) => {
             let _ = sys::waitpid(pid);
             Err(record_error(&rec, &plan.process.command, |s, i| {
@@ -326,6 +333,18 @@ fn start_child(
         }
         Err(e) => Err(fail(e)),
     }
+}
+
+/// A descriptor of `pid`'s mount namespace (None if it cannot be opened: then the namespace simply
+/// goes away with the process, as without the hold). `pid` is our unreaped child, so the number
+/// cannot name another process.
+fn hold_mount_namespace(pid: i32) -> Option<OwnedFd> {
+    rustix::fs::open(
+        format!("/proc/{pid}/ns/mnt"),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
 }
 
 /// Writes `setgroups` = deny, `uid_map` and `gid_map` for a child in a new user namespace.

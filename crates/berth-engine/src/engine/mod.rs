@@ -109,10 +109,27 @@ impl Engine {
 
     /// Removes a stopped container's name and directory.
     fn remove_now(&self, rec: &ContainerRecord) -> Result<()> {
-        // The directory goes first: a kill in between leaves a name whose owner is gone (free to
-        // take), never a listed container that its name no longer reaches.
-        self.containers.remove_dir(&rec.id)?;
-        self.containers.release_name(rec.short_name(), &rec.id)?;
+        self.discard(rec, None)
+    }
+
+    /// Removes a stopped container: its name now, its directory from view now (one rename into
+    /// the trash) and from the disk in a detached cleaner, which also closes `mnt_ns` (the hold on
+    /// the container's mount namespace) so that nobody waits for the kernel's unmounting.
+    fn discard(&self, rec: &ContainerRecord, mnt_ns: Option<std::os::fd::OwnedFd>) -> Result<()> {
+        // The directory leaves first: a kill in between leaves a name whose owner is gone (free
+        // to take), never a listed container that its name no longer reaches.
+        let moved = self.containers.move_to_trash(&rec.id).and_then(|moved| {
+            self.containers
+                .release_name(rec.short_name(), &rec.id)
+                .map(|()| moved)
+        });
+        match moved {
+            Ok(moved) => crate::trash::release(moved, mnt_ns),
+            Err(e) => {
+                crate::trash::release(None, mnt_ns);
+                return Err(e.into());
+            }
+        }
         crate::userns::release(&self.root, &rec.id)?;
         Ok(())
     }

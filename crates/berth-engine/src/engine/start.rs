@@ -97,17 +97,21 @@ impl Engine {
             .wait()
             .map_err(|source| Error::Runtime(Box::new(source)))?;
         self.timing.mark("wait");
+        // The process is gone but its mount namespace is held (see `take_mount_namespace`): its
+        // unmounting happens wherever the last copy of this descriptor closes.
+        let mnt_ns = child.take_mount_namespace();
         let oom = child.cgroup().oom_killed().unwrap_or(false);
         let code = status.docker_code();
         let destroyed = child.cgroup().destroy();
         self.timing.mark("cgroup");
         let _lock = self.containers.lock(id)?;
         if p.record.host_config.auto_remove {
-            self.remove_now(&p.record)?;
+            self.discard(&p.record, mnt_ns)?;
         } else {
             let mut st = self.containers.read_state(id)?;
             mark_exited(&mut st, code, oom);
             self.containers.write_state(id, &st, durable)?;
+            crate::trash::release(None, mnt_ns);
         }
         self.timing.mark("remove");
         if let Err(e) = destroyed {
