@@ -347,7 +347,9 @@ fn hold_mount_namespace(pid: i32) -> Option<OwnedFd> {
     .ok()
 }
 
-/// Writes `setgroups` = deny, `uid_map` and `gid_map` for a child in a new user namespace.
+/// Writes `uid_map` and `gid_map` for a child in a new user namespace. Only an unprivileged writer
+/// denies `setgroups` first (the kernel requires it to map gids); root keeps it allowed, as runc
+/// does, so a non-root container user can still get its supplementary groups.
 fn write_id_maps(pid: i32, maps: &IdMaps) -> Result<(), Error> {
     let write = |name: &str, data: &str| -> Result<(), Error> {
         let path = format!("/proc/{pid}/{name}");
@@ -360,7 +362,9 @@ fn write_id_maps(pid: i32, maps: &IdMaps) -> Result<(), Error> {
                 source,
             })
     };
-    write("setgroups", "deny")?;
+    if !rustix::process::geteuid().is_root() {
+        write("setgroups", "deny")?;
+    }
     write("uid_map", &maps.uid_map)?;
     write("gid_map", &maps.gid_map)
 }

@@ -219,6 +219,24 @@ fn userns_auto_with_host_network_and_bad_mode_refused() {
     );
     assert_eq!(o, "0\nsys-ok\nsys-ro\n");
     assert!(claims(&t).is_empty(), "--rm releases the range");
+    // A non-root user in the namespace: setting its (empty) supplementary groups is allowed.
+    let o = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--userns",
+            "auto",
+            "-u",
+            "1000:1000",
+            "bb",
+            "sh",
+            "-c",
+            "id -u; id -g; touch /tmp/y && echo tmp-ok",
+        ],
+    );
+    assert_eq!(o, "1000\n1000\ntmp-ok\n");
+
     let o = run(&t, &["run", "--rm", "--userns", "keep-id", "bb", "true"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--userns"), "{}", stderr(&o));
