@@ -237,6 +237,11 @@ impl Snapshots {
             mut tmp, mut stats, ..
         } = done;
         let target = self.dir.join(chain_id.hex());
+        if self.exists(chain_id) {
+            // Already published (a repeated import): no need to sync what is discarded.
+            stats.reused = true;
+            return Ok(stats);
+        }
         if self.sync {
             rfs::syncfs(&tmp.fd).map_err(|e| SnapshotError::io("syncing", &tmp.path, e))?;
         }
