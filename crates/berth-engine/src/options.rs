@@ -214,9 +214,12 @@ pub struct Bind {
     pub target: String,
     /// `:ro`.
     pub read_only: bool,
+    /// `:idmap`: with `--userns auto`, the host tree is seen through the container's id mapping
+    /// (host root's files belong to the container's root).
+    pub idmap: bool,
 }
 
-/// Parses `-v HOST:CTR[:ro|rw]` (host paths must be absolute: berth has no named volumes yet).
+/// Parses `-v HOST:CTR[:ro|rw][,idmap]` (host paths must be absolute: berth has no named volumes yet).
 pub fn parse_bind(s: &str) -> Result<Bind, OptionError> {
     let bad = |why| OptionError::Invalid {
         flag: "--volume",
@@ -239,18 +242,21 @@ pub fn parse_bind(s: &str) -> Result<Bind, OptionError> {
         return Err(bad("the container path must be absolute and not /"));
     }
     let mut read_only = false;
+    let mut idmap = false;
     for m in mode.split(',').filter(|m| !m.is_empty()) {
         match m {
             "ro" => read_only = true,
             "rw" => read_only = false,
+            "idmap" => idmap = true,
             "z" | "Z" | "rprivate" | "private" => {}
-            _ => return Err(bad("unknown mode (ro or rw)")),
+            _ => return Err(bad("unknown mode (ro, rw, idmap)")),
         }
     }
     Ok(Bind {
         source: source.to_owned(),
         target: target.to_owned(),
         read_only,
+        idmap,
     })
 }
 
@@ -442,10 +448,14 @@ mod tests {
             Bind {
                 source: "/h".into(),
                 target: "/c".into(),
-                read_only: true
+                read_only: true,
+                idmap: false,
             }
         );
         assert!(!parse_bind("/h:/c").unwrap().read_only);
+        let b = parse_bind("/h:/c:ro,idmap").unwrap();
+        assert!(b.read_only && b.idmap);
+        assert!(parse_bind("/h:/c:bogus").is_err());
         assert!(parse_bind("vol:/c").is_err());
         assert!(parse_bind("/h:rel").is_err());
         assert_eq!(

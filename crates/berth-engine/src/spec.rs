@@ -430,7 +430,15 @@ pub fn generate(
     }
     for m in &rec.mounts {
         match m.kind.as_str() {
-            "bind" => mounts.push(bind(&m.destination, Path::new(&m.source), !m.rw)?),
+            "bind" => {
+                let mut mnt = bind(&m.destination, Path::new(&m.source), !m.rw)?;
+                if flags.userns.is_some() && m.mode.split(',').any(|o| o == "idmap") {
+                    let mut opts = mnt.options().clone().unwrap_or_default();
+                    opts.push("idmap".into());
+                    mnt.set_options(Some(opts));
+                }
+                mounts.push(mnt);
+            }
             _ => {
                 let mut opts: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
                 for o in m.mode.split(',').filter(|o| !o.is_empty()) {

@@ -125,8 +125,12 @@ pub(crate) fn mount_setattr(
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// `mount_setattr(fd, "", AT_EMPTY_PATH, {MOUNT_ATTR_IDMAP, userns_fd})`: gives the detached mount
-/// `fd` the id mapping of the user namespace `userns`.
-pub(crate) fn mount_setattr_idmap(fd: BorrowedFd<'_>, userns: BorrowedFd<'_>) -> Result<(), Errno> {
+/// `fd` (and with `recursive` every mount below it) the id mapping of the user namespace `userns`.
+pub(crate) fn mount_setattr_idmap(
+    fd: BorrowedFd<'_>,
+    userns: BorrowedFd<'_>,
+    recursive: bool,
+) -> Result<(), Errno> {
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
@@ -140,7 +144,12 @@ pub(crate) fn mount_setattr_idmap(fd: BorrowedFd<'_>, userns: BorrowedFd<'_>) ->
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH as u32,
+            libc::AT_EMPTY_PATH as u32
+                | if recursive {
+                    libc::AT_RECURSIVE as u32
+                } else {
+                    0
+                },
             &attr as *const MountAttr,
             size_of::<MountAttr>(),
         )

@@ -242,3 +242,38 @@ fn userns_auto_with_host_network_and_bad_mode_refused() {
     assert!(stderr(&o).contains("--userns"), "{}", stderr(&o));
     t.assert_clean();
 }
+
+#[test]
+fn idmap_volume_belongs_to_the_container_root_and_needs_userns_auto() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    let vol = tempfile::Builder::new()
+        .prefix("vol-")
+        .tempdir_in(common::scratch_dir())
+        .unwrap();
+    std::fs::write(vol.path().join("f"), "x").unwrap();
+    let v = format!("{}:/vol:idmap", vol.path().display());
+    let o = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--userns",
+            "auto",
+            "-v",
+            &v,
+            "bb",
+            "sh",
+            "-c",
+            "stat -c %u:%g /vol/f; echo y > /vol/g && stat -c %u /vol/g",
+        ],
+    );
+    assert_eq!(o, "0:0\n0\n");
+    // Through the mapping, the container's root writes as host root into the volume.
+    let md = std::fs::metadata(vol.path().join("g")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (0, 0));
+    let o = run(&t, &["run", "--rm", "-v", &v, "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("idmap needs --userns auto"), "{}", stderr(&o));
+    t.assert_clean();
+}

@@ -98,7 +98,7 @@ impl Engine {
         // Validate every flag before touching the disk.
         let security = options::parse_security(&opts.security_opt)?;
         let network = options::parse_network(opts.network.as_deref())?;
-        options::parse_userns(opts.userns.as_deref())?;
+        let userns = options::parse_userns(opts.userns.as_deref())?;
         let memory = opts
             .memory
             .as_deref()
@@ -119,6 +119,14 @@ impl Engine {
         let mut mounts = Vec::new();
         for v in &opts.volumes {
             let b = options::parse_bind(v)?;
+            if b.idmap && userns == options::UsernsMode::Host {
+                return Err(options::OptionError::Invalid {
+                    flag: "--volume",
+                    value: v.clone(),
+                    why: "idmap needs --userns auto",
+                }
+                .into());
+            }
             // Docker creates a missing host directory for a bind mount.
             if std::fs::symlink_metadata(&b.source).is_err() {
                 std::fs::create_dir_all(&b.source)
@@ -128,10 +136,11 @@ impl Engine {
                 kind: "bind".into(),
                 source: b.source,
                 destination: b.target,
-                mode: if b.read_only {
-                    "ro".into()
-                } else {
-                    String::new()
+                mode: match (b.read_only, b.idmap) {
+                    (true, true) => "ro,idmap".into(),
+                    (true, false) => "ro".into(),
+                    (false, true) => "idmap".into(),
+                    (false, false) => String::new(),
                 },
                 rw: !b.read_only,
             });

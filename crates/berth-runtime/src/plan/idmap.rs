@@ -94,7 +94,7 @@ pub(crate) fn host_id(map: &str, id: u32) -> Option<u32> {
 /// A user namespace with `maps`, held by an fd: a child is cloned into a new user namespace, its
 /// maps written, its namespace opened, then it is released (it exits when the pipe closes, also
 /// if we die first).
-fn helper_userns(maps: &IdMaps) -> Result<OwnedFd, IdmapError> {
+pub(crate) fn helper_userns(maps: &IdMaps) -> Result<OwnedFd, IdmapError> {
     let helper = |action: &str| {
         let action = action.to_owned();
         move |source: std::io::Error| IdmapError::Helper { action, source }
@@ -159,7 +159,7 @@ fn idmapped_tree(path: &Path, userns: BorrowedFd<'_>) -> Result<OwnedFd, IdmapEr
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
     )
     .map_err(|e| layer("cloning")(os(e)))?;
-    sys::mount_setattr_idmap(t.as_fd(), userns)
+    sys::mount_setattr_idmap(t.as_fd(), userns, false)
         .map_err(|e| layer("setting the id map")(std::io::Error::from_raw_os_error(e)))?;
     Ok(t)
 }
@@ -171,6 +171,7 @@ pub(crate) fn clone_bind(
     recursive: bool,
     attr_set: u64,
     attr_clr: u64,
+    idmap: Option<BorrowedFd<'_>>,
 ) -> Result<OwnedFd, IdmapError> {
     let err = |action: &'static str| {
         move |source: std::io::Error| IdmapError::Bind {
@@ -194,6 +195,10 @@ pub(crate) fn clone_bind(
         sys::mount_setattr(t.as_raw_fd(), c"", fl, attr_set, attr_clr, 0)
             .map_err(|e| err("setting attributes")(std::io::Error::from_raw_os_error(e)))?;
     }
+    if let Some(ns) = idmap {
+        sys::mount_setattr_idmap(t.as_fd(), ns, recursive)
+            .map_err(|e| err("setting the id map")(std::io::Error::from_raw_os_error(e)))?;
+    }
     Ok(t)
 }
 
@@ -213,13 +218,17 @@ fn hand_over(path: &Path, uid: u32, gid: u32) -> Result<(), IdmapError> {
     Ok(())
 }
 
-/// Builds the detached root overlay of `o` with its lowers id-mapped by `maps`.
-pub(crate) fn overlay(o: &OverlayRoot, maps: &IdMaps) -> Result<OwnedFd, IdmapError> {
-    let userns = helper_userns(maps)?;
+/// Builds the detached root overlay of `o` with its lowers id-mapped by `userns` (which carries
+/// `maps`).
+pub(crate) fn overlay(
+    o: &OverlayRoot,
+    maps: &IdMaps,
+    userns: BorrowedFd<'_>,
+) -> Result<OwnedFd, IdmapError> {
     let lowers = o
         .lowers
         .iter()
-        .map(|l| idmapped_tree(l, userns.as_fd()))
+        .map(|l| idmapped_tree(l, userns))
         .collect::<Result<Vec<_>, _>>()?;
     let uid = host_id(&maps.uid_map, 0).unwrap_or(0);
     let gid = host_id(&maps.gid_map, 0).unwrap_or(0);

@@ -8,7 +8,7 @@ pub(crate) mod process;
 
 use std::ffi::CString;
 use std::ops::Not;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, Spec};
@@ -352,6 +352,25 @@ impl<'a> Plan<'a> {
             None
         };
 
+        // One helper user namespace carrying the container's maps, for id-mapping the image layers
+        // and `idmap` binds (the container's own namespace does not exist before clone).
+        let wants_idmap = overlay.is_some()
+            || spec
+                .mounts()
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|m| {
+                    m.options()
+                        .as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|o| o == "idmap" || o == "ridmap")
+                });
+        let helper = match &userns {
+            Some(maps) if wants_idmap => Some(idmap::helper_userns(maps)?),
+            _ => None,
+        };
         let overlay = overlay
             .map(|o| -> Result<OverlayPlan, PlanError> {
                 Ok(OverlayPlan {
@@ -362,9 +381,9 @@ impl<'a> Plan<'a> {
                         .collect::<Result<_, _>>()?,
                     upper: path_cstring(&o.upper, "overlay upper")?,
                     work: path_cstring(&o.work, "overlay work")?,
-                    premounted: match &userns {
-                        Some(maps) => Some(idmap::overlay(o, maps)?),
-                        None => None,
+                    premounted: match (&userns, &helper) {
+                        (Some(maps), Some(ns)) => Some(idmap::overlay(o, maps, ns.as_fd())?),
+                        _ => None,
                     },
                 })
             })
@@ -403,14 +422,32 @@ impl<'a> Plan<'a> {
                     source: MountSource::Bind {
                         source: path_cstring(&src_path, "bind source")?,
                         recursive: parsed.recursive,
-                        premade: match &userns {
-                            Some(_) => Some(idmap::clone_bind(
-                                &src_path,
-                                parsed.recursive,
-                                parsed.attr_set,
-                                parsed.attr_clr,
-                            )?),
-                            None => None,
+                        premade: match (&userns, parsed.idmap) {
+                            (None, true) => {
+                                return Err(PlanError::Unsupported(format!(
+                                    "idmap on {} without a user namespace",
+                                    dest_path.display()
+                                )));
+                            }
+                            (None, false) => None,
+                            (Some(maps), idmapped) => {
+                                let own;
+                                let ns = match (idmapped, mount_maps(m)) {
+                                    (false, _) => None,
+                                    (true, Some(mm)) if &mm != maps => {
+                                        own = idmap::helper_userns(&mm)?;
+                                        Some(own.as_fd())
+                                    }
+                                    (true, _) => helper.as_ref().map(|h| h.as_fd()),
+                                };
+                                Some(idmap::clone_bind(
+                                    &src_path,
+                                    parsed.recursive,
+                                    parsed.attr_set,
+                                    parsed.attr_clr,
+                                    ns,
+                                )?)
+                            }
                         },
                     },
                     attr_set: parsed.attr_set,
@@ -603,6 +640,21 @@ impl<'a> Plan<'a> {
             _ => String::new(),
         }
     }
+}
+
+/// A mount's own `uidMappings`/`gidMappings` (runtime-spec 1.2 idmapped mounts), as map text.
+fn mount_maps(m: &oci_spec::runtime::Mount) -> Option<IdMaps> {
+    let fmt = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        v.as_deref().filter(|v| !v.is_empty()).map(|v| {
+            v.iter()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect::<String>()
+        })
+    };
+    Some(IdMaps {
+        uid_map: fmt(m.uid_mappings())?,
+        gid_map: fmt(m.gid_mappings())?,
+    })
 }
 
 fn path_cstring(p: &Path, what: &'static str) -> Result<CString, PlanError> {

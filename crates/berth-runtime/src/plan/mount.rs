@@ -49,6 +49,8 @@ pub(crate) struct ParsedOptions {
     pub propagation_recursive: bool,
     /// Parameters for the filesystem itself (ignored for binds).
     pub params: Vec<FsParam>,
+    /// `idmap` or `ridmap`: the bind carries the container's (or the mount's own) id mapping.
+    pub idmap: bool,
 }
 
 /// Why an option list could not be parsed.
@@ -67,6 +69,10 @@ pub(crate) fn parse_options(options: &[String]) -> Result<ParsedOptions, MountOp
         let (set, clr): (u64, u64) = match o {
             "bind" => {
                 p.bind = true;
+                continue;
+            }
+            "idmap" | "ridmap" => {
+                p.idmap = true;
                 continue;
             }
             "rbind" => {
@@ -103,9 +109,9 @@ pub(crate) fn parse_options(options: &[String]) -> Result<ParsedOptions, MountOp
                 continue;
             }
             // Labels and engine-side hints the runtime has nothing to do for.
-            "z" | "Z" | "defaults" | "tmpcopyup" | "notmpcopyup" | "copy-symlink" | "idmap"
-            | "ridmap" | "sync" | "async" | "dirsync" | "mand" | "nomand" | "lazytime"
-            | "nolazytime" | "silent" | "loud" | "remount" => continue,
+            "z" | "Z" | "defaults" | "tmpcopyup" | "notmpcopyup" | "copy-symlink" | "sync"
+            | "async" | "dirsync" | "mand" | "nomand" | "lazytime" | "nolazytime" | "silent"
+            | "loud" | "remount" => continue,
             _ => {
                 let (k, v) = match o.split_once('=') {
                     Some((k, v)) => (k, Some(v)),
@@ -171,6 +177,14 @@ mod tests {
                 value: None
             }
         );
+    }
+
+    #[test]
+    fn idmap_is_a_flag_not_a_parameter() {
+        let p = parse_options(&opts(&["rbind", "idmap"])).unwrap();
+        assert!(p.idmap && p.bind && p.params.is_empty());
+        assert!(parse_options(&opts(&["ridmap"])).unwrap().idmap);
+        assert!(!parse_options(&opts(&["rbind"])).unwrap().idmap);
     }
 
     #[test]
