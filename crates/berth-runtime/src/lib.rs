@@ -34,8 +34,8 @@ pub use child::Stage;
 pub use error::Error;
 pub use exec::exec;
 pub use handle::{Child, ExitStatus};
-pub use plan::{IdmapError, PlanError};
 pub use plan::mount::MountOptionError;
+pub use plan::{IdmapError, PlanError};
 pub use spawn::{
     LaunchConfig, OverlayRoot, Stdio, cgroups_path, create, destroy, plan_only, spawn, spawn_in,
     start,

@@ -274,6 +274,10 @@ fn idmap_volume_belongs_to_the_container_root_and_needs_userns_auto() {
     assert_eq!((md.uid(), md.gid()), (0, 0));
     let o = run(&t, &["run", "--rm", "-v", &v, "bb", "true"]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("idmap needs --userns auto"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("idmap needs --userns auto"),
+        "{}",
+        stderr(&o)
+    );
     t.assert_clean();
 }
