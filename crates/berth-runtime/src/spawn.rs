@@ -261,6 +261,10 @@ fn start_child(
         ),
         None => None,
     };
+    if let (Some(maps), Stdio::Pty(slave)) = (&plan.userns, stdio) {
+        crate::plan::idmap::hand_over_pty(slave.as_fd(), maps, plan.process.uid)
+            .map_err(crate::plan::PlanError::from)?;
+    }
     // A detached bind of the pty slave, made here: the child's mount namespace cannot clone a mount
     // that belongs to ours.
     let console = match (plan.console, stdio) {

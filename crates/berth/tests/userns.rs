@@ -281,3 +281,24 @@ fn idmap_volume_belongs_to_the_container_root_and_needs_userns_auto() {
     );
     t.assert_clean();
 }
+
+#[test]
+fn tty_of_a_userns_container_belongs_to_its_user() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    // `script` gives berth a terminal, so `-t` allocates the container's pty.
+    let line = format!(
+        "{} --root {} --run-root {} run --rm -t --userns auto -u 1000 bb sh -c 'stat -c %u:%g /dev/console; id -u'",
+        assert_cmd::cargo::cargo_bin("berth").display(),
+        t.root().display(),
+        t.run_root.path().display(),
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("run script");
+    let out = stdout(&o).replace('\r', "");
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert_eq!(out, "1000:5\n1000\n");
+    t.assert_clean();
+}

@@ -63,6 +63,16 @@ pub enum IdmapError {
         /// The error.
         source: std::io::Error,
     },
+    /// The pty slave could not be given to the container's user.
+    #[error("changing the owner of the container's pty to {uid:?}:{gid:?}: {source}")]
+    Pty {
+        /// Host uid of the container's user, if mapped.
+        uid: Option<u32>,
+        /// Host gid of the container's tty group, if mapped.
+        gid: Option<u32>,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Configuring or creating the overlay failed.
     #[error("mounting the id-mapped overlay: {action}: {source}{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Overlay {
@@ -216,6 +226,23 @@ fn hand_over(path: &Path, uid: u32, gid: u32) -> Result<(), IdmapError> {
         std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(err)?;
     }
     Ok(())
+}
+
+/// Gives the pty slave of a user-namespaced container to its process (`uid` in the container) and
+/// to the container's `tty` group (gid 5), as a console created inside the container would be;
+/// ids the maps do not cover are left alone.
+pub(crate) fn hand_over_pty(
+    slave: BorrowedFd<'_>,
+    maps: &IdMaps,
+    uid: u32,
+) -> Result<(), IdmapError> {
+    let hu = host_id(&maps.uid_map, uid).map(rustix::fs::Uid::from_raw);
+    let hg = host_id(&maps.gid_map, 5).map(rustix::fs::Gid::from_raw);
+    rustix::fs::fchown(slave, hu, hg).map_err(|e| IdmapError::Pty {
+        uid: hu.map(|u| u.as_raw()),
+        gid: hg.map(|g| g.as_raw()),
+        source: os(e),
+    })
 }
 
 /// Builds the detached root overlay of `o` with its lowers id-mapped by `userns` (which carries
