@@ -91,6 +91,52 @@ fn write_etc_files(dir: &Path, hostname: &str, network: NetworkMode) -> Result<(
     Ok(())
 }
 
+/// The files and directories of the shared init layer: mount points the runtime would otherwise
+/// create in each container's overlay (copying `/etc` up into its upper dir to do so).
+const INIT_DIRS: [&str; 4] = ["dev", "etc", "proc", "sys"];
+const INIT_FILES: [&str; 3] = ["etc/hosts", "etc/hostname", "etc/resolv.conf"];
+
+/// `ROOT/cache/init-layer-v1`, created once: a read-only lower layer above every image, as
+/// Docker's per-container init layer but shared (its content depends on nothing). Built under a
+/// temp name and renamed into place, so it is complete whenever it exists.
+fn init_layer(root: &Path) -> Result<PathBuf> {
+    let cache = root.join("cache");
+    let dir = cache.join("init-layer-v1");
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&cache).map_err(io_err("create", cache.display()))?;
+    let tmp = cache.join(format!(".init-layer-v1.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let build = || -> std::io::Result<()> {
+        std::fs::create_dir(&tmp)?;
+        for d in INIT_DIRS {
+            std::fs::create_dir(tmp.join(d))?;
+        }
+        for f in INIT_FILES {
+            std::fs::File::create(tmp.join(f))?.sync_all()?;
+        }
+        for d in INIT_DIRS {
+            std::fs::File::open(tmp.join(d))?.sync_all()?;
+        }
+        std::fs::File::open(&tmp)?.sync_all()
+    };
+    build().map_err(io_err("create", tmp.display()))?;
+    match std::fs::rename(&tmp, &dir) {
+        Ok(()) => {
+            std::fs::File::open(&cache)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("fsync", cache.display()))?;
+        }
+        // Another command made it first: theirs is as good as ours.
+        Err(_) if dir.is_dir() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Err(e) => return Err(io_err("rename into place", dir.display())(e)),
+    }
+    Ok(dir)
+}
+
 impl Engine {
     /// Creates a container from `opts` (`berth create`, and the first half of `berth run`).
     /// `durable` = false skips fsync for containers that die with this command (`run --rm`).
@@ -339,6 +385,10 @@ impl Engine {
         security: Security,
     ) -> Result<Prepared> {
         let dir = self.containers.dir(&record.id);
+        // The init layer sits right above the image (below the container's upper dir), for every
+        // start of the container alike.
+        let mut lowers = lowers;
+        lowers.insert(0, init_layer(&self.root)?);
         let mut layers = Vec::with_capacity(lowers.len() + 1);
         layers.push(dir.join("upper"));
         layers.extend(lowers.iter().cloned());
@@ -437,6 +487,33 @@ mod tests {
             merged[0],
             format!("PATH={}", std::env::var("PATH").unwrap())
         );
+    }
+
+    #[test]
+    fn init_layer_is_made_once_and_holds_the_mount_points() {
+        let t = tempfile::tempdir().unwrap();
+        let a = init_layer(t.path()).unwrap();
+        for f in INIT_FILES {
+            let m = std::fs::metadata(a.join(f)).unwrap();
+            assert!(m.is_file() && m.len() == 0, "{f}");
+        }
+        for d in INIT_DIRS {
+            assert!(a.join(d).is_dir(), "{d}");
+        }
+        let marker = a.join("etc/hosts");
+        let before = std::fs::metadata(&marker).unwrap().modified().unwrap();
+        assert_eq!(init_layer(t.path()).unwrap(), a);
+        assert_eq!(
+            std::fs::metadata(&marker).unwrap().modified().unwrap(),
+            before,
+            "reused, not rebuilt"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(t.path().join("cache"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("init-layer-v1")]);
     }
 
     #[test]
