@@ -31,10 +31,10 @@ fn prepare(p: &ProcessPlan<'_>, in_userns: bool) -> Result<(), Fail> {
     // The kernel accepts a filter only under no_new_privs or with CAP_SYS_ADMIN: without
     // no_new_privs, install it now, while the process still holds every capability (as runc does).
     // The calls left before execve (setgroups, setuid, capset, prctl) are allowed by any sane profile.
-    if !p.no_new_privs {
-        if let Some(prog) = p.seccomp {
-            prog.install().map_err(at(Stage::Seccomp, 0))?;
-        }
+    if !p.no_new_privs
+        && let Some(prog) = p.seccomp
+    {
+        prog.install().map_err(at(Stage::Seccomp, 0))?;
     }
     sys::set_keepcaps(true).map_err(at_raw(Stage::Caps, 0))?;
     // In a user namespace with setgroups denied, setgroups would fail: skip it when there is

@@ -784,6 +784,13 @@ pub fn exit_code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     (code != 125).then(|| exit_byte(code))
 }
 
+/// Docker's image inspect JSON for `name`, for `berth inspect` of something that is not a container.
+fn inspect_image(g: &Globals, name: &str) -> anyhow::Result<serde_json::Value> {
+    let store = berth_store::Store::open(&g.root)?;
+    let img = store.image(name)?;
+    super::image::inspect_one(&store, &img)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -830,11 +837,4 @@ mod tests {
             "2026-11-28 09:30:00 +0000 UTC"
         );
     }
-}
-
-/// Docker's image inspect JSON for `name`, for `berth inspect` of something that is not a container.
-fn inspect_image(g: &Globals, name: &str) -> anyhow::Result<serde_json::Value> {
-    let store = berth_store::Store::open(&g.root)?;
-    let img = store.image(name)?;
-    super::image::inspect_one(&store, &img)
 }
