@@ -29,7 +29,8 @@ pub enum ReferenceError {
     /// The string is empty.
     #[error("invalid reference format: image reference is empty")]
     Empty,
-    /// The string is a 64-digit hex ID, which Docker refuses as a repository name.
+    /// The string, or the Docker Hub repository it names, is a 64-digit hex ID (which Docker
+    /// refuses as a repository name: it reads as an image ID).
     #[error("invalid repository name ({reference}), cannot specify 64-byte hexadecimal strings")]
     HexIdentifier {
         /// The input.
@@ -183,6 +184,17 @@ impl Reference {
         } else {
             path.to_owned()
         };
+        // `docker.io/library/<64 hex>` would be shown (familiar name) as a bare 64-digit hex
+        // string, which reads back as an image ID: refuse it as Docker refuses that string.
+        if registry == DEFAULT_REGISTRY
+            && repository
+                .strip_prefix(OFFICIAL_PREFIX)
+                .is_some_and(|p| p.len() == 64 && is_lower_hex(p))
+        {
+            return Err(ReferenceError::HexIdentifier {
+                reference: s.to_owned(),
+            });
+        }
         let name_len = registry.len() + 1 + repository.len();
         if name_len > NAME_MAX {
             return Err(ReferenceError::NameTooLong {
@@ -706,6 +718,37 @@ mod tests {
         assert!(!looks_like_id("ABC"));
         assert!(!looks_like_id(&format!("{HEX}0")));
         assert!(!looks_like_id("md5:abc"));
+    }
+
+    /// Found by fuzzing (`reference_parse`): `<64 hex>:tag` parsed, but its familiar name, the
+    /// bare hex string `images` prints, did not parse back (it reads as an image ID).
+    #[test]
+    fn hex_repository_with_tag_is_refused() {
+        for s in [
+            format!("{HEX}:aac"),
+            format!("docker.io/{HEX}:v1"),
+            format!("library/{HEX}"),
+            format!("{HEX}@sha256:{HEX}"),
+        ] {
+            assert!(
+                matches!(
+                    Reference::parse(&s),
+                    Err(ReferenceError::HexIdentifier { .. })
+                ),
+                "{s}"
+            );
+        }
+        // Not on Docker Hub's official prefix, the hex name is unambiguous.
+        let r = Reference::parse(&format!("example.com/{HEX}:v1")).unwrap();
+        assert_eq!(
+            Reference::parse(&r.familiar_name()).unwrap().name(),
+            r.name()
+        );
+        let r = Reference::parse(&format!("someone/{HEX}")).unwrap();
+        assert_eq!(
+            Reference::parse(&r.familiar_name()).unwrap().name(),
+            r.name()
+        );
     }
 
     #[test]
