@@ -1,7 +1,5 @@
 //! Container ids (64 hex characters, like Docker's) and generated `adjective_surname` names.
 
-use rand::Rng;
-
 const ADJECTIVES: &[&str] = &[
     "agile", "amber", "bold", "brave", "bright", "calm", "clever", "cosmic", "crisp", "curious",
     "daring", "eager", "fancy", "fearless", "gentle", "glad", "golden", "happy", "humble", "jolly",
@@ -65,21 +63,39 @@ const SURNAMES: &[&str] = &[
 
 /// A fresh random container id: 64 lowercase hex characters.
 pub fn new_id() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill(&mut bytes);
-    hex::encode(bytes)
+    hex::encode(random_bytes::<32>())
+}
+
+/// Bytes from the kernel's CSPRNG. A plain `getrandom(2)`: on the start hot path this avoids a
+/// userspace generator's seeding and CPU feature detection (cpuid traps to the hypervisor in VMs).
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let mut filled = 0;
+    while filled < N {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            // getrandom(2) cannot fail on Linux ≥ 3.17 once the pool is initialised, except EINTR.
+            Err(e) => panic!("getrandom failed: {e}"),
+        }
+    }
+    bytes
+}
+
+/// A uniform index below `n` from random bytes (the tiny modulo bias is irrelevant for names).
+fn random_index(n: usize) -> usize {
+    (u32::from_le_bytes(random_bytes::<4>()) as usize) % n
 }
 
 /// A random Docker-style name such as `quiet_noether`; `attempt > 0` appends a digit, as Docker does
 /// when the plain name is taken.
 pub fn random_name(attempt: u32) -> String {
-    let mut rng = rand::rng();
-    let a = ADJECTIVES[rng.random_range(0..ADJECTIVES.len())];
-    let s = SURNAMES[rng.random_range(0..SURNAMES.len())];
+    let a = ADJECTIVES[random_index(ADJECTIVES.len())];
+    let s = SURNAMES[random_index(SURNAMES.len())];
     if attempt == 0 {
         format!("{a}_{s}")
     } else {
-        format!("{a}_{s}{}", rng.random_range(0..10))
+        format!("{a}_{s}{}", random_index(10))
     }
 }
 
