@@ -33,5 +33,5 @@ for t in "${targets[@]}"; do
     seeds=()
     [ -d "seeds/$t" ] && seeds=("seeds/$t")
     nice -n 19 cargo +nightly fuzz run -O "$t" "corpus/$t" "${seeds[@]}" -- \
-        -max_total_time="$secs" -rss_limit_mb=2048 -timeout=30
+        -max_total_time="$secs" -rss_limit_mb=2048 -timeout=30 -len_control=20
 done
