@@ -167,6 +167,9 @@ fuzz_target!(|a: Archive| {
     match result {
         Ok(loaded) => {
             assert!(!loaded.is_empty());
+            if std::env::var_os("BERTH_FUZZ_VERBOSE").is_some() {
+                eprintln!("loaded {} image(s)", loaded.len());
+            }
             for img in &loaded {
                 let found = store.image(img.id.hex()).expect("a loaded image is found by id");
                 for path in store.rootfs_paths(&found) {
