@@ -8,7 +8,7 @@ SHARED=${SHARED:-$(cd .. && pwd)/shared}
 [ -d "$SHARED/bench" ] || { echo "bench.sh: $SHARED/bench not found (set SHARED=…)" >&2; exit 2; }
 scripts/deps.sh
 cargo build --release --locked -p berth
-B=$(pwd)/target/release/berth
+B=${CARGO_TARGET_DIR:-$(pwd)/target}/release/berth
 OUT=${OUT:-/var/tmp/berth-bench}; BR=$OUT/berth-root
 "$SHARED/bench/make-busybox.sh" "$OUT" >/dev/null
 # crun refuses to start on a hybrid cgroup host whose v2 hierarchy holds a controller ("cgroups in hybrid
