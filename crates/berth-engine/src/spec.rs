@@ -105,31 +105,6 @@ pub const ALL_CAPS: [&str; 41] = [
     "CHECKPOINT_RESTORE",
 ];
 
-/// Docker's masked paths.
-pub const MASKED_PATHS: [&str; 12] = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// Docker's read-only paths.
-pub const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
-
 /// Default PATH when the image sets none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -602,18 +577,8 @@ pub fn generate(
             .resources(resources)
             .cgroups_path(PathBuf::from(format!("berth/{}", rec.id)))
             .devices(devices)
-            .masked_paths(
-                MASKED_PATHS
-                    .iter()
-                    .map(|p| (*p).to_owned())
-                    .collect::<Vec<_>>(),
-            )
-            .readonly_paths(
-                READONLY_PATHS
-                    .iter()
-                    .map(|p| (*p).to_owned())
-                    .collect::<Vec<_>>(),
-            )
+            .masked_paths(berth_runtime::defaults::masked_paths())
+            .readonly_paths(berth_runtime::defaults::readonly_paths())
             .build(),
     )?;
     let root = b(
