@@ -4,36 +4,7 @@
 
 mod common;
 
-use common::TestRoot;
-use std::process::Output;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn run(t: &TestRoot, args: &[&str]) -> Output {
-    t.berth().args(args).output().expect("run berth")
-}
-
-fn ok(t: &TestRoot, args: &[&str]) -> String {
-    let o = run(t, args);
-    assert!(
-        o.status.success(),
-        "berth {args:?} failed ({:?}): {}",
-        o.status.code(),
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
-fn inspect(t: &TestRoot, c: &str) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(&ok(t, &["inspect", c])).expect("inspect json");
-    v[0].clone()
-}
+use common::{TestRoot, inspect, ok, run, stderr, stdout};
 
 fn state_file(t: &TestRoot, id: &str) -> serde_json::Value {
     let p = t.root().join("containers").join(id).join("state.json");

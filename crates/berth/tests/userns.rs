@@ -4,37 +4,8 @@
 
 mod common;
 
-use common::TestRoot;
+use common::{TestRoot, inspect, ok, run, stderr, stdout};
 use std::os::unix::fs::MetadataExt;
-use std::process::Output;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn run(t: &TestRoot, args: &[&str]) -> Output {
-    t.berth().args(args).output().expect("run berth")
-}
-
-fn ok(t: &TestRoot, args: &[&str]) -> String {
-    let o = run(t, args);
-    assert!(
-        o.status.success(),
-        "berth {args:?} failed ({:?}): {}",
-        o.status.code(),
-        stderr(&o)
-    );
-    stdout(&o)
-}
-
-fn inspect(t: &TestRoot, c: &str) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(&ok(t, &["inspect", c])).expect("inspect json");
-    v[0].clone()
-}
 
 /// The host uid of a process, from the `Uid:` line of its status (real uid).
 fn host_uid(pid: i64) -> u32 {

@@ -242,3 +242,36 @@ pub fn make_busybox_rootfs(rootfs: &Path) {
         .arg(rootfs.join("home/user"))
         .status();
 }
+
+/// A command's standard output as text.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's standard error as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `berth ARGS` on this root and returns its output, whatever the exit code.
+pub fn run(t: &TestRoot, args: &[&str]) -> std::process::Output {
+    t.berth().args(args).output().expect("run berth")
+}
+
+/// Runs `berth ARGS`, asserts success and returns standard output.
+pub fn ok(t: &TestRoot, args: &[&str]) -> String {
+    let o = run(t, args);
+    assert!(
+        o.status.success(),
+        "berth {args:?} failed ({:?}): {}",
+        o.status.code(),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// `berth inspect C`'s first object.
+pub fn inspect(t: &TestRoot, c: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&ok(t, &["inspect", c])).expect("inspect json");
+    v[0].clone()
+}
