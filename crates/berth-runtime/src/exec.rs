@@ -6,7 +6,6 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use oci_spec::runtime::Process;
-use rustix::fs::OFlags;
 use rustix::pipe::PipeFlags;
 
 use crate::cgjoin::Join;
@@ -123,28 +122,7 @@ pub fn exec(
         source,
     })?;
     let target = cgroup.unwrap_or(&own);
-    let (join, into) = match target {
-        Cgroup::V2(_) => {
-            let dir = target
-                .dirs()
-                .first()
-                .map(|d| d.to_path_buf())
-                .unwrap_or_default();
-            let fd = rustix::fs::open(
-                &dir,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .map_err(|e| {
-                Error::sys(
-                    format!("opening cgroup {}", dir.display()),
-                    e.raw_os_error(),
-                )
-            })?;
-            (None, Some(fd))
-        }
-        _ => (Some(Join::open(target, &path)?), None),
-    };
+    let (join, into) = crate::spawn::cgroup_placement(target, &path)?;
     let in_userns = ns.fds.iter().any(|(_, f, _)| *f == libc::CLONE_NEWUSER);
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
         .map_err(|e| Error::sys("creating the error pipe", e.raw_os_error()))?;

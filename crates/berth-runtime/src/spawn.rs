@@ -221,16 +221,13 @@ fn launch(
     }
 }
 
-fn start_child(
-    plan: &Plan<'_>,
+/// How a new child enters `cgroup`: on v2 it is born there (`CLONE_INTO_CGROUP` with the returned
+/// directory fd), nothing to write; on v1 it writes its own `tasks` files through the returned [`Join`].
+pub(crate) fn cgroup_placement(
     cgroup: &Cgroup,
     path: &str,
-    stdio: &Stdio,
-    gate: Option<BorrowedFd<'_>>,
-) -> Result<(i32, OwnedFd, Option<OwnedFd>), Error> {
-    // v2: the child is born in its cgroup (CLONE_INTO_CGROUP), nothing to write. v1: it writes
-    // its `tasks` files itself.
-    let (join, into) = match cgroup {
+) -> Result<(Option<Join>, Option<OwnedFd>), Error> {
+    match cgroup {
         Cgroup::V2(_) => {
             let dir = cgroup
                 .dirs()
@@ -248,10 +245,20 @@ fn start_child(
                     e.raw_os_error(),
                 )
             })?;
-            (None, Some(fd))
+            Ok((None, Some(fd)))
         }
-        _ => (Some(Join::open(cgroup, path)?), None),
-    };
+        _ => Ok((Some(Join::open(cgroup, path)?), None)),
+    }
+}
+
+fn start_child(
+    plan: &Plan<'_>,
+    cgroup: &Cgroup,
+    path: &str,
+    stdio: &Stdio,
+    gate: Option<BorrowedFd<'_>>,
+) -> Result<(i32, OwnedFd, Option<OwnedFd>), Error> {
+    let (join, into) = cgroup_placement(cgroup, path)?;
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
         .map_err(|e| Error::sys("creating the error pipe", e.raw_os_error()))?;
     let sync = match plan.userns {
