@@ -204,48 +204,22 @@ impl Containers {
 
     /// Writes `config.json`.
     pub fn write_config(&self, rec: &ContainerRecord, durable: bool) -> Result<(), StoreError> {
-        let path = self.dir(&rec.id).join("config.json");
-        let data = serde_json::to_vec(rec).map_err(|source| StoreError::Parse {
-            path: path.clone(),
-            source,
-        })?;
-        write_atomic(&path, &data, durable)
+        write_json(&self.dir(&rec.id).join("config.json"), rec, durable)
     }
 
     /// Reads `config.json`.
     pub fn read_config(&self, id: &str) -> Result<ContainerRecord, StoreError> {
-        let path = self.dir(id).join("config.json");
-        let data = std::fs::read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                StoreError::NotFound(id.to_owned())
-            } else {
-                io("read", &path)(e)
-            }
-        })?;
-        serde_json::from_slice(&data).map_err(|source| StoreError::Parse { path, source })
+        read_json(id, self.dir(id).join("config.json"))
     }
 
     /// Writes `state.json` (call with the container locked).
     pub fn write_state(&self, id: &str, st: &State, durable: bool) -> Result<(), StoreError> {
-        let path = self.dir(id).join("state.json");
-        let data = serde_json::to_vec(st).map_err(|source| StoreError::Parse {
-            path: path.clone(),
-            source,
-        })?;
-        write_atomic(&path, &data, durable)
+        write_json(&self.dir(id).join("state.json"), st, durable)
     }
 
     /// Reads `state.json` as recorded (no liveness check).
     pub fn read_state(&self, id: &str) -> Result<State, StoreError> {
-        let path = self.dir(id).join("state.json");
-        let data = std::fs::read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                StoreError::NotFound(id.to_owned())
-            } else {
-                io("read", &path)(e)
-            }
-        })?;
-        serde_json::from_slice(&data).map_err(|source| StoreError::Parse { path, source })
+        read_json(id, self.dir(id).join("state.json"))
     }
 
     /// Ids of all containers with a state file (complete creations).
@@ -456,6 +430,31 @@ impl Containers {
             Err(e) => Err(io("remove", &dir)(e)),
         }
     }
+}
+
+/// Serialises `value` to `path` atomically (fsync'd when `durable`).
+fn write_json<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+    durable: bool,
+) -> Result<(), StoreError> {
+    let data = serde_json::to_vec(value).map_err(|source| StoreError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, &data, durable)
+}
+
+/// Reads one of container `id`'s JSON files; a missing file means no such container.
+fn read_json<T: serde::de::DeserializeOwned>(id: &str, path: PathBuf) -> Result<T, StoreError> {
+    let data = std::fs::read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            StoreError::NotFound(id.to_owned())
+        } else {
+            io("read", &path)(e)
+        }
+    })?;
+    serde_json::from_slice(&data).map_err(|source| StoreError::Parse { path, source })
 }
 
 #[cfg(test)]
