@@ -2,6 +2,7 @@
 
 pub mod container;
 pub mod image;
+pub mod registry;
 
 use crate::{EXIT_BERTH_ERROR, Globals};
 
@@ -14,6 +15,9 @@ pub enum Command {
     /// Container commands.
     #[command(flatten)]
     Container(container::ContainerCommand),
+    /// Run an OCI distribution registry.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
 }
 
 /// Runs a command; returns the process exit code on success.
@@ -21,6 +25,7 @@ pub fn dispatch(g: &Globals, c: Command) -> anyhow::Result<u8> {
     match c {
         Command::Image(c) => image::run(g, c),
         Command::Container(c) => container::run(g, c),
+        Command::Registry(c) => registry::run(c),
     }
 }
 

@@ -1,0 +1,151 @@
+//! Manifests and indexes as the registry needs them: what they reference (for validation,
+//! garbage collection and search), their subject (for the referrers API) and their annotations.
+//! OCI image manifests and indexes and Docker schema 2 manifests and lists share one JSON shape
+//! for the parts read here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker v2 schema 2 manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker v2 schema 2 manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// OCI empty JSON descriptor's media type.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// A content descriptor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type of the referenced content.
+    #[serde(default)]
+    pub media_type: String,
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: i64,
+    /// Artifact type (OCI 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Platform, in indexes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// A platform, in an index entry or an image config.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Platform {
+    /// CPU architecture.
+    #[serde(default)]
+    pub architecture: String,
+    /// Operating system.
+    #[serde(default)]
+    pub os: String,
+    /// CPU variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// A manifest or index, reduced to what the registry reads.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// `schemaVersion` (2 for everything accepted).
+    #[serde(default)]
+    pub schema_version: Option<i64>,
+    /// The `mediaType` field, if present.
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// The artifact type (OCI 1.1).
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    /// Image config (manifests only).
+    #[serde(default)]
+    pub config: Option<Descriptor>,
+    /// Layers (manifests only).
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    /// Child manifests (indexes only).
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    /// The manifest this one refers to (OCI 1.1).
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Not JSON of the expected shape.
+    #[error("manifest is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Wrong schema version.
+    #[error("manifest schemaVersion must be 2, found {0:?}")]
+    SchemaVersion(Option<i64>),
+    /// A descriptor's digest does not parse.
+    #[error("manifest references an invalid digest {0:?}")]
+    BadDigest(String),
+    /// The body's mediaType contradicts the Content-Type it was sent with.
+    #[error("manifest mediaType {body} does not match Content-Type {header}")]
+    MediaTypeMismatch {
+        /// The body's mediaType.
+        body: String,
+        /// The request's Content-Type.
+        header: String,
+    },
+}
+
+impl Manifest {
+    /// Parses and checks a manifest body.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let m: Manifest = serde_json::from_slice(bytes)?;
+        if m.schema_version != Some(2) {
+            return Err(ManifestError::SchemaVersion(m.schema_version));
+        }
+        for d in m.references().chain(m.subject.iter()) {
+            if d.digest.parse::<berth_oci::digest::Digest>().is_err() {
+                return Err(ManifestError::BadDigest(d.digest.clone()));
+            }
+        }
+        Ok(m)
+    }
+
+    /// Whether this is an index (or Docker manifest list).
+    pub fn is_index(&self) -> bool {
+        matches!(
+            self.media_type.as_deref(),
+            Some(OCI_INDEX) | Some(DOCKER_LIST)
+        ) || (self.media_type.is_none() && !self.manifests.is_empty())
+    }
+
+    /// Everything this manifest needs present in the registry: config and layers, or child
+    /// manifests. (The subject is not required to exist.)
+    pub fn references(&self) -> impl Iterator<Item = &Descriptor> {
+        self.config
+            .iter()
+            .chain(self.layers.iter())
+            .chain(self.manifests.iter())
+    }
+
+    /// The media type to serve it with: the body's `mediaType`, else the one it was pushed with.
+    pub fn effective_media_type(&self, content_type: Option<&str>) -> String {
+        match (&self.media_type, content_type) {
+            (Some(m), _) => m.clone(),
+            (None, Some(c)) if !c.is_empty() => c.to_string(),
+            (None, _) if !self.manifests.is_empty() => OCI_INDEX.to_string(),
+            (None, _) => OCI_MANIFEST.to_string(),
+        }
+    }
+}

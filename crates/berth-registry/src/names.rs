@@ -1,0 +1,118 @@
+//! Repository names, tags and digests, validated against the distribution spec's grammar before
+//! anything is looked up or stored under them.
+
+use berth_oci::digest::Digest;
+
+use crate::error::ApiError;
+
+/// The longest repository name accepted (distribution's limit).
+pub const MAX_NAME: usize = 255;
+
+/// Checks a repository name: `/`-separated components of `[a-z0-9]+` joined by `.`, `_`, `__` or
+/// runs of `-`.
+pub fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > MAX_NAME || !name.split('/').all(component_ok) {
+        return Err(ApiError::name_invalid(name));
+    }
+    Ok(())
+}
+
+fn component_ok(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator: ".", "_", "__" or one or more "-", always followed by an alphanumeric.
+        let start = i;
+        match b[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if i < b.len() && b[i] == b'_' {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while i < b.len() && b[i] == b'-' {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+        if i == start || i >= b.len() || !alnum(b[i]) {
+            return false;
+        }
+    }
+    true
+}
+
+fn alnum(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+/// Checks a tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn check_tag(tag: &str) -> Result<(), ApiError> {
+    let b = tag.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::tag_invalid(tag))
+    }
+}
+
+/// Parses a digest (`sha256:<64 lowercase hex>`), or says why it is not one.
+pub fn parse_digest(s: &str) -> Result<Digest, ApiError> {
+    s.parse::<Digest>().map_err(|_| ApiError::digest_invalid(s))
+}
+
+/// Whether a manifest reference (the last path segment) is a digest rather than a tag.
+pub fn is_digest_reference(reference: &str) -> bool {
+    reference.contains(':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_grammar() {
+        for ok in [
+            "a",
+            "a/b",
+            "library/busybox",
+            "a.b/c_d/e__f/g-h/i---j",
+            "0/9",
+        ] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "A", "a/", "/a", "a//b", "a/../b", "..", "a_", "_a", "a___b", "a.-b", "a/_blobs",
+            "a b", "a:b",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_name(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn tags_follow_the_grammar() {
+        for ok in ["latest", "v1.0", "_x", "A-b_c.d", &"a".repeat(128)] {
+            assert!(check_tag(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a:b", &"a".repeat(129)] {
+            assert!(check_tag(bad).is_err(), "{bad}");
+        }
+    }
+}
