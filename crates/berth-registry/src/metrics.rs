@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use crate::server::AppState;
 
 /// Request counters.
+#[derive(Default)]
 pub struct Metrics;
 
 impl Metrics {
