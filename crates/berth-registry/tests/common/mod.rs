@@ -1,0 +1,240 @@
+//! Test harness shared by the registry's integration tests: a real server on 127.0.0.1 (in this
+//! process, on a port of its own) over a temporary directory or a bucket of a real S3-protocol
+//! server (moto, started by `scripts/s3.sh`), and a small push/pull client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth_registry::config::Config;
+use berth_registry::server::{AppState, router};
+use berth_registry::storage::StorageSpec;
+use sha2::{Digest as _, Sha256};
+
+/// The repository root (for scripts).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// A running moto S3 server with one fresh bucket; stopped on drop.
+pub struct S3 {
+    /// Its port.
+    pub port: u16,
+    /// The bucket made for this test.
+    pub bucket: String,
+}
+
+impl S3 {
+    /// Starts moto on a free port with a new bucket.
+    pub fn start() -> S3 {
+        let port = free_port();
+        let bucket = format!("t{}", hex::encode(rand::random::<[u8; 6]>()));
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/s3.sh"))
+            .args(["start", &port.to_string(), &bucket])
+            .output()
+            .expect("run scripts/s3.sh");
+        assert!(
+            out.status.success(),
+            "scripts/s3.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        S3 { port, bucket }
+    }
+
+    /// The endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A storage spec for a prefix of this bucket.
+    pub fn spec(&self, prefix: &str) -> StorageSpec {
+        let mut s = StorageSpec::new(format!("s3://{}/{prefix}", self.bucket));
+        s.s3_endpoint = Some(self.endpoint());
+        s.s3_region = Some("us-east-1".into());
+        s.s3_access_key = Some("testing".into());
+        s.s3_secret_key = Some("testing".into());
+        s
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_root().join("scripts/s3.sh"))
+            .args(["stop", &self.port.to_string()])
+            .status();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A registry serving in this process; stops when dropped.
+pub struct Server {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its state (storage, config, index).
+    pub state: AppState,
+    /// The temporary directory holding its data (local storage), if any.
+    pub dir: Option<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// Serves a fresh temporary directory with the default configuration.
+    pub async fn local() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::default();
+        c.storage = Some(StorageSpec::new(dir.path().to_str().unwrap()));
+        let mut s = Server::with_config(c).await;
+        s.dir = Some(dir);
+        s
+    }
+
+    /// Serves with a given configuration (its storage must be set). Starts the search index the
+    /// way `serve` does, but no periodic GC.
+    pub async fn with_config(config: Config) -> Server {
+        let poll = std::time::Duration::from_millis(config.search.poll_ms);
+        let state = AppState::new(config).expect("valid config");
+        berth_registry::search::spawn(state.search.clone(), state.storage.clone(), poll);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Server {
+            url: format!("http://{addr}"),
+            addr,
+            state,
+            dir: None,
+            stop: Some(tx),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A minimal distribution-API client for tests.
+#[derive(Clone)]
+pub struct Client {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for a server URL.
+    pub fn new(base: &str) -> Client {
+        Client {
+            base: base.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Pushes a blob monolithically (POST then PUT with the body); returns its digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let d = digest(data);
+        let r = self
+            .http
+            .post(format!("{}/v2/{repo}/blobs/uploads/", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "start upload: {}", r.text().await.unwrap());
+        let loc = self.absolute(r.headers()["location"].to_str().unwrap());
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let r = self
+            .http
+            .put(format!("{loc}{sep}digest={d}"))
+            .header("content-type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            201,
+            "finish upload: {}",
+            r.text().await.unwrap()
+        );
+        d
+    }
+
+    /// Pushes a one-layer image (config + layer + manifest) under a tag; returns the manifest digest.
+    pub async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> String {
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","created":"2026-01-01T00:00:00Z","config":{{"Labels":{{"org.test.repo":"{repo}"}}}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+            digest(layer)
+        );
+        let cd = self.push_blob(repo, config.as_bytes()).await;
+        let ld = self.push_blob(repo, layer).await;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": layer.len()}],
+            "annotations": {"org.opencontainers.image.title": format!("{repo}:{tag}")}
+        });
+        let body = serde_json::to_vec(&manifest).unwrap();
+        let r = self
+            .http
+            .put(format!("{}/v2/{repo}/manifests/{tag}", self.base))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "put manifest: {}", r.text().await.unwrap());
+        digest(&body)
+    }
+
+    /// GETs a path under the base URL.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Makes a Location header absolute.
+    pub fn absolute(&self, loc: &str) -> String {
+        if loc.starts_with('/') {
+            format!("{}{loc}", self.base)
+        } else {
+            loc.to_string()
+        }
+    }
+}
