@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the peer benchmarks of ../shared/bench with berth side by side (crun, runc, podman, docker) and the
 # monitor's memory per detached container. Needs root and the shared/ folder beside this repository.
-# Usage: scripts/bench.sh [latency] [parallel] [rss]   (default: all three)
+# Usage: scripts/bench.sh [latency] [parallel] [rss] [registry]   (default: all four)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
@@ -17,7 +17,7 @@ if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ] && ! mo
   mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
 fi
 $B --root "$BR" image inspect bench-busybox >/dev/null 2>&1 || $B --root "$BR" import "$OUT/busybox.tar" bench-busybox >/dev/null
-what=${*:-latency parallel rss}
+what=${*:-latency parallel rss registry}
 echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 for w in $what; do case $w in
   latency) "$SHARED/bench/start-latency.sh" --berth "$B --root $BR run --rm bench-busybox /bin/true" ;;
@@ -30,5 +30,8 @@ for w in $what; do case $w in
       echo "monitor of ${id:0:12}: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
     done
     $B --root "$BR" rm -f "${ids[@]}" >/dev/null ;;
+  registry)
+    # distribution 2.8 and berth's registry on local disk, same image and clients (curl, skopeo), one run.
+    "$SHARED/bench/registry-throughput.sh" --berth "$B registry serve --addr 127.0.0.1:\$PORT --storage \$DATA" ;;
   *) echo "bench.sh: unknown benchmark $w" >&2; exit 2 ;;
 esac; done

@@ -9,7 +9,7 @@
 //! file under `.tmp/`, is fsynced, then renamed into place, so a crash never leaves a partial object
 //! visible. On S3 a write becomes visible only when the PUT or multipart upload completes.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ const LOCAL_WRITE_BUFFER: usize = 1 << 20;
 /// S3 multipart part size: S3 needs at least 5 MiB for every part but the last.
 const S3_PART_SIZE: usize = 8 << 20;
 /// Read size when streaming a local file out.
-const LOCAL_READ_SIZE: usize = 512 << 10;
+const LOCAL_READ_SIZE: usize = 256 << 10;
 
 /// A storage failure, naming the key and what was being done to it.
 #[derive(Debug, thiserror::Error)]
@@ -770,7 +770,7 @@ async fn local_stream(
 ) -> Result<Option<ObjectStream>> {
     let k = key.to_string();
     let opened = blocking(key, move || {
-        let mut f = match std::fs::File::open(&path) {
+        let f = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if is_missing(&e) => return Ok(None),
             Err(source) => {
@@ -793,14 +793,6 @@ async fn local_stream(
             Some(r) => (r.start, r.end.min(m.len())),
             None => (0, m.len()),
         };
-        if start > 0 {
-            f.seek(SeekFrom::Start(start))
-                .map_err(|source| StorageError::Io {
-                    op: "seek",
-                    path: path.clone(),
-                    source,
-                })?;
-        }
         Ok(Some((f, m, start, end, path)))
     })
     .await?;
@@ -812,39 +804,66 @@ async fn local_stream(
         size: m.len(),
         modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
     };
-    // Reads run on a blocking thread that feeds a small channel: at most two chunks are buffered
-    // per response, so memory stays flat however large the blob.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut f = f;
-        let mut left = end.saturating_sub(start);
-        while left > 0 {
-            let want = (LOCAL_READ_SIZE as u64).min(left) as usize;
-            let mut buf = BytesMut::zeroed(want);
-            let r = match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    left -= n as u64;
-                    Ok(buf.freeze())
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => Err(StorageError::Io {
-                    op: "read",
-                    path: path.clone(),
-                    source,
-                }),
-            };
-            let stop = r.is_err();
-            if tx.blocking_send(r).is_err() || stop {
-                break;
+    // Each chunk is one positioned read on the blocking pool, issued only when the response wants
+    // more: no thread is held by a slow client, and at most one chunk per response is in memory
+    // here, however large the blob and however many clients read it.
+    let file = Arc::new(f);
+    let stream = futures::stream::unfold(
+        (file, start, end, path, false),
+        |(file, pos, end, path, failed)| async move {
+            if pos >= end || failed {
+                return None;
             }
-        }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
+            let want = (LOCAL_READ_SIZE as u64).min(end - pos) as usize;
+            let f2 = file.clone();
+            let p2 = path.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = BytesMut::zeroed(want);
+                let mut got = 0;
+                while got < want {
+                    match f2.read_at(&mut buf[got..], pos + got as u64) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(source) => {
+                            return Err(StorageError::Io {
+                                op: "read",
+                                path: p2,
+                                source,
+                            });
+                        }
+                    }
+                }
+                if got == 0 {
+                    return Err(StorageError::Io {
+                        op: "read",
+                        path: p2,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "file shorter than its size",
+                        ),
+                    });
+                }
+                buf.truncate(got);
+                Ok(buf.freeze())
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(StorageError::Task {
+                    key: path.display().to_string(),
+                    reason: e.to_string(),
+                })
+            });
+            match r {
+                Ok(b) => {
+                    let next = pos + b.len() as u64;
+                    Some((Ok(b), (file, next, end, path, false)))
+                }
+                Err(e) => Some((Err(e), (file, pos, end, path, true))),
+            }
+        },
+    )
     .boxed();
     Ok(Some(ObjectStream { info, stream }))
 }

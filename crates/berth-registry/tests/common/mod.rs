@@ -102,8 +102,10 @@ impl Server {
     /// Serves a fresh temporary directory with the default configuration.
     pub async fn local() -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Config::default();
-        c.storage = Some(StorageSpec::new(dir.path().to_str().unwrap()));
+        let c = Config {
+            storage: Some(StorageSpec::new(dir.path().to_str().unwrap())),
+            ..Config::default()
+        };
         let mut s = Server::with_config(c).await;
         s.dir = Some(dir);
         s

@@ -85,7 +85,15 @@ fn load(args: &StorageArgs) -> anyhow::Result<Config> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Memory is a feature of the registry (it must stay small while gigabytes stream through): one
+    // malloc arena per thread would keep freed chunk buffers mapped in every worker and blocking
+    // thread, so cap the arenas, and bound the blocking pool that file I/O runs on.
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(64)
         .enable_all()
         .build()
         .context("starting the async runtime")
