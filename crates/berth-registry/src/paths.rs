@@ -15,6 +15,7 @@
 //! catalog/<name>/_repo                             the repository exists (for `_catalog`, cheap to list)
 //! uploads/<id>/info                                an upload session: JSON [`crate::paths::UploadInfo`]
 //! uploads/<id>/chunks/<offset:020>                 the session's data, one object per chunk
+//! uploads/<id>/sums/<offset:020>                   that chunk's own sha256 and size (JSON)
 //! events/<unix-nanos:020>-<rand>                   a change, for search indexes on every instance: JSON
 //!                                                  [`crate::paths::Event`]
 //! gc/sweeping/<id>                                 a garbage collector is deleting blobs (a lease; JSON
@@ -110,6 +111,12 @@ pub fn upload_chunk(id: &str, offset: u64) -> String {
 /// The offset a chunk key starts at.
 pub fn chunk_offset(key: &str) -> Option<u64> {
     key.rsplit('/').next()?.parse().ok()
+}
+
+/// The sidecar recording one chunk's own sha256 and size (JSON), written after the chunk, so a
+/// single-chunk upload can be published without re-reading it.
+pub fn upload_sum(id: &str, offset: u64) -> String {
+    format!("uploads/{id}/sums/{offset:020}")
 }
 
 /// The prefix of all upload sessions.
