@@ -1,0 +1,540 @@
+//! Blob uploads: `POST /v2/<name>/blobs/uploads/` (session, monolithic or cross-repository
+//! mount) and `GET`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<id>`.
+//!
+//! A session lives entirely in the storage (`uploads/<id>/…`): its info, one object per chunk
+//! keyed by the chunk's offset, and per chunk a sidecar with the chunk's own digest. The current
+//! size is found by listing, so any instance can continue a session any other one started. When
+//! the digest is known before the data, the body streams straight into the blob's final key and
+//! becomes visible only if it matches; a single-chunk session whose chunk matches is published by
+//! a rename, without reading it again.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::BodyDataStream;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::ApiError;
+use crate::names;
+use crate::paths::{self, UploadInfo};
+use crate::server::AppState;
+use crate::storage::{ObjectInfo, Writer};
+
+use super::{PumpError, content_length, digest_of, empty_response, param, query_params};
+
+/// What a chunk's sidecar records.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChunkSum {
+    /// Lowercase hex SHA-256 of the chunk alone.
+    sha256: String,
+    /// The chunk's size.
+    size: u64,
+}
+
+/// `POST /v2/<name>/blobs/uploads/`: a cross-repository mount, a monolithic upload
+/// (`?digest=` with the body), or a new session.
+pub(super) async fn start(
+    state: &AppState,
+    name: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let params = query_params(&req);
+    if let Some(mount) = param(&params, "mount") {
+        let d = names::parse_digest(mount)?;
+        // Without `from`, there is no repository the client has shown it may read: the blob is
+        // never linked automatically, a normal session starts instead (the spec allows both).
+        if let Some(from) = param(&params, "from") {
+            if names::check_name(from).is_ok() && mount_from(state, name, from, d.hex()).await? {
+                return Ok(blob_created(name, &d.to_string()));
+            }
+        }
+        return new_session(state, name).await;
+    }
+    if let Some(digest) = param(&params, "digest") {
+        let d = names::parse_digest(digest)?;
+        check_declared_size(state, req.headers())?;
+        let mut stream = req.into_body().into_data_stream();
+        publish_streamed(state, &d.to_string(), d.hex(), &mut stream, None).await?;
+        link_blob(state, name, d.hex()).await?;
+        return Ok(blob_created(name, &d.to_string()));
+    }
+    new_session(state, name).await
+}
+
+/// Links `hex` into `name` when `from` has it; returns whether it did.
+async fn mount_from(state: &AppState, name: &str, from: &str, hex: &str) -> Result<bool, ApiError> {
+    let storage = &state.storage;
+    let Some(link) = storage.head(&paths::blob_link(from, hex)).await? else {
+        return Ok(false);
+    };
+    if storage.head(&paths::blob(hex)).await?.is_none() {
+        return Ok(false);
+    }
+    if let Err(e) = crate::gc::refresh_link(storage, &link, state.config.gc.grace_secs).await {
+        tracing::warn!(error = %e, key = %link.key, "could not refresh blob link");
+    }
+    link_blob(state, name, hex).await?;
+    Ok(true)
+}
+
+async fn new_session(state: &AppState, name: &str) -> Result<Response, ApiError> {
+    let id = hex::encode(rand::random::<[u8; 16]>());
+    let info = UploadInfo {
+        repo: name.to_string(),
+        started: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let body = serde_json::to_vec(&info).expect("upload info serialises");
+    state
+        .storage
+        .put(&paths::upload_info(&id), Bytes::from(body))
+        .await?;
+    Ok(session_response(StatusCode::ACCEPTED, name, &id, 0))
+}
+
+/// `GET /v2/<name>/blobs/uploads/<id>`: how much the session holds.
+pub(super) async fn status(state: &AppState, name: &str, id: &str) -> Result<Response, ApiError> {
+    check_session(state, name, id).await?;
+    let (_, size) = chunks(state, id).await?;
+    Ok(session_response(StatusCode::NO_CONTENT, name, id, size))
+}
+
+/// `PATCH /v2/<name>/blobs/uploads/<id>`: appends one chunk, which must start where the session
+/// ends.
+pub(super) async fn patch(
+    state: &AppState,
+    name: &str,
+    id: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    check_session(state, name, id).await?;
+    let (_, offset) = chunks(state, id).await?;
+    let declared = match req.headers().get(header::CONTENT_RANGE) {
+        None => None,
+        Some(v) => {
+            let (start, end) = v
+                .to_str()
+                .ok()
+                .and_then(parse_content_range)
+                .ok_or_else(|| out_of_order(name, id, offset, "malformed Content-Range"))?;
+            if start != offset {
+                return Err(out_of_order(
+                    name,
+                    id,
+                    offset,
+                    &format!("chunk starts at {start}, but the upload holds {offset} bytes"),
+                ));
+            }
+            Some(end + 1 - start)
+        }
+    };
+    let limit = state.config.limits.max_blob_bytes;
+    if let Some(len) = content_length(req.headers()) {
+        if limit > 0 && offset + len > limit {
+            return Err(ApiError::too_large("blob", limit));
+        }
+    }
+    let key = paths::upload_chunk(id, offset);
+    let mut writer = state.storage.writer(&key).await?;
+    let mut hasher = Sha256::new();
+    let mut stream = req.into_body().into_data_stream();
+    let n = match pump(&mut stream, &mut hasher, &mut writer, offset, limit).await {
+        Ok(n) => n,
+        Err(e) => {
+            abort(writer).await;
+            return Err(e.into());
+        }
+    };
+    if let Some(want) = declared {
+        if want != n {
+            abort(writer).await;
+            return Err(out_of_order(
+                name,
+                id,
+                offset,
+                &format!("Content-Range says {want} bytes, the body has {n}"),
+            ));
+        }
+    }
+    if n == 0 {
+        abort(writer).await;
+        return Ok(session_response(StatusCode::ACCEPTED, name, id, offset));
+    }
+    writer.finish().await?;
+    let sum = ChunkSum {
+        sha256: hex::encode(hasher.finalize()),
+        size: n,
+    };
+    state
+        .storage
+        .put(
+            &paths::upload_sum(id, offset),
+            Bytes::from(serde_json::to_vec(&sum).expect("chunk sum serialises")),
+        )
+        .await?;
+    Ok(session_response(StatusCode::ACCEPTED, name, id, offset + n))
+}
+
+/// `PUT /v2/<name>/blobs/uploads/<id>?digest=`: appends an optional last body, verifies the
+/// whole upload against the digest, publishes the blob and links it into the repository.
+pub(super) async fn finish(
+    state: &AppState,
+    name: &str,
+    id: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    check_session(state, name, id).await?;
+    let params = query_params(&req);
+    let Some(digest) = param(&params, "digest") else {
+        return Err(ApiError::digest_invalid("").with_detail(serde_json::json!({
+            "reason": "the digest query parameter is required to finish an upload"
+        })));
+    };
+    let d = names::parse_digest(digest)?;
+    let digest = d.to_string();
+    let hex = d.hex();
+    let (list, size) = chunks(state, id).await?;
+    let limit = state.config.limits.max_blob_bytes;
+    if let Some(len) = content_length(req.headers()) {
+        if limit > 0 && size + len > limit {
+            return Err(ApiError::too_large("blob", limit));
+        }
+    }
+    let mut stream = req.into_body().into_data_stream();
+    let result = if list.is_empty() {
+        publish_streamed(state, &digest, hex, &mut stream, None).await
+    } else {
+        let first = next_data(&mut stream).await?;
+        let renamed = match (&first, list.as_slice()) {
+            (None, [(offset, only)]) => publish_by_rename(state, id, *offset, only, hex).await?,
+            _ => Renamed::No,
+        };
+        match renamed {
+            Renamed::Yes => Ok(()),
+            Renamed::Mismatch => Err(ApiError::digest_invalid(&digest)),
+            Renamed::No => publish_reread(state, &digest, hex, &list, first, &mut stream).await,
+        }
+    };
+    if let Err(e) = result {
+        // A failed verification ends the session, as distribution does: the client starts over.
+        if e.code == "DIGEST_INVALID" {
+            delete_session(state, id).await;
+        }
+        return Err(e);
+    }
+    link_blob(state, name, hex).await?;
+    delete_session(state, id).await;
+    Ok(blob_created(name, &digest))
+}
+
+/// `DELETE /v2/<name>/blobs/uploads/<id>`: abandons the session.
+pub(super) async fn cancel(state: &AppState, name: &str, id: &str) -> Result<Response, ApiError> {
+    check_session(state, name, id).await?;
+    delete_session(state, id).await;
+    Ok(empty_response(StatusCode::NO_CONTENT, &[]))
+}
+
+/// The outcome of trying to publish a single-chunk upload by renaming its chunk.
+enum Renamed {
+    /// Published.
+    Yes,
+    /// The chunk's recorded digest is not the one asked for.
+    Mismatch,
+    /// No usable record: read the chunk again.
+    No,
+}
+
+async fn publish_by_rename(
+    state: &AppState,
+    id: &str,
+    offset: u64,
+    chunk: &ObjectInfo,
+    hex: &str,
+) -> Result<Renamed, ApiError> {
+    let Some(raw) = state.storage.get(&paths::upload_sum(id, offset)).await? else {
+        return Ok(Renamed::No);
+    };
+    let Ok(sum) = serde_json::from_slice::<ChunkSum>(&raw) else {
+        return Ok(Renamed::No);
+    };
+    if sum.size != chunk.size {
+        return Ok(Renamed::No);
+    }
+    if sum.sha256 != hex {
+        return Ok(Renamed::Mismatch);
+    }
+    state.storage.rename(&chunk.key, &paths::blob(hex)).await?;
+    Ok(Renamed::Yes)
+}
+
+/// Streams a body straight into the blob's key; it becomes visible only if it matches.
+async fn publish_streamed(
+    state: &AppState,
+    digest: &str,
+    hex: &str,
+    stream: &mut BodyDataStream,
+    first: Option<Bytes>,
+) -> Result<(), ApiError> {
+    let limit = state.config.limits.max_blob_bytes;
+    let mut writer = state.storage.writer(&paths::blob(hex)).await?;
+    let mut hasher = Sha256::new();
+    let mut n = 0;
+    if let Some(b) = first {
+        n += b.len() as u64;
+        hasher.update(&b);
+        if let Err(e) = writer.write(b).await {
+            abort(writer).await;
+            return Err(e.into());
+        }
+    }
+    if let Err(e) = pump(stream, &mut hasher, &mut writer, n, limit).await {
+        abort(writer).await;
+        return Err(e.into());
+    }
+    commit_if_matches(writer, hasher, digest).await
+}
+
+/// Reads every chunk again, in order, then the rest of the body, through the hasher into the
+/// blob's key.
+async fn publish_reread(
+    state: &AppState,
+    digest: &str,
+    hex: &str,
+    list: &[(u64, ObjectInfo)],
+    first: Option<Bytes>,
+    stream: &mut BodyDataStream,
+) -> Result<(), ApiError> {
+    let storage = &state.storage;
+    let limit = state.config.limits.max_blob_bytes;
+    let mut writer = storage.writer(&paths::blob(hex)).await?;
+    let mut hasher = Sha256::new();
+    let mut n = 0u64;
+    for (_, chunk) in list {
+        let Some(mut obj) = storage.get_stream(&chunk.key, None).await? else {
+            abort(writer).await;
+            return Err(ApiError::upload_invalid(format!(
+                "chunk {} vanished while finishing the upload",
+                chunk.key
+            )));
+        };
+        while let Some(part) = obj.stream.next().await {
+            let part = match part {
+                Ok(p) => p,
+                Err(e) => {
+                    abort(writer).await;
+                    return Err(e.into());
+                }
+            };
+            n += part.len() as u64;
+            hasher.update(&part);
+            if let Err(e) = writer.write(part).await {
+                abort(writer).await;
+                return Err(e.into());
+            }
+        }
+    }
+    if let Some(b) = first {
+        n += b.len() as u64;
+        if limit > 0 && n > limit {
+            abort(writer).await;
+            return Err(ApiError::too_large("blob", limit));
+        }
+        hasher.update(&b);
+        if let Err(e) = writer.write(b).await {
+            abort(writer).await;
+            return Err(e.into());
+        }
+    }
+    if let Err(e) = pump(stream, &mut hasher, &mut writer, n, limit).await {
+        abort(writer).await;
+        return Err(e.into());
+    }
+    commit_if_matches(writer, hasher, digest).await
+}
+
+async fn commit_if_matches(writer: Writer, hasher: Sha256, digest: &str) -> Result<(), ApiError> {
+    if digest_of(hasher) != digest {
+        abort(writer).await;
+        return Err(ApiError::digest_invalid(digest));
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+/// Records that `name` holds blob `hex` (a fresh link, so GC's grace period starts now).
+async fn link_blob(state: &AppState, name: &str, hex: &str) -> Result<(), ApiError> {
+    state
+        .storage
+        .put(&paths::blob_link(name, hex), Bytes::new())
+        .await?;
+    Ok(())
+}
+
+async fn pump(
+    stream: &mut BodyDataStream,
+    hasher: &mut Sha256,
+    writer: &mut Writer,
+    already: u64,
+    limit: u64,
+) -> Result<u64, PumpError> {
+    super::pump_stream(stream, hasher, writer, already, limit).await
+}
+
+/// The next non-empty piece of a body, if any.
+async fn next_data(stream: &mut BodyDataStream) -> Result<Option<Bytes>, ApiError> {
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(|e| ApiError::upload_invalid(format!("reading the body: {e}")))?;
+        if !b.is_empty() {
+            return Ok(Some(b));
+        }
+    }
+    Ok(None)
+}
+
+async fn abort(writer: Writer) {
+    let key = writer.key().to_string();
+    if let Err(e) = writer.abort().await {
+        tracing::warn!(error = %e, %key, "could not discard a partial object");
+    }
+}
+
+/// Refuses a body whose declared length is over the blob limit before reading it.
+fn check_declared_size(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let limit = state.config.limits.max_blob_bytes;
+    match content_length(headers) {
+        Some(len) if limit > 0 && len > limit => Err(ApiError::too_large("blob", limit)),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `id` names a session of repository `name`.
+async fn check_session(state: &AppState, name: &str, id: &str) -> Result<(), ApiError> {
+    if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(ApiError::upload_unknown(id));
+    }
+    let Some(raw) = state.storage.get(&paths::upload_info(id)).await? else {
+        return Err(ApiError::upload_unknown(id));
+    };
+    match serde_json::from_slice::<UploadInfo>(&raw) {
+        Ok(info) if info.repo == name => Ok(()),
+        _ => Err(ApiError::upload_unknown(id)),
+    }
+}
+
+/// The session's chunks in order, with their offsets, and the total size.
+async fn chunks(state: &AppState, id: &str) -> Result<(Vec<(u64, ObjectInfo)>, u64), ApiError> {
+    let mut list: Vec<(u64, ObjectInfo)> = state
+        .storage
+        .list(&paths::upload_chunks(id))
+        .await?
+        .into_iter()
+        .filter_map(|o| paths::chunk_offset(&o.key).map(|off| (off, o)))
+        .collect();
+    list.sort_by_key(|(off, _)| *off);
+    let mut size = 0;
+    for (off, o) in &list {
+        if *off != size {
+            return Err(ApiError::upload_invalid(format!(
+                "upload {id} has a gap: a chunk at {off}, but {size} bytes before it"
+            )));
+        }
+        size += o.size;
+    }
+    Ok((list, size))
+}
+
+/// Removes every object of a session; failures are left for GC to finish.
+async fn delete_session(state: &AppState, id: &str) {
+    let storage = &state.storage;
+    let keys = match storage.list(&paths::upload(id)).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, %id, "could not list an upload session to remove it");
+            return;
+        }
+    };
+    let info = paths::upload_info(id);
+    for o in keys.iter().filter(|o| o.key != info) {
+        if let Err(e) = storage.delete(&o.key).await {
+            tracing::warn!(error = %e, key = %o.key, "could not remove upload data");
+        }
+    }
+    // The info goes last: while it exists, GC still sees the session's age.
+    if let Err(e) = storage.delete(&info).await {
+        tracing::warn!(error = %e, key = %info, "could not remove upload info");
+    }
+}
+
+/// Parses `a-b`, `bytes a-b`, `bytes=a-b` or any of them with `/total`.
+fn parse_content_range(v: &str) -> Option<(u64, u64)> {
+    let v = v.trim();
+    let v = v
+        .strip_prefix("bytes")
+        .map(|r| r.trim_start_matches([' ', '=']))
+        .unwrap_or(v);
+    let v = v.split('/').next()?.trim();
+    let (a, b) = v.split_once('-')?;
+    let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (b >= a).then_some((a, b))
+}
+
+fn upload_location(name: &str, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+/// `Range: 0-<last byte>` as distribution writes it (`0-0` for an empty session).
+fn range_value(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+fn session_response(status: StatusCode, name: &str, id: &str, size: u64) -> Response {
+    empty_response(
+        status,
+        &[
+            ("location", upload_location(name, id)),
+            ("range", range_value(size)),
+            ("docker-upload-uuid", id.to_string()),
+        ],
+    )
+}
+
+fn out_of_order(name: &str, id: &str, size: u64, why: &str) -> ApiError {
+    ApiError::range_invalid(why)
+        .with_header(header::LOCATION, &upload_location(name, id))
+        .with_header(header::RANGE, &range_value(size))
+        .with_header(header::HeaderName::from_static("docker-upload-uuid"), id)
+}
+
+fn blob_created(name: &str, digest: &str) -> Response {
+    empty_response(
+        StatusCode::CREATED,
+        &[
+            ("location", format!("/v2/{name}/blobs/{digest}")),
+            ("docker-content-digest", digest.to_string()),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges_in_every_form() {
+        assert_eq!(parse_content_range("0-21"), Some((0, 21)));
+        assert_eq!(parse_content_range("bytes 22-41/42"), Some((22, 41)));
+        assert_eq!(parse_content_range("bytes=5-9"), Some((5, 9)));
+        assert_eq!(parse_content_range("9-5"), None);
+        assert_eq!(parse_content_range("x-5"), None);
+        assert_eq!(parse_content_range(""), None);
+        assert_eq!(range_value(0), "0-0");
+        assert_eq!(range_value(22), "0-21");
+    }
+}
