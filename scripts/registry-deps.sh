@@ -22,14 +22,16 @@ MIRROR=${OCI_SOURCE_MIRROR:-$ROOT/../.mirror}
 DS_TAG=v1.1.1 DS_COMMIT=a139cc423184af6078077b9b7ee336eddbd03f8f
 REGGIE_TAG=v0.6.1 REGGIE_COMMIT=a277a9357ad144a16a6dc34ea422b6f94c7c62b1
 DEB_PKGS=(chromium skopeo podman jq curl git python3-venv)
-# bookworm's gomega (1.10) is too old for ginkgo v2; the rest of these exist in bookworm itself.
-BPO_PKGS=(golang-1.22-go golang-github-onsi-ginkgo-v2-dev golang-gomega-dev golang-github-google-go-containerregistry-dev)
+# bookworm's gomega (1.10) is too old for ginkgo v2; the rest of these exist in bookworm itself. crane's own
+# sources (golang-github-google-go-containerregistry-dev) are installed by build-crane.sh, its way.
+BPO_PKGS=(golang-1.22-go golang-github-onsi-ginkgo-v2-dev golang-gomega-dev)
 GO_PKGS=(golang-github-google-uuid-dev golang-github-opencontainers-go-digest-dev golang-github-go-resty-resty-dev
   golang-github-mitchellh-mapstructure-dev golang-github-asaskevich-govalidator-dev golang-golang-x-net-dev)
 
 missing_pkgs() {
   local want=("$@") have
-  have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${want[@]}" 2>/dev/null | awk '$2 == "installed" { print $1 }')
+  # dpkg-query fails when any name was never installed; the names it does know still come out.
+  have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${want[@]}" 2>/dev/null | awk '$2 == "installed" { print $1 }' || true)
   for p in "${want[@]}"; do grep -qx "$p" <<<"$have" || echo "$p"; done
 }
 
@@ -64,14 +66,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   add_backports
   run "apt-get update" apt-get update -qq
-  mapfile -t deb < <(missing_pkgs "${DEB_PKGS[@]}" "${GO_PKGS[@]}")
-  [ ${#deb[@]} -eq 0 ] || run "apt-get install ${deb[*]}" apt-get install -y -qq "${deb[@]}"
+  # Backports first, so that nothing below pulls in bookworm's older gomega before ginkgo v2 needs the newer.
   mapfile -t bpo < <(missing_pkgs "${BPO_PKGS[@]}")
   if [ ${#bpo[@]} -gt 0 ]; then
     # pkg/release takes only what needs it from backports; -t would move unrelated dependencies (systemd…) too.
     apt-get install -y -qq "${bpo[@]/%//bookworm-backports}" >>"$LOG" 2>&1 ||
       run "apt-get install -t bookworm-backports ${bpo[*]}" apt-get install -y -qq -t bookworm-backports "${bpo[@]}"
   fi
+  mapfile -t deb < <(missing_pkgs "${DEB_PKGS[@]}" "${GO_PKGS[@]}")
+  [ ${#deb[@]} -eq 0 ] || run "apt-get install ${deb[*]}" apt-get install -y -qq "${deb[@]}"
 fi
 [ -x /usr/lib/go-1.22/bin/go ] || fail "golang-1.22-go is installed but /usr/lib/go-1.22/bin/go is missing"
 
