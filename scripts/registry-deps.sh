@@ -10,7 +10,8 @@
 #  - the OCI distribution-spec v1.1.1 conformance suite as /opt/conformance/bin/oci-conformance.test.
 #    Its source (and its HTTP client, bloodorangeio/reggie v0.6.1, which Debian lacks) is in no package
 #    registry: it is taken from /opt/conformance/distribution-spec if present, else from bare git mirrors
-#    under $OCI_SOURCE_MIRROR (default: ../.mirror beside the repository, named OWNER+NAME/repo).
+#    named OWNER+NAME/repo under $OCI_SOURCE_MIRROR, else ../.mirror beside the repository, else /work/.mirror
+#    (where the session tools keep them; CI's clone lives elsewhere). It is kept in /opt/conformance after.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${BERTH_SHARED:-$ROOT/../shared}/conformance
@@ -18,7 +19,7 @@ C=/opt/conformance
 OCI_TEST=$C/bin/oci-conformance.test
 CRANE=${CRANE:-$C/bin/crane}
 V=${S3_VENV:-$C/s3venv}
-MIRROR=${OCI_SOURCE_MIRROR:-$ROOT/../.mirror}
+MIRRORS=(${OCI_SOURCE_MIRROR:-} "$ROOT/../.mirror" /work/.mirror)
 DS_TAG=v1.1.1 DS_COMMIT=a139cc423184af6078077b9b7ee336eddbd03f8f
 REGGIE_TAG=v0.6.1 REGGIE_COMMIT=a277a9357ad144a16a6dc34ea422b6f94c7c62b1
 DEB_PKGS=(chromium skopeo podman jq curl git python3-venv)
@@ -90,8 +91,9 @@ fi
 
 # Exports TAG of mirror OWNER+NAME into DEST after checking it is COMMIT.
 export_tag() {
-  local name=$1 tag=$2 commit=$3 dest=$4 git_dir=$MIRROR/$1/repo got tmp
-  [ -d "$git_dir" ] || fail "no source for $name $tag: put it in $dest, or a bare git mirror in $git_dir"
+  local name=$1 tag=$2 commit=$3 dest=$4 git_dir="" m got tmp
+  for m in "${MIRRORS[@]}"; do [ -d "$m/$name/repo" ] && { git_dir=$m/$name/repo; break; }; done
+  [ -n "$git_dir" ] || fail "no source for $name $tag: put it in $dest, or a bare git mirror in one of ${MIRRORS[*]/%//$name/repo}"
   got=$(git --git-dir="$git_dir" rev-parse -q --verify "$tag^{commit}" 2>/dev/null) || fail "$git_dir has no tag $tag"
   [ "$got" = "$commit" ] || fail "$git_dir: tag $tag is $got, expected $commit"
   mkdir -p "$(dirname "$dest")"
