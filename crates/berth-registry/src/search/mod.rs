@@ -1,0 +1,530 @@
+//! The search index: every repository, tag and manifest of the storage with its size, platforms,
+//! creation time, labels and annotations, held in memory by each instance.
+//!
+//! The storage is the source of truth; the index is a view of it, built by a full scan when the
+//! instance starts, kept current by following the storage's change events (so a push through any
+//! instance shows up here within a poll interval), and rebuilt every few minutes to heal from
+//! lost events. Not for: ranking or full-text search of layer contents.
+//!
+//! `GET /v2/_berth/search?q=…&n=…&last=…` answers with JSON; the query language is in [`query`].
+
+pub mod query;
+pub mod scan;
+
+mod follow;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::paths;
+use crate::server::AppState;
+use crate::storage::{Storage, StorageError};
+
+pub use query::{Position, Query, QueryError};
+pub use scan::{ManifestSummary, Repository};
+
+/// How often the whole storage is rescanned, to heal from lost events.
+const FULL_RESCAN: Duration = Duration::from_secs(300);
+/// Results per page when `n` is not given.
+pub const DEFAULT_PAGE: usize = 50;
+/// The largest page a client may ask for.
+pub const MAX_PAGE: usize = 1000;
+
+/// A failure while reading the storage into the index.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// A storage call failed.
+    #[error("search index: {doing} {key}: {source}")]
+    Storage {
+        /// What was being done.
+        doing: &'static str,
+        /// The key it was done to.
+        key: String,
+        /// The storage's error.
+        #[source]
+        source: StorageError,
+    },
+}
+
+impl SearchError {
+    fn storage(doing: &'static str, key: &str, source: StorageError) -> Self {
+        SearchError::Storage {
+            doing,
+            key: key.to_string(),
+            source,
+        }
+    }
+}
+
+/// One search result: a tag (or an untagged manifest) of a repository.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Hit {
+    /// The repository.
+    pub repository: String,
+    /// The tag; `null` for a manifest no tag points at.
+    pub tag: Option<String>,
+    /// The manifest digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Config plus layers, or the children's total for an index.
+    pub size: u64,
+    /// `os/arch[/variant]` values.
+    pub platforms: Vec<String>,
+    /// The image's creation time, as its config says.
+    pub created: Option<String>,
+    /// The image config's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The manifest's annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Number of layers.
+    pub layers: usize,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The results on this page, in order.
+    pub hits: Vec<Hit>,
+    /// How many results match in all.
+    pub total: usize,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<Position>,
+}
+
+/// A repository's line in the repository list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoLine {
+    /// Its name.
+    pub name: String,
+    /// Number of tags.
+    pub tags: usize,
+    /// Number of manifests.
+    pub manifests: usize,
+    /// Total size of its distinct blobs.
+    pub size: u64,
+}
+
+/// One instance's in-memory index.
+#[derive(Default)]
+pub struct Index {
+    repos: RwLock<BTreeMap<String, Arc<Repository>>>,
+    cache: scan::ParseCache,
+    /// Serialises scans, so an older read of a repository never overwrites a newer one.
+    follower: tokio::sync::Mutex<follow::Follower>,
+    ready: AtomicBool,
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new() -> Index {
+        Index::default()
+    }
+
+    /// Whether the first full scan has finished.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Rebuilds the whole index from the storage: every repository of the catalog.
+    pub async fn rebuild(&self, storage: &Storage) -> Result<(), SearchError> {
+        let _guard = self.follower.lock().await;
+        self.rebuild_locked(storage).await
+    }
+
+    async fn rebuild_locked(&self, storage: &Storage) -> Result<(), SearchError> {
+        let markers = storage
+            .list(paths::CATALOG)
+            .await
+            .map_err(|source| SearchError::storage("list", paths::CATALOG, source))?;
+        let names: BTreeSet<String> = markers
+            .iter()
+            .filter_map(|m| paths::catalog_name(&m.key))
+            .map(str::to_string)
+            .collect();
+        let mut fresh = BTreeMap::new();
+        for name in &names {
+            let prev = self.repository(name);
+            if let Some(r) =
+                scan::scan_repository(storage, &self.cache, name, prev.as_deref()).await?
+            {
+                fresh.insert(name.clone(), Arc::new(r));
+            }
+        }
+        let keep: BTreeSet<String> = fresh
+            .values()
+            .flat_map(|r| r.manifests.keys())
+            .filter_map(|d| scan::digest_hex(d).map(str::to_string))
+            .collect();
+        *self.repos.write().expect("index lock") = fresh;
+        self.cache.retain(&keep);
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Rereads one repository from the storage (after an event named it).
+    pub async fn rescan_repository(
+        &self,
+        storage: &Storage,
+        name: &str,
+    ) -> Result<(), SearchError> {
+        let _guard = self.follower.lock().await;
+        self.rescan_locked(storage, name).await
+    }
+
+    async fn rescan_locked(&self, storage: &Storage, name: &str) -> Result<(), SearchError> {
+        let prev = self.repository(name);
+        let r = scan::scan_repository(storage, &self.cache, name, prev.as_deref()).await?;
+        let mut repos = self.repos.write().expect("index lock");
+        match r {
+            Some(r) => repos.insert(name.to_string(), Arc::new(r)),
+            None => repos.remove(name),
+        };
+        Ok(())
+    }
+
+    /// Applies the change events that appeared since the last call; returns how many.
+    pub async fn follow_events(&self, storage: &Storage) -> Result<usize, SearchError> {
+        let mut follower = self.follower.lock().await;
+        let batch = follower.poll(storage).await?;
+        for repo in &batch.repos {
+            // Names come from other instances' events: never let one build a key outside the
+            // repository's prefix.
+            if crate::names::check_name(repo).is_err() {
+                tracing::warn!(repo, "search: change event names an invalid repository");
+                continue;
+            }
+            self.rescan_locked(storage, repo).await?;
+        }
+        let n = batch.keys.len();
+        follower.commit(batch.keys);
+        Ok(n)
+    }
+
+    /// Marks the events present now as applied and scans everything (what an instance does
+    /// when it starts).
+    pub async fn start(&self, storage: &Storage) -> Result<(), SearchError> {
+        let mut follower = self.follower.lock().await;
+        follower.skip_existing(storage).await?;
+        self.rebuild_locked(storage).await
+    }
+
+    /// One repository's current view.
+    pub fn repository(&self, name: &str) -> Option<Arc<Repository>> {
+        self.repos.read().expect("index lock").get(name).cloned()
+    }
+
+    /// Every repository with its tag count and size, by name.
+    pub fn repositories(&self) -> Vec<RepoLine> {
+        self.repos
+            .read()
+            .expect("index lock")
+            .values()
+            .map(|r| RepoLine {
+                name: r.name.clone(),
+                tags: r.tags.len(),
+                manifests: r.manifests.len(),
+                size: r.size,
+            })
+            .collect()
+    }
+
+    /// The results of a query after a position, at most `n` of them.
+    pub fn search(&self, q: &Query, after: Option<&Position>, n: usize) -> Page {
+        let repos: Vec<Arc<Repository>> = self
+            .repos
+            .read()
+            .expect("index lock")
+            .values()
+            .cloned()
+            .collect();
+        let mut page = Page {
+            hits: Vec::new(),
+            total: 0,
+            next: None,
+        };
+        let mut last: Option<Position> = None;
+        for r in &repos {
+            let tagged = r.tags.iter().filter_map(|(t, d)| {
+                r.manifests
+                    .get(d)
+                    .map(|m| (Some(t.as_str()), m, false, t.as_str()))
+            });
+            let untagged = r
+                .untagged()
+                .into_iter()
+                .map(|m| (None, m, true, m.digest.as_str()));
+            for (tag, m, is_untagged, key) in tagged.chain(untagged) {
+                if !q.matches(&r.name, tag, m) {
+                    continue;
+                }
+                page.total += 1;
+                let pos = || Position {
+                    repo: r.name.clone(),
+                    untagged: is_untagged,
+                    key: key.to_string(),
+                };
+                if after.is_some_and(|a| pos() <= *a) {
+                    continue;
+                }
+                if page.hits.len() < n {
+                    page.hits.push(hit(&r.name, tag, m));
+                    last = Some(pos());
+                } else if page.next.is_none() {
+                    page.next = last.clone();
+                }
+            }
+        }
+        page
+    }
+}
+
+fn hit(repo: &str, tag: Option<&str>, m: &ManifestSummary) -> Hit {
+    Hit {
+        repository: repo.to_string(),
+        tag: tag.map(str::to_string),
+        digest: m.digest.clone(),
+        media_type: m.media_type.clone(),
+        size: m.size,
+        platforms: m.platforms.clone(),
+        created: m.created.clone(),
+        labels: m.labels.clone(),
+        annotations: m.annotations.clone(),
+        layers: m.layers,
+    }
+}
+
+/// Builds the index from the storage, then follows its change events every `poll`, and rescans
+/// everything every few minutes. The task ends when the index is dropped.
+pub fn spawn(index: Arc<Index>, storage: Storage, poll: Duration) {
+    let weak = Arc::downgrade(&index);
+    drop(index);
+    tokio::spawn(run(weak, storage, poll));
+}
+
+async fn run(index: Weak<Index>, storage: Storage, poll: Duration) {
+    let poll = poll.max(Duration::from_millis(1));
+    let mut started = false;
+    let mut last_full = Instant::now();
+    loop {
+        let Some(ix) = index.upgrade() else {
+            return;
+        };
+        let res = if !started {
+            ix.start(&storage).await.map(|()| 0)
+        } else if last_full.elapsed() >= FULL_RESCAN {
+            ix.rebuild(&storage).await.map(|()| 0)
+        } else {
+            ix.follow_events(&storage).await
+        };
+        match res {
+            Ok(_) if !started => {
+                started = true;
+                last_full = Instant::now();
+            }
+            Ok(_) => {
+                if last_full.elapsed() >= FULL_RESCAN {
+                    last_full = Instant::now();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "search index update failed; retrying"),
+        }
+        drop(ix);
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Parameters of a search request, from its query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    /// The raw `q`.
+    pub q: String,
+    /// The parsed query.
+    pub query: Query,
+    /// Page size.
+    pub n: usize,
+    /// Position to continue after.
+    pub last: Option<Position>,
+}
+
+impl Params {
+    /// Reads `q`, `n` and `last` from a raw query string; other parameters are ignored.
+    pub fn parse(raw: Option<&str>) -> Result<Params, ApiError> {
+        let mut q = String::new();
+        let mut n = None;
+        let mut last = None;
+        for (k, v) in form_pairs(raw.unwrap_or(""))? {
+            match k.as_str() {
+                "q" => q = v,
+                "n" => n = Some(v),
+                "last" => last = Some(v),
+                _ => {}
+            }
+        }
+        let n = match n.as_deref() {
+            None | Some("") => DEFAULT_PAGE,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) => n.min(MAX_PAGE),
+                Err(_) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "PAGINATION_NUMBER_INVALID",
+                        format!("n must be a number from 0 to {MAX_PAGE}, not {s:?}"),
+                    )
+                    .with_detail(serde_json::json!({ "n": s })));
+                }
+            },
+        };
+        let query = Query::parse(&q).map_err(query_error)?;
+        let last = match last.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(Position::decode(c).map_err(query_error)?),
+        };
+        Ok(Params { q, query, n, last })
+    }
+}
+
+fn query_error(e: QueryError) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", e.to_string())
+}
+
+/// Splits an `application/x-www-form-urlencoded` string into decoded pairs.
+pub fn form_pairs(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Ok((form_decode(k)?, form_decode(v)?))
+        })
+        .collect()
+}
+
+fn form_decode(s: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "UNSUPPORTED",
+            format!("query string component {s:?} is not valid percent-encoded UTF-8"),
+        )
+    };
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let h = b.get(i + 1..i + 3).ok_or_else(bad)?;
+                let h = std::str::from_utf8(h).map_err(|_| bad())?;
+                out.push(u8::from_str_radix(h, 16).map_err(|_| bad())?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// Percent-encodes a query-string component.
+pub fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The JSON body of a search answer.
+#[derive(Serialize)]
+struct Body<'a> {
+    query: &'a str,
+    results: &'a [Hit],
+    total: usize,
+}
+
+/// `GET /v2/_berth/search?q=…&n=…&last=…`: `query` is the raw query string.
+pub async fn handle(state: &AppState, query: Option<&str>) -> Response {
+    let p = match Params::parse(query) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let page = state.search.search(&p.query, p.last.as_ref(), p.n);
+    let body = serde_json::to_string(&Body {
+        query: &p.q,
+        results: &page.hits,
+        total: page.total,
+    })
+    .expect("search results serialise");
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if let Some(next) = page.next {
+        let link = format!(
+            "</v2/_berth/search?q={}&n={}&last={}>; rel=\"next\"",
+            form_encode(&p.q),
+            p.n,
+            next.encode()
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_strings_decode_and_encode() {
+        let pairs = form_pairs("q=a+b%3Cc%3E&n=3&x&last=").unwrap();
+        assert_eq!(
+            pairs,
+            vec![
+                ("q".into(), "a b<c>".into()),
+                ("n".into(), "3".into()),
+                ("x".into(), "".into()),
+                ("last".into(), "".into()),
+            ]
+        );
+        assert!(form_pairs("q=%zz").is_err());
+        assert!(form_pairs("q=%ff").is_err());
+        assert!(form_pairs("q=%4").is_err());
+        let s = "repo:a/b label:x=<y> é";
+        let enc = form_encode(s);
+        assert_eq!(form_pairs(&format!("q={enc}")).unwrap()[0].1, s);
+    }
+
+    #[test]
+    fn params_validate_n_and_last() {
+        let p = Params::parse(Some("q=x&n=5000")).unwrap();
+        assert_eq!(p.n, MAX_PAGE);
+        assert_eq!(Params::parse(None).unwrap().n, DEFAULT_PAGE);
+        let e = Params::parse(Some("n=-1")).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.code, "PAGINATION_NUMBER_INVALID");
+        let e = Params::parse(Some("last=%21")).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let e = Params::parse(Some("q=repo:")).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
+}
