@@ -16,7 +16,7 @@
 #   OCI_*                       other suite settings pass through (e.g. OCI_AUTOMATIC_CROSSMOUNT=1, OCI_DEBUG=1)
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 SHARED=${BERTH_SHARED:-$ROOT/../shared}/conformance
 OCI_TEST=/opt/conformance/bin/oci-conformance.test
 SERVER=${CONFORMANCE_SERVER:-berth}

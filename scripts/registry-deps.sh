@@ -19,7 +19,8 @@ C=/opt/conformance
 OCI_TEST=$C/bin/oci-conformance.test
 CRANE=${CRANE:-$C/bin/crane}
 V=${S3_VENV:-$C/s3venv}
-MIRRORS=(${OCI_SOURCE_MIRROR:-} "$ROOT/../.mirror" /work/.mirror)
+MIRRORS=("$ROOT/../.mirror" /work/.mirror)
+[ -n "${OCI_SOURCE_MIRROR:-}" ] && MIRRORS=("$OCI_SOURCE_MIRROR" "${MIRRORS[@]}")
 DS_TAG=v1.1.1 DS_COMMIT=a139cc423184af6078077b9b7ee336eddbd03f8f
 REGGIE_TAG=v0.6.1 REGGIE_COMMIT=a277a9357ad144a16a6dc34ea422b6f94c7c62b1
 DEB_PKGS=(chromium skopeo podman jq curl git python3-venv)
@@ -116,7 +117,7 @@ if [ ! -x "$OCI_TEST" ]; then
   rm -rf "$pkg" && mkdir -p "$(dirname "$pkg")" && cp -a "$src/conformance" "$pkg"
   # GOPATH mode: Debian's -dev packages under /usr/share/gocode, plus reggie; Go's minimal module
   # compatibility maps the /v2 import paths (ginkgo/v2, resty/v2) onto them.
-  (cd "$pkg" && run "go test -c (OCI conformance suite)" env PATH=/usr/lib/go-1.22/bin:$PATH GO111MODULE=off \
+  (cd "$pkg" && run "go test -c (OCI conformance suite)" env PATH="/usr/lib/go-1.22/bin:$PATH" GO111MODULE=off \
     GOPATH="$gopath:/usr/share/gocode" GOCACHE=$C/gocache GOPROXY=off GOFLAGS= CGO_ENABLED=0 \
     go test -c -o "$OCI_TEST.tmp" -ldflags "-X github.com/opencontainers/distribution-spec/conformance.Version=$DS_TAG" .)
   mv -f "$OCI_TEST.tmp" "$OCI_TEST"
