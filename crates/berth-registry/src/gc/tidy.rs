@@ -1,0 +1,203 @@
+//! Housekeeping that needs no lease: abandoned upload sessions, old change events, and (on local
+//! disk) temporary files of writers that were killed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+
+use super::{Clock, GcError, StorageContext};
+use crate::paths;
+use crate::storage::Storage;
+
+/// Events younger than this are kept (search indexes re-read the last seconds of them).
+const EVENT_MAX_AGE: Duration = Duration::from_secs(3600);
+/// The newest events are kept whatever their age.
+const EVENTS_KEPT: usize = 1000;
+/// How many deletions run at once.
+const CONCURRENCY: usize = 16;
+/// Where local storage keeps the temporary files of writes in progress (see [`crate::storage`]).
+const LOCAL_TEMP_DIR: &str = ".tmp";
+
+/// The session id of a key under `uploads/`.
+fn upload_id(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(paths::UPLOADS)?.strip_prefix('/')?;
+    let id = rest.split('/').next()?;
+    let prefix = paths::upload(id);
+    (!id.is_empty() && key.strip_prefix(prefix.as_str())?.starts_with('/')).then_some(id)
+}
+
+/// Removes every upload session whose newest object is older than `ttl`: its info first (so
+/// the API answers "unknown upload" from then on), then its chunks. Returns how many sessions.
+pub(super) async fn uploads(
+    storage: &Storage,
+    clock: &Clock,
+    ttl: Duration,
+    dry_run: bool,
+) -> Result<u64, GcError> {
+    let objects = storage
+        .list(paths::UPLOADS)
+        .await
+        .during("listing upload sessions")?;
+    let mut sessions: BTreeMap<String, (SystemTime, Vec<String>)> = BTreeMap::new();
+    for o in objects {
+        let Some(id) = upload_id(&o.key) else {
+            continue;
+        };
+        let s = sessions
+            .entry(id.to_string())
+            .or_insert((SystemTime::UNIX_EPOCH, Vec::new()));
+        s.0 = s.0.max(o.modified);
+        s.1.push(o.key);
+    }
+    let mut n = 0;
+    for (id, (newest, mut keys)) in sessions {
+        if !clock.is_older(newest, ttl) {
+            continue;
+        }
+        n += 1;
+        if dry_run {
+            continue;
+        }
+        let info = paths::upload_info(&id);
+        keys.sort_by_key(|k| *k != info);
+        for k in keys {
+            storage
+                .delete(&k)
+                .await
+                .during("deleting an abandoned upload")?;
+        }
+        if let Some(dir) = storage.local_path(&paths::upload(&id)) {
+            prune_empty_dirs(dir, None).await;
+        }
+    }
+    // Local disk keeps the directories of sessions that finished or were removed; drop the empty
+    // ones that have not changed for a ttl.
+    if !dry_run && let Some(root) = storage.local_path(paths::UPLOADS) {
+        let cutoff = SystemTime::now().checked_sub(ttl);
+        if let Ok(mut rd) = tokio::fs::read_dir(&root).await {
+            while let Ok(Some(e)) = rd.next_entry().await {
+                prune_empty_dirs(e.path(), cutoff).await;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Removes `dir` and its subdirectories bottom-up if they hold no files (and, with a cutoff, have
+/// not changed since it). Best effort: a directory that gains a file meanwhile stays.
+async fn prune_empty_dirs(dir: PathBuf, cutoff: Option<SystemTime>) {
+    let _ = tokio::task::spawn_blocking(move || prune(&dir, cutoff)).await;
+}
+
+fn prune(dir: &Path, cutoff: Option<SystemTime>) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return false;
+    };
+    if !meta.is_dir() {
+        return false;
+    }
+    if let (Some(c), Ok(m)) = (cutoff, meta.modified())
+        && m > c
+    {
+        return false;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut empty = true;
+    for e in rd.flatten() {
+        if !prune(&e.path(), cutoff) {
+            empty = false;
+        }
+    }
+    empty && std::fs::remove_dir(dir).is_ok()
+}
+
+/// Removes change events older than an hour, keeping the newest [`EVENTS_KEPT`] whatever their
+/// age. Event keys carry their time, so no object needs reading.
+pub(super) async fn events(storage: &Storage, dry_run: bool) -> Result<u64, GcError> {
+    let events = storage
+        .list(paths::EVENTS)
+        .await
+        .during("listing change events")?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let cutoff = now.saturating_sub(EVENT_MAX_AGE.as_nanos());
+    let old: Vec<String> = events[..events.len().saturating_sub(EVENTS_KEPT)]
+        .iter()
+        .filter(|e| paths::event_time(&e.key).is_some_and(|t| t < cutoff))
+        .map(|e| e.key.clone())
+        .collect();
+    let n = old.len() as u64;
+    if dry_run {
+        return Ok(n);
+    }
+    let mut dels = futures::stream::iter(old)
+        .map(|k| async move { storage.delete(&k).await })
+        .buffer_unordered(CONCURRENCY);
+    while let Some(r) = dels.next().await {
+        r.during("deleting an old change event")?;
+    }
+    Ok(n)
+}
+
+/// On local disk: removes temporary files (writes that a killed process left unfinished) that
+/// have not been written to for `ttl`. Nothing on S3, where an unfinished write is invisible.
+pub(super) async fn temp_files(
+    storage: &Storage,
+    ttl: Duration,
+    dry_run: bool,
+) -> Result<u64, GcError> {
+    let Some(dir) = storage.local_path(LOCAL_TEMP_DIR) else {
+        return Ok(0);
+    };
+    let Some(cutoff) = SystemTime::now().checked_sub(ttl) else {
+        return Ok(0);
+    };
+    let mut rd = match tokio::fs::read_dir(&dir).await {
+        Ok(rd) => rd,
+        Err(_) => return Ok(0),
+    };
+    let mut n = 0;
+    while let Ok(Some(e)) = rd.next_entry().await {
+        let Ok(meta) = e.metadata().await else {
+            continue;
+        };
+        if !meta.is_file() || meta.modified().map(|m| m > cutoff).unwrap_or(true) {
+            continue;
+        }
+        if !dry_run {
+            match tokio::fs::remove_file(e.path()).await {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(GcError::Local {
+                        op: "removing a stale temporary file",
+                        path: e.path(),
+                        source,
+                    });
+                }
+            }
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_ids_come_from_the_layout() {
+        assert_eq!(upload_id(&paths::upload_info("abc")), Some("abc"));
+        assert_eq!(upload_id(&paths::upload_chunk("abc", 7)), Some("abc"));
+        assert_eq!(upload_id("uploads/"), None);
+        assert_eq!(upload_id("uploadsx/a/info"), None);
+        assert_eq!(upload_id(&paths::upload("solo")), None);
+    }
+}
