@@ -1,0 +1,170 @@
+//! TLS end to end: `berth_registry::serve` with a certificate signed by a test CA, spoken to by
+//! reqwest (rustls) trusting only that CA.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use berth_registry::config::{Config, TlsConfig};
+use berth_registry::storage::StorageSpec;
+use common::Client;
+
+fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and a server certificate for localhost and 127.0.0.1 signed by it, in `dir`:
+/// `ca.crt`, `server.crt` (chain: server then CA), `server.key`.
+fn make_certificates(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=berth test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
+    openssl(&ca, dir);
+    let mut csr = vec!["req", "-new", "-subj", "/CN=localhost"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(&csr, dir);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "leaf.crt",
+        ],
+        dir,
+    );
+    let chain = std::fs::read_to_string(dir.join("leaf.crt")).unwrap()
+        + &std::fs::read_to_string(dir.join("ca.crt")).unwrap();
+    std::fs::write(dir.join("server.crt"), chain).unwrap();
+}
+
+/// Waits until something accepts connections on the port.
+async fn wait_for(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("server on port {port} did not come up");
+}
+
+#[tokio::test]
+async fn serve_speaks_https_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let port = common::free_port();
+    let mut c = Config::default();
+    c.addr = format!("127.0.0.1:{port}");
+    c.storage = Some(StorageSpec::new(dir.path().join("data").to_str().unwrap()));
+    c.tls = Some(TlsConfig {
+        cert: dir.path().join("server.crt"),
+        key: dir.path().join("server.key"),
+    });
+    let server = tokio::spawn(berth_registry::serve(c));
+    wait_for(port).await;
+
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("ca.crt")).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    for host in ["localhost", "127.0.0.1"] {
+        let r = http
+            .get(format!("https://{host}:{port}/v2/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+        assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    }
+    let mut client = Client::new(&format!("https://localhost:{port}"));
+    client.http = http.clone();
+    let d = client
+        .push_image("tls/app", "v1", b"a layer over TLS")
+        .await;
+    let r = client.get(&format!("/v2/tls/app/manifests/{d}")).await;
+    assert_eq!(r.status(), 200);
+
+    // A client that does not trust the CA fails the handshake; plain HTTP gets no answer.
+    let untrusting = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    assert!(
+        untrusting
+            .get(format!("https://localhost:{port}/v2/"))
+            .send()
+            .await
+            .is_err()
+    );
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    assert!(
+        plain
+            .get(format!("http://127.0.0.1:{port}/v2/"))
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(!server.is_finished(), "the server is still serving");
+    server.abort();
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_with_a_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let mut c = Config::default();
+    c.addr = format!("127.0.0.1:{}", common::free_port());
+    c.storage = Some(StorageSpec::new(dir.path().join("data").to_str().unwrap()));
+    c.tls = Some(TlsConfig {
+        cert: dir.path().join("server.crt"),
+        key: dir.path().join("ca.key"),
+    });
+    let e = berth_registry::serve(c).await.unwrap_err().to_string();
+    assert!(e.contains("ca.key"), "{e}");
+}
