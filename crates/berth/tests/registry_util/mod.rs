@@ -168,8 +168,13 @@ impl Store {
                     let url = format!("{}/{}/{}", s3.endpoint(), s3.bucket, key);
                     let r = http
                         .get(&url)
+                        .header("authorization", MOTO_AUTH)
                         .send()
                         .with_context(|| format!("GET {url}"))?;
+                    if r.status() == 404 {
+                        // Deleted between the listing and now.
+                        continue;
+                    }
                     ensure!(r.status() == 200, "GET {url}: {}", r.status());
                     let body = r.bytes()?.to_vec();
                     let rel = key
@@ -234,13 +239,19 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<()>
     Ok(())
 }
 
-/// Lists a moto bucket's keys under a prefix (moto does not check signatures, so plain GETs do).
+/// moto checks no signature, but serves objects to anonymous requests only when their ACL is
+/// public; any Authorization header makes a request an authenticated one.
+const MOTO_AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, \
+                         SignedHeaders=host, Signature=0";
+
+/// Lists a moto bucket's keys under a prefix .
 fn s3_list(http: &reqwest::blocking::Client, s3: &S3, prefix: &str) -> Result<Vec<String>> {
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let mut req = http
             .get(format!("{}/{}", s3.endpoint(), s3.bucket))
+            .header("authorization", MOTO_AUTH)
             .query(&[("list-type", "2"), ("prefix", prefix)]);
         if let Some(t) = &token {
             req = req.query(&[("continuation-token", t.as_str())]);
@@ -1000,15 +1011,50 @@ impl RawReply {
 }
 
 /// Sends one HTTP/1.1 request exactly as given (the path is not normalised), with
-/// `Connection: close`: `headers` are extra header lines, `body` is written as is and followed by
-/// a half-close, so a `Content-Length` larger than the body leaves the server with a truncated
-/// body. Write errors (the server may answer and close early) are tolerated.
+/// `Connection: close`: `headers` are extra header lines, `body` is written as is. Write errors
+/// (the server may answer and close early) are tolerated.
 pub fn raw(
     addr: &str,
     method: &str,
     path: &str,
     headers: &[(&str, String)],
     body: &[u8],
+) -> Result<RawReply> {
+    raw_request(addr, method, path, headers, body, false)
+}
+
+/// Like [`raw`], then half-closes the connection: with a `Content-Length` larger than `body`, the
+/// server sees the body end early (as when a client dies). The server usually drops such a
+/// connection without answering (status 0).
+pub fn raw_truncated(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<RawReply> {
+    raw_request(addr, method, path, headers, body, true)
+}
+
+/// `data` in HTTP/1.1 chunked transfer coding, 64 KiB a chunk.
+pub fn chunked(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 64);
+    for c in data.chunks(64 << 10) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+fn raw_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    half_close: bool,
 ) -> Result<RawReply> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
@@ -1018,11 +1064,19 @@ pub fn raw(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    let _ = s
-        .write_all(head.as_bytes())
-        .and_then(|_| s.write_all(body))
-        .and_then(|_| s.flush());
-    let _ = s.shutdown(Shutdown::Write);
+    // Write on another thread while this one reads: a server may answer (and close) before the
+    // body is all sent, and the answer must be read before a reset can discard it.
+    let mut w = s.try_clone().context("clone socket")?;
+    let body = body.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = w
+            .write_all(head.as_bytes())
+            .and_then(|_| w.write_all(&body))
+            .and_then(|_| w.flush());
+        if half_close {
+            let _ = w.shutdown(Shutdown::Write);
+        }
+    });
     let mut resp = Vec::new();
     let mut buf = [0u8; 65536];
     loop {
@@ -1033,6 +1087,8 @@ pub fn raw(
             Err(e) => return Err(e).context("read response"),
         }
     }
+    let _ = s.shutdown(Shutdown::Both);
+    let _ = writer.join();
     parse_raw(&resp)
 }
 
