@@ -99,19 +99,20 @@ pub(super) async fn put(
         (Some(reference.to_string()), None)
     };
     let limit = state.config.limits.max_manifest_bytes;
-    if let Some(len) = super::content_length(req.headers()) {
-        if limit > 0 && len > limit {
-            return Err(ApiError::too_large("manifest", limit));
-        }
+    if let Some(len) = super::content_length(req.headers())
+        && limit > 0
+        && len > limit
+    {
+        return Err(ApiError::too_large("manifest", limit));
     }
     let ct = content_type(req.headers());
     let body = read_limited(req.into_body(), limit, "manifest").await?;
     let hex = hex::encode(Sha256::digest(&body));
     let digest = format!("sha256:{hex}");
-    if let Some(w) = &want {
-        if *w != digest {
-            return Err(ApiError::digest_invalid(w));
-        }
+    if let Some(w) = &want
+        && *w != digest
+    {
+        return Err(ApiError::digest_invalid(w));
     }
     let m = Manifest::parse(&body).map_err(|e| ApiError::manifest_invalid(e.to_string()))?;
     let media_type = m.effective_media_type(ct.as_deref());
@@ -120,12 +121,13 @@ pub(super) async fn put(
             "manifest media type {media_type} is not supported"
         )));
     }
-    if let (Some(body_type), Some(header_type)) = (&m.media_type, &ct) {
-        if ACCEPTED.contains(&header_type.as_str()) && body_type != header_type {
-            return Err(ApiError::manifest_invalid(format!(
-                "manifest mediaType {body_type} does not match Content-Type {header_type}"
-            )));
-        }
+    if let (Some(body_type), Some(header_type)) = (&m.media_type, &ct)
+        && ACCEPTED.contains(&header_type.as_str())
+        && body_type != header_type
+    {
+        return Err(ApiError::manifest_invalid(format!(
+            "manifest mediaType {body_type} does not match Content-Type {header_type}"
+        )));
     }
     let index = matches!(
         media_type.as_str(),
@@ -305,16 +307,14 @@ pub(super) async fn delete(
         return Err(ApiError::manifest_unknown(reference));
     }
     // The referrer entry goes first: it is found through the manifest's own bytes.
-    if let Some(body) = storage.get(&paths::blob(hex)).await? {
-        if let Ok(m) = Manifest::parse(&body) {
-            if let Some(s) = m
-                .subject
-                .as_ref()
-                .and_then(|s| s.digest.parse::<berth_oci::digest::Digest>().ok())
-            {
-                storage.delete(&paths::referrer(name, s.hex(), hex)).await?;
-            }
-        }
+    if let Some(body) = storage.get(&paths::blob(hex)).await?
+        && let Ok(m) = Manifest::parse(&body)
+        && let Some(s) = m.subject.as_ref()
+        && let Ok(sd) = names::parse_digest(&s.digest)
+    {
+        storage
+            .delete(&paths::referrer(name, sd.hex(), hex))
+            .await?;
     }
     for t in storage.list(&paths::tags(name)).await? {
         let Some(raw) = storage.get(&t.key).await? else {

@@ -40,10 +40,10 @@ pub(super) async fn get(
                 continue;
             }
         };
-        if let Some(f) = &filter {
-            if desc.artifact_type.as_deref() != Some(f.as_str()) {
-                continue;
-            }
+        if let Some(f) = &filter
+            && desc.artifact_type.as_deref() != Some(f.as_str())
+        {
+            continue;
         }
         manifests.push(desc);
     }

@@ -48,10 +48,11 @@ pub(super) async fn start(
         let d = names::parse_digest(mount)?;
         // Without `from`, there is no repository the client has shown it may read: the blob is
         // never linked automatically, a normal session starts instead (the spec allows both).
-        if let Some(from) = param(&params, "from") {
-            if names::check_name(from).is_ok() && mount_from(state, name, from, d.hex()).await? {
-                return Ok(blob_created(name, &d.to_string()));
-            }
+        if let Some(from) = param(&params, "from")
+            && names::check_name(from).is_ok()
+            && mount_from(state, name, from, d.hex()).await?
+        {
+            return Ok(blob_created(name, &d.to_string()));
         }
         return new_session(state, name).await;
     }
@@ -136,10 +137,11 @@ pub(super) async fn patch(
         }
     };
     let limit = state.config.limits.max_blob_bytes;
-    if let Some(len) = content_length(req.headers()) {
-        if limit > 0 && offset + len > limit {
-            return Err(ApiError::too_large("blob", limit));
-        }
+    if let Some(len) = content_length(req.headers())
+        && limit > 0
+        && offset + len > limit
+    {
+        return Err(ApiError::too_large("blob", limit));
     }
     let key = paths::upload_chunk(id, offset);
     let mut writer = state.storage.writer(&key).await?;
@@ -152,16 +154,16 @@ pub(super) async fn patch(
             return Err(e.into());
         }
     };
-    if let Some(want) = declared {
-        if want != n {
-            abort(writer).await;
-            return Err(out_of_order(
-                name,
-                id,
-                offset,
-                &format!("Content-Range says {want} bytes, the body has {n}"),
-            ));
-        }
+    if let Some(want) = declared
+        && want != n
+    {
+        abort(writer).await;
+        return Err(out_of_order(
+            name,
+            id,
+            offset,
+            &format!("Content-Range says {want} bytes, the body has {n}"),
+        ));
     }
     if n == 0 {
         abort(writer).await;
@@ -202,10 +204,11 @@ pub(super) async fn finish(
     let hex = d.hex();
     let (list, size) = chunks(state, id).await?;
     let limit = state.config.limits.max_blob_bytes;
-    if let Some(len) = content_length(req.headers()) {
-        if limit > 0 && size + len > limit {
-            return Err(ApiError::too_large("blob", limit));
-        }
+    if let Some(len) = content_length(req.headers())
+        && limit > 0
+        && size + len > limit
+    {
+        return Err(ApiError::too_large("blob", limit));
     }
     let mut stream = req.into_body().into_data_stream();
     let result = if list.is_empty() {
@@ -469,6 +472,13 @@ async fn delete_session(state: &AppState, id: &str) {
     // The info goes last: while it exists, GC still sees the session's age.
     if let Err(e) = storage.delete(&info).await {
         tracing::warn!(error = %e, key = %info, "could not remove upload info");
+    }
+    // On disk the session's directories would stay behind, empty, one per upload forever.
+    if let Some(dir) = storage.local_path(&paths::upload(id))
+        && let Err(e) = tokio::fs::remove_dir_all(&dir).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, dir = %dir.display(), "could not remove an upload directory");
     }
 }
 

@@ -111,6 +111,57 @@ impl Server {
         s
     }
 
+    /// Serves a fresh temporary directory with a configuration adjusted by `tweak`.
+    pub async fn local_with(tweak: impl FnOnce(&mut Config)) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::default();
+        c.storage = Some(StorageSpec::new(dir.path().to_str().unwrap()));
+        tweak(&mut c);
+        let mut s = Server::with_config(c).await;
+        s.dir = Some(dir);
+        s
+    }
+
+    /// Serves a given storage (shared with other servers, say) with the default configuration.
+    pub async fn on(spec: StorageSpec) -> Server {
+        let mut c = Config::default();
+        c.storage = Some(spec);
+        Server::with_config(c).await
+    }
+
+    /// The storage spec of a local server's directory.
+    pub fn local_spec(&self) -> StorageSpec {
+        StorageSpec::new(
+            self.dir
+                .as_ref()
+                .expect("local server")
+                .path()
+                .to_str()
+                .unwrap(),
+        )
+    }
+
+    /// Sends raw bytes as one HTTP/1.1 request (for paths an URL library would normalise) and
+    /// returns the status code and the whole answer.
+    pub async fn raw(&self, method: &str, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            self.addr
+        );
+        sock.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        sock.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+
     /// Serves with a given configuration (its storage must be set). Starts the search index the
     /// way `serve` does, but no periodic GC.
     pub async fn with_config(config: Config) -> Server {
@@ -222,6 +273,45 @@ impl Client {
         digest(&body)
     }
 
+    /// Starts an upload session; returns its absolute URL.
+    pub async fn start_upload(&self, repo: &str) -> String {
+        let r = self
+            .http
+            .post(format!("{}/v2/{repo}/blobs/uploads/", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "start upload: {}", r.text().await.unwrap());
+        self.absolute(r.headers()["location"].to_str().unwrap())
+    }
+
+    /// PUTs a manifest body with a content type under a reference.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> reqwest::Response {
+        self.http
+            .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
+            .header("content-type", content_type)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends a request with a method to a path under the base URL (or an absolute URL).
+    pub async fn send(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        self.http.request(method, url).send().await.unwrap()
+    }
+
     /// GETs a path under the base URL.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http
@@ -239,4 +329,23 @@ impl Client {
             loc.to_string()
         }
     }
+}
+
+/// The spec error code of an error answer (consumes it).
+pub async fn error_code(r: reqwest::Response) -> String {
+    let text = r.text().await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text:?}"));
+    v["errors"][0]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {text}"))
+        .to_string()
+}
+
+/// A header's value as a string ("" when absent).
+pub fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
