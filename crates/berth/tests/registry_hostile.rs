@@ -316,6 +316,9 @@ fn manifest_naming_missing_blobs_is_manifest_blob_unknown_and_changes_nothing() 
     assert!(!fx.tag_listed(REPO, "idx"), "refused index is tagged");
 }
 
+/// A request sent raw: method, path, extra headers, body.
+type RawCase = (&'static str, String, Vec<(&'static str, String)>, Vec<u8>);
+
 /// Names that climb out of the repository tree or break the grammar: 400 NAME_INVALID or 404,
 /// whatever the method.
 #[test]
@@ -349,7 +352,7 @@ fn traversal_and_uppercase_names_are_refused_and_change_nothing() {
     let before = fx.snapshot(true);
     let d = &fx.img.blobs[0].0;
     for name in names {
-        let requests: Vec<(&str, String, Vec<(&str, String)>, Vec<u8>)> = vec![
+        let requests: Vec<RawCase> = vec![
             (
                 "GET",
                 format!("/v2/{name}/manifests/v1"),

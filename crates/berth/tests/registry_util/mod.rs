@@ -1130,10 +1130,7 @@ fn parse_raw(resp: &[u8]) -> Result<RawReply> {
 
 fn dechunk(mut b: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    loop {
-        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
         let size_text = String::from_utf8_lossy(&b[..i]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .with_context(|| format!("bad chunk size {size_text:?}"))?;
