@@ -8,9 +8,10 @@ mod registry_util;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::sync::Arc;
 
 use registry_util::{
-    Api, Image, OCI_INDEX, OCI_MANIFEST, Registry, Store, chunked, digest, image_json,
+    Api, Image, OCI_INDEX, OCI_MANIFEST, Registry, S3, Store, chunked, digest, image_json,
     random_bytes, raw, raw_truncated, snapshot_diff, with_query,
 };
 
@@ -18,7 +19,7 @@ const REPO: &str = "e2e/good";
 /// The manifest size limit set through `--config`.
 const MAX_MANIFEST: usize = 1024;
 
-/// A registry over a fresh directory with a small manifest limit, holding one good image.
+/// A registry over a fresh store with a small manifest limit, holding one good image.
 struct Fixture {
     reg: Registry,
     store: Store,
@@ -43,12 +44,23 @@ impl Drop for Fixture {
 }
 
 impl Fixture {
+    /// On a fresh directory.
     fn new() -> Fixture {
-        let store = Store::local();
+        Fixture::on(Store::local(), "")
+    }
+
+    /// On a prefix of a fresh moto bucket.
+    fn s3() -> Fixture {
+        Fixture::on(Store::s3(&Arc::new(S3::start()), "hostile"), "")
+    }
+
+    /// On a store, with `[limits]` lines added to the manifest limit.
+    fn on(store: Store, limits: &str) -> Fixture {
         let config = tempfile::tempdir().expect("temp dir");
         let file = config.path().join("registry.toml");
         let mut f = std::fs::File::create(&file).expect("create config");
-        writeln!(f, "[limits]\nmax_manifest_bytes = {MAX_MANIFEST}").expect("write config");
+        writeln!(f, "[limits]\nmax_manifest_bytes = {MAX_MANIFEST}\n{limits}")
+            .expect("write config");
         drop(f);
         let reg = Registry::start(&store, &["--config", file.to_str().unwrap()]);
         let api = Api::new();
@@ -150,8 +162,16 @@ fn assert_error(
 }
 
 #[test]
-fn digest_mismatch_is_digest_invalid_and_changes_nothing() {
-    let fx = Fixture::new();
+fn digest_mismatch_is_digest_invalid_and_changes_nothing_on_disk() {
+    digest_mismatch(Fixture::new());
+}
+
+#[test]
+fn digest_mismatch_is_digest_invalid_and_changes_nothing_on_s3() {
+    digest_mismatch(Fixture::s3());
+}
+
+fn digest_mismatch(fx: Fixture) {
     let data = random_bytes(4096);
     let wrong = digest(b"something else");
     let api = &fx.api;
@@ -202,8 +222,16 @@ fn digest_mismatch_is_digest_invalid_and_changes_nothing() {
 }
 
 #[test]
-fn manifest_naming_missing_blobs_is_manifest_blob_unknown_and_changes_nothing() {
-    let fx = Fixture::new();
+fn manifest_naming_missing_blobs_is_manifest_blob_unknown_and_changes_nothing_on_disk() {
+    missing_blobs(Fixture::new());
+}
+
+#[test]
+fn manifest_naming_missing_blobs_is_manifest_blob_unknown_and_changes_nothing_on_s3() {
+    missing_blobs(Fixture::s3());
+}
+
+fn missing_blobs(fx: Fixture) {
     let api = &fx.api;
     let base = &fx.reg.base;
     // The good image's manifest with one more layer that was never pushed.
@@ -408,8 +436,16 @@ fn traversal_and_uppercase_names_are_refused_and_change_nothing() {
 }
 
 #[test]
-fn oversized_manifest_is_413_and_changes_nothing() {
-    let fx = Fixture::new();
+fn oversized_manifest_is_413_and_changes_nothing_on_disk() {
+    oversized_manifest(Fixture::new());
+}
+
+#[test]
+fn oversized_manifest_is_413_and_changes_nothing_on_s3() {
+    oversized_manifest(Fixture::s3());
+}
+
+fn oversized_manifest(fx: Fixture) {
     let api = &fx.api;
     let base = &fx.reg.base;
     // A valid manifest of existing blobs, padded past the limit with an annotation.
@@ -459,6 +495,88 @@ fn oversized_manifest_is_413_and_changes_nothing() {
     for t in ["big", "huge", "huge2"] {
         assert!(!fx.tag_listed(REPO, t), "oversized manifest tagged {t}");
     }
+}
+
+#[test]
+fn oversized_blob_is_413_and_changes_nothing() {
+    const LIMIT: usize = 64 << 10;
+    let fx = Fixture::on(Store::local(), &format!("max_blob_bytes = {LIMIT}"));
+    let api = &fx.api;
+    let base = &fx.reg.base;
+    let big = random_bytes(LIMIT + 1);
+    let d = digest(&big);
+    let octet = ("Content-Type", "application/octet-stream".to_string());
+    let before = fx.snapshot(false);
+
+    // Monolithic, declared.
+    let path = fx.session(&[]);
+    let r = api
+        .send(
+            api.req("PUT", base, &with_query(&path, &format!("digest={d}")))
+                .header("content-type", "application/octet-stream")
+                .body(big.clone()),
+        )
+        .unwrap();
+    assert_eq!(
+        r.status,
+        413,
+        "monolithic PUT of limit+1 bytes: {}",
+        r.show()
+    );
+    // Monolithic, chunked transfer coding (nothing declared up front).
+    let path = fx.session(&[]);
+    let r = raw(
+        &fx.reg.addr,
+        "PUT",
+        &with_query(&path, &format!("digest={d}")),
+        &[octet.clone(), ("Transfer-Encoding", "chunked".into())],
+        &chunked(&big),
+    )
+    .unwrap();
+    assert_eq!(
+        r.status,
+        413,
+        "chunked-coded PUT of limit+1 bytes: {}",
+        r.show()
+    );
+    // One PATCH over the limit.
+    let path = fx.session(&[]);
+    let r = api
+        .send(
+            api.req("PATCH", base, &path)
+                .header("content-type", "application/octet-stream")
+                .header("content-range", format!("0-{}", big.len() - 1))
+                .body(big.clone()),
+        )
+        .unwrap();
+    assert_eq!(r.status, 413, "PATCH of limit+1 bytes: {}", r.show());
+    // Two PATCHes, each under the limit, together over it.
+    let half = LIMIT / 2 + 1;
+    let path = fx.session(&big[..half]);
+    let r = api
+        .send(
+            api.req("PATCH", base, &path)
+                .header("content-type", "application/octet-stream")
+                .header("content-range", format!("{half}-{}", big.len() - 1))
+                .body(big[half..].to_vec()),
+        )
+        .unwrap();
+    assert_eq!(
+        r.status,
+        413,
+        "second PATCH taking the session past the limit: {}",
+        r.show()
+    );
+    fx.unchanged(&before, false, "blobs over max_blob_bytes");
+    assert!(
+        !api.blob_exists(base, REPO, &d).unwrap(),
+        "an oversized blob is served"
+    );
+
+    // At the limit, all is well.
+    let fits = random_bytes(LIMIT);
+    api.push_blob(base, REPO, &fits)
+        .expect("a blob of exactly the limit");
 }
 
 #[test]
@@ -764,8 +882,16 @@ fn garbage_manifest_is_manifest_invalid_and_changes_nothing() {
 
 /// A 3 MiB chunk whose Content-Length disagrees with its body or its Content-Range.
 #[test]
-fn patch_with_wrong_content_length_changes_nothing() {
-    let fx = Fixture::new();
+fn patch_with_wrong_content_length_changes_nothing_on_disk() {
+    wrong_content_length(Fixture::new());
+}
+
+#[test]
+fn patch_with_wrong_content_length_changes_nothing_on_s3() {
+    wrong_content_length(Fixture::s3());
+}
+
+fn wrong_content_length(fx: Fixture) {
     let api = &fx.api;
     let data = random_bytes(3 << 20);
     let n = data.len();
