@@ -252,7 +252,7 @@ pub(crate) async fn scan_repository(
         .list(&mprefix)
         .await
         .map_err(|source| SearchError::storage("list", &mprefix, source))?;
-    let mut raw: Vec<(String, Arc<Parsed>, String, (SystemTime, u64))> = Vec::new();
+    let mut raw: Vec<RawManifest> = Vec::new();
     for link in links {
         let Some(hex) = link.key.rsplit('/').next().filter(|h| h.len() == 64) else {
             continue;
@@ -327,10 +327,13 @@ pub(crate) async fn scan_repository(
     Ok(Some(assemble(name, raw, tag_stamps)))
 }
 
+/// A manifest as read from one repository: digest, parsed content, served media type, link stamp.
+type RawManifest = (String, Arc<Parsed>, String, (SystemTime, u64));
+
 /// Builds the repository view: image manifests first, then indexes summed over their children.
 fn assemble(
     name: &str,
-    raw: Vec<(String, Arc<Parsed>, String, (SystemTime, u64))>,
+    raw: Vec<RawManifest>,
     tag_stamps: BTreeMap<String, (SystemTime, u64, String)>,
 ) -> Repository {
     let mut manifests: BTreeMap<String, Arc<ManifestSummary>> = BTreeMap::new();
@@ -382,10 +385,10 @@ fn assemble(
             link_stamp: *stamp,
         };
         for c in &p.children {
-            if let Some(pl) = descriptor_platform(c) {
-                if !s.platforms.contains(&pl) {
-                    s.platforms.push(pl);
-                }
+            if let Some(pl) = descriptor_platform(c)
+                && !s.platforms.contains(&pl)
+            {
+                s.platforms.push(pl);
             }
             match manifests.get(&c.digest) {
                 Some(child) => {
