@@ -245,8 +245,18 @@ async fn anonymous_pull_opens_reads_but_not_writes() {
     let alice = basic_client(&s.url, "alice", "alice-pw");
     let d = alice.push_image("team/pub", "v1", b"public layer").await;
     let anon = Client::new(&s.url);
-    assert_eq!(anon.get("/v2/").await.status(), 200);
+    let r = anon.get("/v2/").await;
+    assert_eq!(
+        r.status(),
+        401,
+        "the probe always challenges when there are users"
+    );
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Basic realm=\"berth-registry\""
+    );
     assert_eq!(anon.get("/v2/_catalog").await.status(), 200);
+    assert_eq!(anon.get("/").await.status(), 200);
     assert_eq!(
         anon.get(&format!("/v2/team/pub/manifests/{d}"))
             .await
@@ -563,11 +573,14 @@ async fn anonymous_pull_works_without_a_token_in_bearer_mode() {
         .push_image("lib", "v1", b"lib layer")
         .await;
     let anon = Client::new(&s.url);
-    assert_eq!(anon.get("/v2/").await.status(), 200);
+    assert_eq!(anon.get("/v2/").await.status(), 401, "the probe challenges");
     assert_eq!(
         anon.get(&format!("/v2/lib/manifests/{d}")).await.status(),
         200
     );
+    // What a client does after the challenge: an anonymous token, good for the probe.
+    let t = token_for(&s.url, None, &[]).await;
+    assert_eq!(bearer_client(&s.url, &t).get("/v2/").await.status(), 200);
     let t = token_for(&s.url, None, &["repository:lib:pull,push"]).await;
     assert_eq!(
         claims(&t)["access"],

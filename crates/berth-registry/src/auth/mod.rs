@@ -3,8 +3,15 @@
 //! [`guard`] runs in front of every request and decides before any handler runs, so a refused
 //! request changes nothing. What a request needs:
 //! - `/metrics` and `/token`: nothing (the token endpoint checks credentials itself);
-//! - `/v2/`, `/v2/_catalog`, `/v2/_berth/search`, the web pages and unparseable `/v2` paths:
-//!   anonymous pull, or any authenticated client;
+//! - `/v2/`: any authenticated client, and anonymous ones only when there are no users. Clients
+//!   (Docker, containers/image, go-containerregistry) probe `/v2/` first and take the
+//!   challenge of its 401 as the way to authenticate for the whole session: a 200 there would
+//!   make them never send credentials, so no push could succeed. With anonymous pull on, an
+//!   anonymous client still pulls: in bearer mode it fetches an anonymous token, in basic mode it
+//!   carries on without credentials (Docker itself refuses to do that; skopeo, podman and crane
+//!   do), and its pulls pass;
+//! - `/v2/_catalog`, `/v2/_berth/search`, the web pages and unparseable `/v2` paths: anonymous
+//!   pull, or any authenticated client;
 //! - repository routes: `pull` for GET/HEAD, `delete` for DELETE, `push` for every other
 //!   method. A cross-repository mount (`POST …/blobs/uploads/?mount=D&from=OTHER`) also needs
 //!   `pull` on `OTHER`; without it the guard drops `mount`/`from` from the URL, so the request
@@ -171,6 +178,9 @@ enum Need {
     Open,
     /// Anonymous pull or any authenticated client.
     Entry,
+    /// The `/v2/` probe: any authenticated client; anonymous clients only when there are no
+    /// users at all.
+    Login,
     /// An action on a repository.
     Repo { name: String, action: Action },
 }
@@ -180,6 +190,7 @@ impl Need {
         match Route::parse(path) {
             None if path == "/metrics" || path == "/token" => Need::Open,
             None | Some(Err(_)) => Need::Entry,
+            Some(Ok(Route::Base)) => Need::Login,
             Some(Ok(route)) => match route.repository() {
                 None => Need::Entry,
                 Some(name) => Need::Repo {
@@ -386,6 +397,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     let allowed = match &need {
         Need::Open => true,
         Need::Entry => auth.anonymous_pull() || !matches!(who, Identity::Anonymous),
+        Need::Login => auth.users.is_none() || !matches!(who, Identity::Anonymous),
         Need::Repo { name, action } => auth.may(&who, name).contains(*action),
     };
     if !allowed {
@@ -600,6 +612,11 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
+    // containers/image answers a Basic challenge with `:` when it has no credentials: that is
+    // an anonymous client, not a failed login (no htpasswd user has an empty name).
+    if u.is_empty() {
+        return None;
+    }
     Some((u.to_string(), p.to_string()))
 }
 
@@ -733,11 +750,12 @@ mod tests {
         let n = |m: Method, p: &str| match Need::of(&m, p) {
             Need::Open => "open".to_string(),
             Need::Entry => "entry".to_string(),
+            Need::Login => "login".to_string(),
             Need::Repo { name, action } => format!("{name}:{}", action.as_str()),
         };
         assert_eq!(n(Method::GET, "/metrics"), "open");
         assert_eq!(n(Method::GET, "/token"), "open");
-        assert_eq!(n(Method::GET, "/v2/"), "entry");
+        assert_eq!(n(Method::GET, "/v2/"), "login");
         assert_eq!(n(Method::GET, "/v2/_catalog"), "entry");
         assert_eq!(n(Method::GET, "/v2/_berth/search"), "entry");
         assert_eq!(n(Method::GET, "/"), "entry");
@@ -761,6 +779,11 @@ mod tests {
         );
         assert_eq!(basic_credentials(&h), Some(("alice".into(), "p:q".into())));
         assert_eq!(bearer_token(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic Og=="),
+        );
+        assert_eq!(basic_credentials(&h), None, "an empty user is anonymous");
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("bearer abc.def.ghi"),
