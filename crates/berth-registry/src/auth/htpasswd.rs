@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,8 +23,16 @@ pub struct Htpasswd {
     /// as known ones.
     decoy: String,
     /// `(user, sha256(password))` → when it was last verified.
-    cache: Mutex<HashMap<(String, [u8; 32]), Instant>>,
+    cache: Mutex<HashMap<Key, Instant>>,
+    /// One gate per key being verified, so a burst of requests with the same new credentials
+    /// (a client's parallel layer uploads) runs bcrypt once, not once per request.
+    gates: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    /// bcrypt runs so far.
+    checks: AtomicU64,
 }
+
+/// A cache key: the user and the SHA-256 of the password (never the password itself).
+type Key = (String, [u8; 32]);
 
 impl std::fmt::Debug for Htpasswd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +103,8 @@ impl Htpasswd {
             users,
             decoy,
             cache: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
+            checks: AtomicU64::new(0),
         })
     }
 
@@ -104,24 +115,38 @@ impl Htpasswd {
 
     /// Checks a password, off the async threads when bcrypt has to run.
     pub async fn verify(self: &Arc<Self>, user: &str, password: &str) -> bool {
-        let key = (user.to_string(), Sha256::digest(password.as_bytes()).into());
+        let key: Key = (user.to_string(), Sha256::digest(password.as_bytes()).into());
         if self.cached(&key) {
             return true;
         }
-        let me = self.clone();
-        let password = password.to_string();
-        let user = user.to_string();
-        let ok = tokio::task::spawn_blocking(move || me.check(&user, &password))
-            .await
-            .unwrap_or(false);
-        if ok {
-            self.remember(key);
+        let gate = lock(&self.gates).entry(key.clone()).or_default().clone();
+        let held = gate.lock().await;
+        let ok = if self.cached(&key) {
+            true
+        } else {
+            let me = self.clone();
+            let password = password.to_string();
+            let user = user.to_string();
+            let ok = tokio::task::spawn_blocking(move || me.check(&user, &password))
+                .await
+                .unwrap_or(false);
+            if ok {
+                self.remember(key.clone());
+            }
+            ok
+        };
+        drop(held);
+        let mut gates = lock(&self.gates);
+        // Only the map and this task hold the gate: nobody waits on it any more.
+        if Arc::strong_count(&gate) == 2 {
+            gates.remove(&key);
         }
         ok
     }
 
     /// The bcrypt check itself.
     fn check(&self, user: &str, password: &str) -> bool {
+        self.checks.fetch_add(1, Ordering::Relaxed);
         match self.users.get(user) {
             Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
             None => {
@@ -131,13 +156,13 @@ impl Htpasswd {
         }
     }
 
-    fn cached(&self, key: &(String, [u8; 32])) -> bool {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+    fn cached(&self, key: &Key) -> bool {
+        let cache = lock(&self.cache);
         cache.get(key).is_some_and(|t| t.elapsed() < CACHE_TTL)
     }
 
-    fn remember(&self, key: (String, [u8; 32])) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+    fn remember(&self, key: Key) {
+        let mut cache = lock(&self.cache);
         if cache.len() >= CACHE_MAX {
             cache.retain(|_, t| t.elapsed() < CACHE_TTL);
             if cache.len() >= CACHE_MAX {
@@ -146,6 +171,11 @@ impl Htpasswd {
         }
         cache.insert(key, Instant::now());
     }
+}
+
+/// Locks a std mutex, ignoring poisoning (the maps stay consistent at every step).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -175,6 +205,24 @@ mod tests {
         assert!(hp.cached(&key));
         let wrong = ("alice".to_string(), Sha256::digest(b"wrong").into());
         assert!(!hp.cached(&wrong), "failures are not cached");
+        assert!(lock(&hp.gates).is_empty(), "gates are dropped once unused");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_new_credentials_runs_bcrypt_once() {
+        let h = bcrypt::hash("pw", 8).unwrap();
+        let hp = Arc::new(Htpasswd::parse(Path::new("f"), &format!("u:{h}")).unwrap());
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let hp = hp.clone();
+                tokio::spawn(async move { hp.verify("u", "pw").await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
+        assert_eq!(hp.checks.load(Ordering::Relaxed), 1);
+        assert!(lock(&hp.gates).is_empty());
     }
 
     #[test]
