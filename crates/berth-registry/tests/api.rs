@@ -509,6 +509,55 @@ async fn chunked_upload_refuses_out_of_order_chunks_and_resumes() {
 }
 
 #[tokio::test]
+async fn a_second_writer_at_the_same_offset_is_refused_while_the_first_streams() {
+    let s = Server::local().await;
+    let c = Client::new(&s.url);
+    let loc = c.start_upload("race/x").await;
+    let id = loc.rsplit('/').next().unwrap().to_string();
+    // The first PATCH streams slowly, fed through a channel.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let body = reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let first = tokio::spawn({
+        let c = c.clone();
+        let loc = loc.clone();
+        async move { c.http.patch(&loc).body(body).send().await.unwrap() }
+    });
+    tx.send(Ok(b"good ".to_vec())).await.unwrap();
+    let lease = paths::upload_sum(&id, 0);
+    for _ in 0..200 {
+        if s.state.storage.head(&lease).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Same size, other bytes, same offset: refused, and it writes nothing.
+    let r = patch(&c, &loc, Some((0, 10)), b"evil evil!").await;
+    assert_eq!(r.status(), 416);
+    tx.send(Ok(b"data".to_vec())).await.unwrap();
+    drop(tx);
+    let r = first.await.unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(header(&r, "range"), "0-8");
+    let d = digest(b"good data");
+    let r = c
+        .http
+        .put(format!("{loc}?digest={d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let got = c
+        .get(&format!("/v2/race/x/blobs/{d}"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), b"good data");
+}
+
+#[tokio::test]
 async fn streamed_patch_without_range_then_put_with_a_final_body() {
     let s = Server::local().await;
     let c = Client::new(&s.url);

@@ -143,10 +143,65 @@ pub(super) async fn patch(
     {
         return Err(ApiError::too_large("blob", limit));
     }
-    let key = paths::upload_chunk(id, offset);
-    let mut writer = state.storage.writer(&key).await?;
+    // The sidecar doubles as a lease on the offset: only the request that creates it may write
+    // the chunk there, so the digest it finally records is always that of the chunk's bytes.
+    let sum_key = paths::upload_sum(id, offset);
+    if !state
+        .storage
+        .create(&sum_key, Bytes::from_static(PENDING))
+        .await?
+    {
+        return Err(out_of_order(
+            name,
+            id,
+            offset,
+            &format!("another request is writing at offset {offset}"),
+        ));
+    }
+    let stream = req.into_body().into_data_stream();
+    match write_chunk(state, name, id, offset, declared, stream).await {
+        Ok(Some(sum)) => {
+            let n = sum.size;
+            state
+                .storage
+                .put(
+                    &sum_key,
+                    Bytes::from(serde_json::to_vec(&sum).expect("chunk sum serialises")),
+                )
+                .await?;
+            Ok(session_response(StatusCode::ACCEPTED, name, id, offset + n))
+        }
+        Ok(None) => {
+            state.storage.delete(&sum_key).await?;
+            Ok(session_response(StatusCode::ACCEPTED, name, id, offset))
+        }
+        Err(e) => {
+            if let Err(d) = state.storage.delete(&sum_key).await {
+                tracing::warn!(error = %d, key = %sum_key, "could not release a chunk lease");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What a chunk's sidecar holds while its chunk is being written.
+const PENDING: &[u8] = b"{\"pending\":true}";
+
+/// Streams one chunk into its object; `None` when the body was empty (nothing written).
+async fn write_chunk(
+    state: &AppState,
+    name: &str,
+    id: &str,
+    offset: u64,
+    declared: Option<u64>,
+    mut stream: BodyDataStream,
+) -> Result<Option<ChunkSum>, ApiError> {
+    let limit = state.config.limits.max_blob_bytes;
+    let mut writer = state
+        .storage
+        .writer(&paths::upload_chunk(id, offset))
+        .await?;
     let mut hasher = Sha256::new();
-    let mut stream = req.into_body().into_data_stream();
     let n = match pump(&mut stream, &mut hasher, &mut writer, offset, limit).await {
         Ok(n) => n,
         Err(e) => {
@@ -167,21 +222,13 @@ pub(super) async fn patch(
     }
     if n == 0 {
         abort(writer).await;
-        return Ok(session_response(StatusCode::ACCEPTED, name, id, offset));
+        return Ok(None);
     }
     writer.finish().await?;
-    let sum = ChunkSum {
+    Ok(Some(ChunkSum {
         sha256: hex::encode(hasher.finalize()),
         size: n,
-    };
-    state
-        .storage
-        .put(
-            &paths::upload_sum(id, offset),
-            Bytes::from(serde_json::to_vec(&sum).expect("chunk sum serialises")),
-        )
-        .await?;
-    Ok(session_response(StatusCode::ACCEPTED, name, id, offset + n))
+    }))
 }
 
 /// `PUT /v2/<name>/blobs/uploads/<id>?digest=`: appends an optional last body, verifies the
