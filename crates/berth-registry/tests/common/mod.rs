@@ -114,8 +114,10 @@ impl Server {
     /// Serves a fresh temporary directory with a configuration adjusted by `tweak`.
     pub async fn local_with(tweak: impl FnOnce(&mut Config)) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Config::default();
-        c.storage = Some(StorageSpec::new(dir.path().to_str().unwrap()));
+        let mut c = Config {
+            storage: Some(StorageSpec::new(dir.path().to_str().unwrap())),
+            ..Config::default()
+        };
         tweak(&mut c);
         let mut s = Server::with_config(c).await;
         s.dir = Some(dir);
@@ -124,9 +126,11 @@ impl Server {
 
     /// Serves a given storage (shared with other servers, say) with the default configuration.
     pub async fn on(spec: StorageSpec) -> Server {
-        let mut c = Config::default();
-        c.storage = Some(spec);
-        Server::with_config(c).await
+        Server::with_config(Config {
+            storage: Some(spec),
+            ..Config::default()
+        })
+        .await
     }
 
     /// The storage spec of a local server's directory.
