@@ -661,15 +661,36 @@ impl Pusher {
     }
 }
 
+/// Verifies every image from every base, a few at a time.
+async fn verify_all(pusher: &Pusher, bases: &[&str], live: &[(String, String)]) {
+    use futures::StreamExt;
+    let checks = live
+        .iter()
+        .flat_map(|(repo, d)| bases.iter().map(move |base| (*base, repo, d)));
+    let mut runs = futures::stream::iter(checks)
+        .map(|(base, repo, d)| async move { pusher.verify(base, repo, d).await })
+        .buffer_unordered(8);
+    while let Some(r) = runs.next().await {
+        r.unwrap();
+    }
+}
+
 fn random_bytes(n: usize) -> Vec<u8> {
     (0..n).map(|_| rand::random::<u8>()).collect()
 }
 
 /// Runs the scene on a storage spec: returns when everything has been verified.
-async fn gc_during_concurrent_pushes(spec: StorageSpec, push_for: Duration, settle: Duration) {
+async fn gc_during_concurrent_pushes(
+    spec: StorageSpec,
+    pushers: usize,
+    push_for: Duration,
+    settle: Duration,
+) {
     let mut config = Config::default();
     config.storage = Some(spec.clone());
-    config.gc.grace_secs = 1;
+    // No link refreshes on HEAD: a blob that a client HEADs and then references is protected by
+    // the lease protocol alone, which is what this test is about.
+    config.gc.grace_secs = 0;
     let a = Server::with_config(config.clone()).await;
     let b = Server::with_config(config).await;
     let pusher = Pusher {
@@ -692,10 +713,10 @@ async fn gc_during_concurrent_pushes(spec: StorageSpec, push_for: Duration, sett
 
     let stop = Arc::new(AtomicBool::new(false));
     let live: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let garbage: Arc<Mutex<Vec<String>>> = Arc::default();
+    let garbage: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
     let failures = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for t in 0..4 {
+    for t in 0..pushers {
         let (pusher, stop, live, garbage, failures, shared) = (
             pusher.clone(),
             stop.clone(),
@@ -708,10 +729,19 @@ async fn gc_during_concurrent_pushes(spec: StorageSpec, push_for: Duration, sett
             let repo = if t % 2 == 0 { "team/a" } else { "team/b" };
             let mut n = 0;
             let mut mine: Vec<String> = Vec::new();
+            let mut last_junk: Option<Vec<u8>> = None;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let mut layers = vec![random_bytes(1024 + rand::random::<u32>() as usize % 8192)];
                 layers.push(shared[n % shared.len()].clone());
+                // The sharpest race: every other image reuses the blob this task pushed (and left
+                // unreferenced) one iteration ago — old enough to collect by now, so a collector
+                // may be deleting it while the HEAD says it exists and the manifest goes in.
+                if n % 2 == 0
+                    && let Some(j) = &last_junk
+                {
+                    layers.push(j.clone());
+                }
                 match pusher.image(repo, &format!("t{t}-{n}"), &layers).await {
                     Ok(d) => {
                         mine.push(d.clone());
@@ -728,8 +758,10 @@ async fn gc_during_concurrent_pushes(spec: StorageSpec, push_for: Duration, sett
                     }
                 }
                 // Garbage on purpose: a blob nobody will ever reference.
-                if let Ok(g) = pusher.blob(repo, &random_bytes(512)).await {
-                    garbage.lock().await.push(g);
+                let junk = random_bytes(512);
+                if let Ok(g) = pusher.blob(repo, &junk).await {
+                    garbage.lock().await.push((g, junk.clone()));
+                    last_junk = Some(junk);
                 }
                 // Now and then, drop an older image of this task (its blobs become garbage
                 // unless someone else uses them).
@@ -771,12 +803,14 @@ async fn gc_during_concurrent_pushes(spec: StorageSpec, push_for: Duration, sett
         })
     };
 
+    let t0 = std::time::Instant::now();
     tokio::time::sleep(push_for).await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await.unwrap();
     }
     let (runs, total) = collector.await.unwrap();
+    eprintln!("pushers and collectors stopped after {:?}", t0.elapsed());
     let live = live.lock().await.clone();
     let failures = failures.load(Ordering::Relaxed);
     eprintln!(
@@ -798,12 +832,9 @@ async fn gc_during_concurrent_pushes(spec: StorageSpec, push_for: Duration, sett
     );
 
     // Every manifest that got 201 (and was not deleted on purpose) is whole, from both instances.
-    for (repo, d) in &live {
-        for base in [&a.url, &b.url] {
-            pusher.verify(base, repo, d).await.unwrap();
-        }
-    }
+    verify_all(&pusher, &[&a.url, &b.url], &live).await;
 
+    eprintln!("verified after {:?}", t0.elapsed());
     // The garbage goes once it is older than grace; what is live stays.
     tokio::time::sleep(settle).await;
     let r = gc::collect(&storage, &gc_config(1), false).await.unwrap();
@@ -826,7 +857,7 @@ async fn gc_during_concurrent_pushes(spec: StorageSpec, push_for: Duration, sett
     };
     let garbage = garbage.lock().await.clone();
     assert!(!garbage.is_empty());
-    for g in &garbage {
+    for (g, _) in &garbage {
         if referenced.contains(g) {
             continue;
         }
@@ -835,9 +866,7 @@ async fn gc_during_concurrent_pushes(spec: StorageSpec, push_for: Duration, sett
             "garbage blob {g} survived"
         );
     }
-    for (repo, d) in &live {
-        pusher.verify(&a.url, repo, d).await.unwrap();
-    }
+    verify_all(&pusher, &[&a.url], &live).await;
     assert!(storage.list(paths::GC_SWEEPING).await.unwrap().is_empty());
 }
 
@@ -845,7 +874,7 @@ async fn gc_during_concurrent_pushes(spec: StorageSpec, push_for: Duration, sett
 async fn gc_during_concurrent_pushes_on_local_disk_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let spec = StorageSpec::new(dir.path().to_str().unwrap());
-    gc_during_concurrent_pushes(spec, Duration::from_secs(8), Duration::from_millis(1200)).await;
+    gc_during_concurrent_pushes(spec, 4, Duration::from_secs(8), Duration::from_millis(1200)).await;
     assert!(Path::new(dir.path()).exists());
 }
 
@@ -854,7 +883,8 @@ async fn gc_during_concurrent_pushes_on_s3_loses_nothing() {
     let s3 = S3::start();
     gc_during_concurrent_pushes(
         s3.spec("gc"),
-        Duration::from_secs(12),
+        8,
+        Duration::from_secs(15),
         Duration::from_millis(2500),
     )
     .await;
