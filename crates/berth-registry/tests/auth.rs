@@ -43,8 +43,10 @@ fn config(dir: &Path) -> Config {
         })
         .collect();
     std::fs::write(&htpasswd, lines.join("\n") + "\n").unwrap();
-    let mut c = Config::default();
-    c.storage = Some(StorageSpec::new(dir.join("data").to_str().unwrap()));
+    let mut c = Config {
+        storage: Some(StorageSpec::new(dir.join("data").to_str().unwrap())),
+        ..Config::default()
+    };
     c.auth.htpasswd = Some(htpasswd);
     c.auth.access = vec![
         rule("alice", &["team/*"], &["pull", "push"]),

@@ -268,8 +268,10 @@ async fn access_log_has_one_event_per_request_with_user_peer_and_no_query() {
         format!("alice:{}\n", bcrypt::hash("pw", 4).unwrap()),
     )
     .unwrap();
-    let mut config = Config::default();
-    config.storage = Some(StorageSpec::new(dir.path().join("data").to_str().unwrap()));
+    let mut config = Config {
+        storage: Some(StorageSpec::new(dir.path().join("data").to_str().unwrap())),
+        ..Config::default()
+    };
     config.auth.htpasswd = Some(htpasswd);
     let s = Server::with_config(config).await;
     let http = reqwest::Client::new();

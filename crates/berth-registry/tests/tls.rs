@@ -91,13 +91,15 @@ async fn serve_speaks_https_with_the_configured_certificate() {
     let dir = tempfile::tempdir().unwrap();
     make_certificates(dir.path());
     let port = common::free_port();
-    let mut c = Config::default();
-    c.addr = format!("127.0.0.1:{port}");
-    c.storage = Some(StorageSpec::new(dir.path().join("data").to_str().unwrap()));
-    c.tls = Some(TlsConfig {
-        cert: dir.path().join("server.crt"),
-        key: dir.path().join("server.key"),
-    });
+    let c = Config {
+        addr: format!("127.0.0.1:{port}"),
+        storage: Some(StorageSpec::new(dir.path().join("data").to_str().unwrap())),
+        tls: Some(TlsConfig {
+            cert: dir.path().join("server.crt"),
+            key: dir.path().join("server.key"),
+        }),
+        ..Config::default()
+    };
     let server = tokio::spawn(berth_registry::serve(c));
     wait_for(port).await;
 
@@ -158,13 +160,15 @@ async fn serve_speaks_https_with_the_configured_certificate() {
 async fn serve_refuses_to_start_with_a_bad_key() {
     let dir = tempfile::tempdir().unwrap();
     make_certificates(dir.path());
-    let mut c = Config::default();
-    c.addr = format!("127.0.0.1:{}", common::free_port());
-    c.storage = Some(StorageSpec::new(dir.path().join("data").to_str().unwrap()));
-    c.tls = Some(TlsConfig {
-        cert: dir.path().join("server.crt"),
-        key: dir.path().join("ca.key"),
-    });
+    let c = Config {
+        addr: format!("127.0.0.1:{}", common::free_port()),
+        storage: Some(StorageSpec::new(dir.path().join("data").to_str().unwrap())),
+        tls: Some(TlsConfig {
+            cert: dir.path().join("server.crt"),
+            key: dir.path().join("ca.key"),
+        }),
+        ..Config::default()
+    };
     let e = berth_registry::serve(c).await.unwrap_err().to_string();
     assert!(e.contains("ca.key"), "{e}");
 }
