@@ -219,7 +219,10 @@ async fn a_push_through_one_instance_is_searchable_through_another() {
     // them about what follows.
     let t0 = Instant::now();
     while !(a.state.search.is_ready() && b.state.search.is_ready()) {
-        assert!(t0.elapsed() < Duration::from_secs(5), "indexes never became ready");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "indexes never became ready"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -499,4 +502,74 @@ async fn results_are_paginated_with_link_headers() {
     assert!(r.headers().get("link").is_none());
     let v: Value = r.json().await.unwrap();
     assert_eq!(pairs(&v), want);
+}
+
+#[tokio::test]
+async fn two_instances_on_one_bucket_see_each_others_pushes() {
+    let s3 = common::S3::start();
+    let spec = s3.spec("search");
+    let config = || {
+        let mut c = Config::default();
+        c.storage = Some(spec.clone());
+        c.search.poll_ms = 100;
+        c
+    };
+    let a = Server::with_config(config()).await;
+    let b = Server::with_config(config()).await;
+    let (ca, cb) = (Client::new(&a.url), Client::new(&b.url));
+    let t0 = Instant::now();
+    while !(a.state.search.is_ready() && b.state.search.is_ready()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "indexes never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let da = ca.push_image("bucket/one", "a", b"pushed through a").await;
+    let db = cb.push_image("bucket/two", "b", b"pushed through b").await;
+    let v = wait_search(&cb, "q=bucket/one", Duration::from_secs(5), |v| {
+        total(v) == 1
+    })
+    .await;
+    assert_eq!(v["results"][0]["digest"], da);
+    let v = wait_search(&ca, "q=bucket/two", Duration::from_secs(5), |v| {
+        total(v) == 1
+    })
+    .await;
+    assert_eq!(v["results"][0]["digest"], db);
+    let r = ca
+        .http
+        .delete(format!("{}/v2/bucket/two/manifests/{db}", ca.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    wait_search(&cb, "q=bucket", Duration::from_secs(5), |v| total(v) == 1).await;
+}
+
+#[tokio::test]
+async fn a_rebuild_heals_changes_whose_events_were_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_on(dir.path(), 50).await;
+    let c = Client::new(&s.url);
+    c.push_image("heal/app", "keep", b"keep").await;
+    c.push_image("heal/app", "lost", b"lost").await;
+    wait_search(&c, "q=heal", Duration::from_secs(5), |v| total(v) == 2).await;
+
+    // A tag disappears behind the registry's back: no event tells anyone.
+    let storage = Storage::local(dir.path()).unwrap();
+    storage
+        .delete(&berth_registry::paths::tag("heal/app", "lost"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(total(&search(&c, "q=heal").await), 2, "no event, no change");
+    s.state.search.rebuild(&storage).await.unwrap();
+    let v = search(&c, "q=heal").await;
+    assert_eq!(
+        pairs(&v)[0],
+        ("heal/app".to_string(), Some("keep".to_string()))
+    );
+    // The manifest is still there, now untagged.
+    assert_eq!(v["results"][1]["tag"], Value::Null);
 }

@@ -97,3 +97,94 @@ fn event_repo(e: &Event) -> &str {
         | Event::TagDeleted { repo, .. } => repo,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn put_event(repo: &str) -> Event {
+        Event::ManifestPut {
+            repo: repo.into(),
+            digest: format!("sha256:{}", "0".repeat(64)),
+            tag: None,
+        }
+    }
+
+    async fn write(storage: &Storage, key: &str, e: &Event) {
+        storage
+            .put(key, Bytes::from(serde_json::to_vec(e).unwrap()))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn events_are_applied_once_and_late_ones_within_the_window_are_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::local(dir.path()).unwrap();
+        let now = 1_000_000_000_000_000_000u128;
+        write(
+            &storage,
+            "events/00000000000000000001-old",
+            &put_event("before"),
+        )
+        .await;
+        let mut f = Follower::default();
+        f.skip_existing(&storage).await.unwrap();
+        assert!(f.poll(&storage).await.unwrap().keys.is_empty());
+
+        write(
+            &storage,
+            &format!("events/{now:020}-a"),
+            &put_event("x/one"),
+        )
+        .await;
+        write(
+            &storage,
+            &format!("events/{:020}-b", now + 1),
+            &put_event("x/two"),
+        )
+        .await;
+        let b = f.poll(&storage).await.unwrap();
+        assert_eq!(b.keys.len(), 2);
+        assert_eq!(b.repos.iter().collect::<Vec<_>>(), ["x/one", "x/two"]);
+        // Not committed (say the rescan failed): the next poll offers them again.
+        let b = f.poll(&storage).await.unwrap();
+        assert_eq!(b.keys.len(), 2);
+        f.commit(b.keys);
+        assert!(f.poll(&storage).await.unwrap().keys.is_empty());
+
+        // Another instance's event lands late with an older key, inside the look-back window.
+        let late = now - 5_000_000_000;
+        write(
+            &storage,
+            &format!("events/{late:020}-c"),
+            &put_event("x/late"),
+        )
+        .await;
+        // One older than the window is never seen (the periodic rebuild covers it).
+        let ancient = now - 20_000_000_000;
+        write(
+            &storage,
+            &format!("events/{ancient:020}-d"),
+            &put_event("x/ancient"),
+        )
+        .await;
+        let b = f.poll(&storage).await.unwrap();
+        assert_eq!(b.repos.iter().collect::<Vec<_>>(), ["x/late"]);
+        f.commit(b.keys);
+        assert!(f.poll(&storage).await.unwrap().keys.is_empty());
+
+        // Unreadable events count as seen but name nothing.
+        storage
+            .put(
+                &format!("events/{:020}-e", now + 2),
+                Bytes::from_static(b"junk"),
+            )
+            .await
+            .unwrap();
+        let b = f.poll(&storage).await.unwrap();
+        assert_eq!(b.keys.len(), 1);
+        assert!(b.repos.is_empty());
+    }
+}
