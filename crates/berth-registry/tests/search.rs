@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use berth_registry::config::Config;
+use berth_registry::config::{Config, SearchConfig};
 use berth_registry::search::Index;
 use berth_registry::storage::{Storage, StorageSpec};
 use common::{Client, Server, digest};
@@ -14,10 +14,12 @@ use serde_json::{Value, json};
 
 /// A server on `dir` whose index polls events every `poll_ms`.
 async fn server_on(dir: &std::path::Path, poll_ms: u64) -> Server {
-    let mut c = Config::default();
-    c.storage = Some(StorageSpec::new(dir.to_str().unwrap()));
-    c.search.poll_ms = poll_ms;
-    Server::with_config(c).await
+    Server::with_config(Config {
+        storage: Some(StorageSpec::new(dir.to_str().unwrap())),
+        search: SearchConfig { poll_ms },
+        ..Config::default()
+    })
+    .await
 }
 
 /// Pushes an image with a given config (JSON text), layers and manifest annotations.
@@ -508,11 +510,10 @@ async fn results_are_paginated_with_link_headers() {
 async fn two_instances_on_one_bucket_see_each_others_pushes() {
     let s3 = common::S3::start();
     let spec = s3.spec("search");
-    let config = || {
-        let mut c = Config::default();
-        c.storage = Some(spec.clone());
-        c.search.poll_ms = 100;
-        c
+    let config = || Config {
+        storage: Some(spec.clone()),
+        search: SearchConfig { poll_ms: 100 },
+        ..Config::default()
     };
     let a = Server::with_config(config()).await;
     let b = Server::with_config(config()).await;

@@ -9,16 +9,18 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_registry::config::Config;
+use berth_registry::config::{Config, SearchConfig};
 use berth_registry::storage::StorageSpec;
 use common::{Client, Server, digest};
 use serde_json::{Value, json};
 
 async fn server() -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Config::default();
-    c.storage = Some(StorageSpec::new(dir.path().to_str().unwrap()));
-    c.search.poll_ms = 50;
+    let c = Config {
+        storage: Some(StorageSpec::new(dir.path().to_str().unwrap())),
+        search: SearchConfig { poll_ms: 50 },
+        ..Config::default()
+    };
     (Server::with_config(c).await, dir)
 }
 
