@@ -439,6 +439,27 @@ async fn old_events_go_but_the_newest_thousand_stay() {
     assert_eq!(oldest, now - 2 * hour + 15);
 }
 
+#[tokio::test]
+async fn periodic_collection_runs_on_its_interval_and_not_at_zero() {
+    let (_d, s) = local();
+    let old = blob(&s, b"collected by the periodic task").await;
+    age(&s, &paths::blob(&old), 3600);
+    let mut c = gc_config(60);
+    gc::spawn_periodic(s.clone(), c.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(exists(&s, &paths::blob(&old)).await, "interval 0: no task");
+    c.interval_secs = 1;
+    gc::spawn_periodic(s.clone(), c);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while exists(&s, &paths::blob(&old)).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not collected in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Leases.
 
@@ -675,6 +696,9 @@ async fn verify_all(pusher: &Pusher, bases: &[&str], live: &[(String, String)]) 
     }
 }
 
+/// A blob pushed and left unreferenced: its digest and bytes.
+type Junk = (String, Vec<u8>);
+
 fn random_bytes(n: usize) -> Vec<u8> {
     (0..n).map(|_| rand::random::<u8>()).collect()
 }
@@ -686,11 +710,13 @@ async fn gc_during_concurrent_pushes(
     push_for: Duration,
     settle: Duration,
 ) {
-    let mut config = Config::default();
-    config.storage = Some(spec.clone());
-    // No link refreshes on HEAD: a blob that a client HEADs and then references is protected by
-    // the lease protocol alone, which is what this test is about.
-    config.gc.grace_secs = 0;
+    // No link refreshes on HEAD (grace 0): a blob that a client HEADs and then references is
+    // protected by the lease protocol alone, which is what this test is about.
+    let config = Config {
+        storage: Some(spec.clone()),
+        gc: gc_config(0),
+        ..Config::default()
+    };
     let a = Server::with_config(config.clone()).await;
     let b = Server::with_config(config).await;
     let pusher = Pusher {
@@ -712,8 +738,10 @@ async fn gc_during_concurrent_pushes(
     }
 
     let stop = Arc::new(AtomicBool::new(false));
+    // (repository, manifest digest) of every image answered 201 and not deleted since.
     let live: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-    let garbage: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    // (digest, bytes) of blobs pushed on purpose and never referenced (unless reused).
+    let garbage: Arc<Mutex<Vec<Junk>>> = Arc::default();
     let failures = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for t in 0..pushers {
@@ -765,7 +793,7 @@ async fn gc_during_concurrent_pushes(
                 }
                 // Now and then, drop an older image of this task (its blobs become garbage
                 // unless someone else uses them).
-                if mine.len() > 2 && rand::random::<u8>() % 3 == 0 {
+                if mine.len() > 2 && rand::random::<u8>().is_multiple_of(3) {
                     let d = mine.remove(0);
                     live.lock().await.retain(|(_, x)| x != &d);
                     pusher.delete_manifest(repo, &d).await;
