@@ -451,6 +451,22 @@ async fn tokens_grant_the_intersection_of_request_and_rules() {
     let t = token_for(&s.url, None, &["repository:team/app:pull"]).await;
     assert_eq!(claims(&t)["sub"], "");
     assert_eq!(claims(&t)["access"], serde_json::json!([]));
+    // The catalog scope goes to users (anonymous pull is off here).
+    let t = token_for(&s.url, Some(("bob", "bob-pw")), &["registry:catalog:*"]).await;
+    assert_eq!(
+        claims(&t)["access"],
+        serde_json::json!([{"type": "registry", "name": "catalog", "actions": ["*"]}])
+    );
+    assert_eq!(
+        bearer_client(&s.url, &t).get("/v2/_catalog").await.status(),
+        200
+    );
+    let t = token_for(&s.url, None, &["registry:catalog:*"]).await;
+    assert_eq!(claims(&t)["access"], serde_json::json!([]));
+    // An anonymous token is no login when anonymous pull is off.
+    let anon = bearer_client(&s.url, &t);
+    assert_eq!(anon.get("/v2/_catalog").await.status(), 401);
+    assert_eq!(anon.get("/v2/").await.status(), 401);
     // Bad credentials and another service are refused.
     let r = get_token(&s.url, Some(("alice", "bad")), &["repository:a:pull"]).await;
     assert_eq!(r.status(), 401);
@@ -653,4 +669,55 @@ fn bad_configurations_are_refused_at_start() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("htpasswd"), "{e}");
+}
+
+#[tokio::test]
+async fn handlers_see_the_principal_in_request_extensions() {
+    use axum::Extension;
+    use axum::routing::get;
+    use berth_registry::auth::{Principal, guard};
+    use tower::ServiceExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.auth.anonymous_pull = Some(true);
+    let state = berth_registry::AppState::new(c).unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/v2/{*rest}",
+            get(|Extension(p): Extension<Principal>| async move {
+                p.0.unwrap_or_else(|| "(anonymous)".into())
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state);
+    let call = |auth: Option<&str>| {
+        let mut b = axum::http::Request::get("/v2/team/app/tags/list");
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        let req = b.body(axum::body::Body::empty()).unwrap();
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let p = resp.extensions().get::<Principal>().cloned();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 10)
+                .await
+                .unwrap();
+            (String::from_utf8(body.to_vec()).unwrap(), p)
+        }
+    };
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("bob:bob-pw")
+    );
+    assert_eq!(
+        call(Some(&basic)).await,
+        ("bob".to_string(), Some(Principal(Some("bob".into()))))
+    );
+    assert_eq!(
+        call(None).await,
+        ("(anonymous)".to_string(), Some(Principal(None)))
+    );
 }

@@ -3,7 +3,8 @@
 //! [`guard`] runs in front of every request and decides before any handler runs, so a refused
 //! request changes nothing. What a request needs:
 //! - `/metrics` and `/token`: nothing (the token endpoint checks credentials itself);
-//! - `/v2/`: any authenticated client, and anonymous ones only when there are no users. Clients
+//! - `/v2/`: any authenticated client, and anonymous ones only when there are no users (or,
+//!   in bearer mode with anonymous pull, when they hold an anonymous token). Clients
 //!   (Docker, containers/image, go-containerregistry) probe `/v2/` first and take the
 //!   challenge of its 401 as the way to authenticate for the whole session: a 200 there would
 //!   make them never send credentials, so no push could succeed. With anonymous pull on, an
@@ -396,8 +397,13 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     let user = who.user();
     let allowed = match &need {
         Need::Open => true,
-        Need::Entry => auth.anonymous_pull() || !matches!(who, Identity::Anonymous),
-        Need::Login => auth.users.is_none() || !matches!(who, Identity::Anonymous),
+        // An anonymous token (empty subject) is no login: it opens only what anonymous may.
+        Need::Entry => auth.anonymous_pull() || user.is_some(),
+        Need::Login => {
+            auth.users.is_none()
+                || user.is_some()
+                || (auth.anonymous_pull() && matches!(who, Identity::Token(_)))
+        }
         Need::Repo { name, action } => auth.may(&who, name).contains(*action),
     };
     if !allowed {
