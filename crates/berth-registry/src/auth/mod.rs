@@ -435,8 +435,16 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         && !auth.may(&who, &from).contains(Action::Pull)
     {
         tracing::debug!(from = %from, user = ?user, "mount source not pullable: plain upload instead");
-        if let Some(uri) = without_mount(req.uri()) {
-            *req.uri_mut() = uri;
+        match without_mount(req.uri()) {
+            Some(uri) => *req.uri_mut() = uri,
+            // Never let the mount through unchecked.
+            None => {
+                return refuse(
+                    ApiError::denied(format!("may not mount from repository {from}")),
+                    "",
+                    user,
+                );
+            }
         }
     }
     req.extensions_mut().insert(Principal(user.clone()));
