@@ -558,6 +558,58 @@ async fn a_second_writer_at_the_same_offset_is_refused_while_the_first_streams()
 }
 
 #[tokio::test]
+async fn a_client_that_drops_mid_chunk_leaves_a_resumable_session() {
+    let s = Server::local().await;
+    let c = Client::new(&s.url);
+    let loc = c.start_upload("drop/x").await;
+    let id = loc.rsplit('/').next().unwrap().to_string();
+    assert_eq!(patch(&c, &loc, None, b"first ").await.status(), 202);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let body = reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let dropped = tokio::spawn({
+        let c = c.clone();
+        let loc = loc.clone();
+        async move { c.http.patch(&loc).body(body).send().await }
+    });
+    tx.send(Ok(vec![b'x'; 100_000])).await.unwrap();
+    let lease = paths::upload_sum(&id, 6);
+    for _ in 0..200 {
+        if s.state.storage.head(&lease).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tx.send(Err(std::io::Error::other("client gives up")))
+        .await
+        .unwrap();
+    assert!(dropped.await.unwrap().is_err());
+    // The server lets go of the offset; nothing of the partial chunk is visible.
+    for _ in 0..200 {
+        if s.state.storage.head(&lease).await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let r = c.send(Method::GET, &loc).await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(header(&r, "range"), "0-5");
+    let tmp = s.dir.as_ref().unwrap().path().join(".tmp");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    // The client resumes where the session really ends.
+    assert_eq!(patch(&c, &loc, Some((6, 6)), b"second").await.status(), 202);
+    let d = digest(b"first second");
+    let r = c
+        .http
+        .put(format!("{loc}?digest={d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}
+
+#[tokio::test]
 async fn streamed_patch_without_range_then_put_with_a_final_body() {
     let s = Server::local().await;
     let c = Client::new(&s.url);
