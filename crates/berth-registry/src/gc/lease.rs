@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 
 use super::{Clock, GcError, StorageContext};
 use crate::paths;
@@ -113,7 +114,8 @@ pub(super) struct Lease {
     key: String,
     storage: Storage,
     health: Arc<Mutex<Health>>,
-    heartbeat: tokio::task::JoinHandle<()>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    stop: Arc<Notify>,
     acquired: Instant,
     clock: Clock,
     released: bool,
@@ -151,17 +153,20 @@ impl Lease {
             last_ok: start,
             lost: false,
         }));
+        let stop = Arc::new(Notify::new());
         let heartbeat = tokio::spawn(renew(
             storage.clone(),
             key.clone(),
             body,
             Arc::clone(&health),
+            Arc::clone(&stop),
         ));
         Ok(Lease {
             key,
             storage: storage.clone(),
             health,
-            heartbeat,
+            heartbeat: Some(heartbeat),
+            stop,
             acquired: start,
             clock: Clock::at(info.modified, !storage.is_local()),
             released: false,
@@ -192,38 +197,78 @@ impl Lease {
         self.acquired.elapsed()
     }
 
-    /// Stops renewing and removes the lease.
+    /// Stops renewing and removes the lease. The heartbeat is stopped, not aborted, and waited
+    /// for: a renewal still in flight would otherwise land after the delete and leave a fresh
+    /// lease behind that makes pushes wait until it goes stale.
     pub(super) async fn release(mut self) -> Result<(), GcError> {
-        self.heartbeat.abort();
         self.released = true;
-        self.storage
-            .delete(&self.key)
-            .await
-            .during("removing the sweep lease")
+        stop_and_remove(
+            self.storage.clone(),
+            self.key.clone(),
+            self.stop.clone(),
+            self.heartbeat.take(),
+        )
+        .await
+        .during("removing the sweep lease")
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.heartbeat.abort();
         if self.released {
             return;
         }
         // Cancelled mid-sweep: remove the lease so pushes need not wait for it to go stale.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let storage = self.storage.clone();
-            let key = self.key.clone();
-            rt.spawn(async move {
-                let _ = storage.delete(&key).await;
-            });
+        let (storage, key, stop, heartbeat) = (
+            self.storage.clone(),
+            self.key.clone(),
+            self.stop.clone(),
+            self.heartbeat.take(),
+        );
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if let Err(e) = stop_and_remove(storage, key.clone(), stop, heartbeat).await {
+                        tracing::warn!(lease = %key, error = %e, "could not remove sweep lease");
+                    }
+                });
+            }
+            Err(_) => {
+                if let Some(h) = heartbeat {
+                    h.abort();
+                }
+            }
         }
     }
 }
 
+/// Stops the heartbeat, waits until it has finished any renewal, then deletes the lease.
+async fn stop_and_remove(
+    storage: Storage,
+    key: String,
+    stop: Arc<Notify>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+) -> Result<(), StorageError> {
+    stop.notify_one();
+    if let Some(h) = heartbeat {
+        let _ = h.await;
+    }
+    storage.delete(&key).await
+}
+
 /// The heartbeat: rewrites the lease every [`HEARTBEAT`] until a renewal gap reaches [`FENCE`].
-async fn renew(storage: Storage, key: String, body: Bytes, health: Arc<Mutex<Health>>) {
+async fn renew(
+    storage: Storage,
+    key: String,
+    body: Bytes,
+    health: Arc<Mutex<Health>>,
+    stop: Arc<Notify>,
+) {
     loop {
-        tokio::time::sleep(HEARTBEAT).await;
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+            _ = stop.notified() => return,
+        }
         let start = Instant::now();
         if !health
             .lock()
@@ -260,5 +305,29 @@ mod tests {
         assert!(!h.alive(t0 + FENCE));
         h.last_ok = t0 + FENCE;
         assert!(!h.alive(t0 + FENCE + Duration::from_secs(1)));
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_is_renewed_and_removed_on_release_or_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::local(dir.path()).unwrap();
+        let lease = Lease::acquire(&s).await.unwrap();
+        let first = s.list(paths::GC_SWEEPING).await.unwrap();
+        assert_eq!(first.len(), 1);
+        tokio::time::sleep(HEARTBEAT + Duration::from_millis(700)).await;
+        let later = s.head(&first[0].key).await.unwrap().unwrap();
+        assert!(later.modified > first[0].modified, "renewed");
+        assert!(lease.may_delete().unwrap());
+        lease.release().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(s.list(paths::GC_SWEEPING).await.unwrap().is_empty());
+
+        let lease = Lease::acquire(&s).await.unwrap();
+        drop(lease);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            s.list(paths::GC_SWEEPING).await.unwrap().is_empty(),
+            "a cancelled collection removes its lease"
+        );
     }
 }
