@@ -166,22 +166,15 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `n` and `last` of a paginated list; `n` absent means everything.
-fn pagination(params: &[(String, String)]) -> Result<(Option<usize>, Option<String>), ApiError> {
-    let n = match param(params, "n") {
-        None | Some("") => None,
-        Some(v) => Some(v.parse::<usize>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "PAGINATION_NUMBER_INVALID",
-                format!("n must be a non-negative integer, not {v:?}"),
-            )
-        })?),
-    };
+/// `n` and `last` of a paginated list; `n` absent means everything. An `n` that is not a
+/// number is ignored like an absent one: the spec has no error code for it, and the whole list
+/// is a correct answer.
+fn pagination(params: &[(String, String)]) -> (Option<usize>, Option<String>) {
+    let n = param(params, "n").and_then(|v| v.trim().parse::<usize>().ok());
     let last = param(params, "last")
         .filter(|l| !l.is_empty())
         .map(str::to_string);
-    Ok((n, last))
+    (n, last)
 }
 
 /// One page of a sorted list: the entries after `last`, at most `n`, and the `Link` header value

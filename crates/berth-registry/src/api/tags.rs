@@ -18,7 +18,7 @@ pub(super) async fn list(
     params: &[(String, String)],
 ) -> Result<Response, ApiError> {
     let storage = &state.storage;
-    let (n, last) = pagination(params)?;
+    let (n, last) = pagination(params);
     let prefix = format!("{}/", paths::tags(name));
     let all: Vec<String> = storage
         .list(&paths::tags(name))
@@ -53,7 +53,7 @@ pub(super) async fn catalog(
     state: &AppState,
     params: &[(String, String)],
 ) -> Result<Response, ApiError> {
-    let (n, last) = pagination(params)?;
+    let (n, last) = pagination(params);
     let all: Vec<String> = state
         .storage
         .list(paths::CATALOG)
