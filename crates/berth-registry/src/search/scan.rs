@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::SearchError;
 use crate::manifest::{Descriptor, Manifest, OCI_MANIFEST};
 use crate::paths::{self, ManifestLink, TagLink};
-use crate::storage::Storage;
+use crate::storage::{ObjectInfo, Storage};
 
 /// Manifests larger than this are not read by the index (the API refuses far smaller ones).
 const MAX_MANIFEST_BYTES: u64 = 8 << 20;
@@ -171,6 +171,40 @@ impl ParseCache {
     }
 }
 
+/// How long after its modification time a listed link counts as settled. Object stores report
+/// modification times to the second, so a link rewritten within the same second at the same size
+/// (a tag moved to another digest) would look unchanged; a stamp taken once that second (and
+/// some clock skew between the store and this host) has passed cannot be confused so.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// What a listing said about a link, to skip rereading links that did not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    modified: SystemTime,
+    size: u64,
+    /// Whether the link was already older than [`SETTLE`] when listed.
+    settled: bool,
+}
+
+impl Stamp {
+    /// The stamp of a listed object, taken now.
+    fn of(info: &ObjectInfo) -> Stamp {
+        let age = SystemTime::now()
+            .duration_since(info.modified)
+            .unwrap_or(Duration::ZERO);
+        Stamp {
+            modified: info.modified,
+            size: info.size,
+            settled: age >= SETTLE,
+        }
+    }
+
+    /// Whether a link read under this stamp is certainly unchanged when listed as `now`.
+    fn unchanged(&self, now: &Stamp) -> bool {
+        self.settled && self.modified == now.modified && self.size == now.size
+    }
+}
+
 /// One manifest of a repository as the index shows it.
 #[derive(Debug, Clone)]
 pub struct ManifestSummary {
@@ -201,7 +235,7 @@ pub struct ManifestSummary {
     /// Lower-cased digest, platforms, label and annotation keys and values, for substring search.
     pub(crate) haystack: String,
     /// The manifest link's modification time and size when it was read.
-    pub(crate) link_stamp: (SystemTime, u64),
+    pub(crate) link_stamp: Stamp,
 }
 
 /// One repository as the index holds it.
@@ -216,7 +250,7 @@ pub struct Repository {
     /// Total size of the distinct blobs its manifests reference.
     pub size: u64,
     /// Tag link modification time and size when read, to skip unchanged tags on a rescan.
-    pub(crate) tag_stamps: BTreeMap<String, (SystemTime, u64, String)>,
+    pub(crate) tag_stamps: BTreeMap<String, (Stamp, String)>,
 }
 
 impl Repository {
@@ -258,10 +292,10 @@ pub(crate) async fn scan_repository(
             continue;
         };
         let digest = format!("sha256:{hex}");
-        let stamp = (link.modified, link.size);
+        let stamp = Stamp::of(&link);
         let known = prev
             .and_then(|r| r.manifests.get(&digest))
-            .filter(|m| m.link_stamp == stamp)
+            .filter(|m| m.link_stamp.unchanged(&stamp))
             .map(|m| m.media_type.clone());
         let pushed_type = match known {
             Some(t) => Some(t),
@@ -302,8 +336,8 @@ pub(crate) async fn scan_repository(
         };
         let known = prev
             .and_then(|r| r.tag_stamps.get(tag))
-            .filter(|(m, s, _)| (*m, *s) == (t.modified, t.size))
-            .map(|(_, _, d)| d.clone());
+            .filter(|(s, _)| s.unchanged(&Stamp::of(&t)))
+            .map(|(_, d)| d.clone());
         let digest = match known {
             Some(d) => d,
             None => {
@@ -318,7 +352,7 @@ pub(crate) async fn scan_repository(
                 link.digest
             }
         };
-        tag_stamps.insert(tag.to_string(), (t.modified, t.size, digest));
+        tag_stamps.insert(tag.to_string(), (Stamp::of(&t), digest));
     }
 
     if raw.is_empty() {
@@ -328,13 +362,13 @@ pub(crate) async fn scan_repository(
 }
 
 /// A manifest as read from one repository: digest, parsed content, served media type, link stamp.
-type RawManifest = (String, Arc<Parsed>, String, (SystemTime, u64));
+type RawManifest = (String, Arc<Parsed>, String, Stamp);
 
 /// Builds the repository view: image manifests first, then indexes summed over their children.
 fn assemble(
     name: &str,
     raw: Vec<RawManifest>,
-    tag_stamps: BTreeMap<String, (SystemTime, u64, String)>,
+    tag_stamps: BTreeMap<String, (Stamp, String)>,
 ) -> Repository {
     let mut manifests: BTreeMap<String, Arc<ManifestSummary>> = BTreeMap::new();
     let mut blobs: BTreeMap<&str, u64> = BTreeMap::new();
@@ -411,8 +445,8 @@ fn assemble(
     }
     let tags = tag_stamps
         .iter()
-        .filter(|(_, (_, _, d))| manifests.contains_key(d))
-        .map(|(t, (_, _, d))| (t.clone(), d.clone()))
+        .filter(|(_, (_, d))| manifests.contains_key(d))
+        .map(|(t, (_, d))| (t.clone(), d.clone()))
         .collect();
     Repository {
         name: name.to_string(),
@@ -465,6 +499,29 @@ mod tests {
         apply_config(&mut p, b"{}");
         apply_config(&mut p, b"not json");
         assert!(p.platform.is_none() && p.created.is_none() && p.labels.is_empty());
+    }
+
+    #[test]
+    fn fresh_links_are_always_reread() {
+        let info = |age: u64, size| ObjectInfo {
+            key: "k".into(),
+            size,
+            modified: SystemTime::now() - Duration::from_secs(age),
+        };
+        let fresh = Stamp::of(&info(0, 10));
+        assert!(
+            !fresh.unchanged(&fresh),
+            "a link younger than SETTLE may change unseen"
+        );
+        let old = info(60, 10);
+        let s = Stamp::of(&old);
+        assert!(s.unchanged(&Stamp::of(&old)));
+        let mut resized = old.clone();
+        resized.size = 11;
+        assert!(!s.unchanged(&Stamp::of(&resized)));
+        let mut touched = old;
+        touched.modified += Duration::from_secs(1);
+        assert!(!s.unchanged(&Stamp::of(&touched)));
     }
 
     #[test]
