@@ -150,6 +150,8 @@ async fn scene(s: &Storage) -> Scene {
     let old = blob(s, b"pushed, never referenced").await;
     link(s, "app/web", &old).await;
     link(s, "other", &old).await;
+    // A repository that pushed a layer another one references, and never used it itself.
+    link(s, "other", &layer).await;
     let young_link = blob(s, b"old bytes, linked again just now").await;
     link(s, "other", &young_link).await;
     // Everything is an hour old ...
@@ -191,10 +193,17 @@ async fn unreferenced_old_blobs_go_and_referenced_or_young_ones_stay() {
         assert!(exists(&s, &paths::blob(h)).await, "{h} must stay");
     }
     assert!(exists(&s, &paths::blob_link("app/web", &sc.layer)).await);
-    assert!(exists(&s, &paths::blob_link("other", &sc.young_link)).await);
+    assert!(
+        !exists(&s, &paths::blob_link("other", &sc.layer)).await,
+        "a link its repository does not reference goes after grace"
+    );
+    // The young link keeps its blob; the old one beside it, in a repository that does not
+    // reference the blob, goes.
+    assert!(exists(&s, &paths::blob_link("app/web", &sc.young_link)).await);
+    assert!(!exists(&s, &paths::blob_link("other", &sc.young_link)).await);
     assert_eq!(r.blobs_deleted, 1, "{r:?}");
     assert_eq!(r.bytes_freed, b"pushed, never referenced".len() as u64);
-    assert_eq!(r.links_removed, 3, "{r:?}");
+    assert_eq!(r.links_removed, 5, "{r:?}");
     assert_eq!(r.blobs_referenced, 3, "{r:?}");
     assert!(!r.incomplete);
     assert!(

@@ -162,6 +162,18 @@ impl Snapshot {
         &self.repos[i as usize]
     }
 
+    /// The (repository, blob) pairs a manifest of that repository references: the blob links
+    /// that stay whatever their age.
+    pub(super) fn referenced_by_repo(&self, cache: &Cache) -> HashSet<(u32, Hex)> {
+        let mut set = HashSet::with_capacity(self.manifests.len() * 4);
+        for m in &self.manifests {
+            if let Some(r) = cache.get(&m.hex) {
+                set.extend(r.refs.iter().map(|h| (m.repo, *h)));
+            }
+        }
+        set
+    }
+
     /// Every blob that must be kept because a manifest link exists: the manifests themselves and
     /// everything they reference (config, layers, child manifests). A subject is not a reference.
     pub(super) fn referenced(&self, cache: &Cache) -> HashSet<Hex> {

@@ -51,8 +51,11 @@
 //! game at once, which is only sensible in tests.
 //!
 //! **A repository link alone does not keep a blob alive**: a blob pushed but never referenced by
-//! a manifest lives `grace_secs` after its last upload or HEAD, then goes with all its links. A
-//! referenced blob keeps every link to it, in every repository.
+//! a manifest lives `grace_secs` after its last upload or HEAD, then goes with all its links. Nor
+//! does it keep a repository's access: a blob link older than `grace_secs` in a repository none
+//! of whose manifests reference the blob is removed even when other repositories keep the blob.
+//! (Same argument as above: a PUT in that repository either has its link seen by the mark, which
+//! then keeps the blob link, or waited for the sweep and finds the link gone.)
 //!
 //! # Referrers and untagged manifests
 //!
@@ -169,7 +172,7 @@ pub struct GcReport {
     pub blobs_deleted: u64,
     /// Bytes freed by deleting blobs.
     pub bytes_freed: u64,
-    /// Blob links removed (of deleted or missing blobs).
+    /// Blob links removed (of deleted or missing blobs, or unreferenced in their repository).
     pub links_removed: u64,
     /// Untagged manifests removed (with `delete_untagged`).
     pub manifests_removed: u64,
@@ -264,6 +267,7 @@ pub async fn collect(
             None => first,
         };
         let referenced = snap.referenced(&cache);
+        let repo_refs = snap.referenced_by_repo(&cache);
         report.repositories = snap.repos.len() as u64;
         report.manifests = snap.manifests.len() as u64;
         report.blobs_referenced = referenced.len() as u64;
@@ -273,7 +277,9 @@ pub async fn collect(
             clock,
             grace,
         };
-        let mut complete = sweep.blobs(&blobs, &snap, &referenced, &mut report).await?;
+        let mut complete = sweep
+            .blobs(&blobs, &snap, &referenced, &repo_refs, &mut report)
+            .await?;
         if complete && config.delete_untagged {
             complete = sweep.untagged(&snap, &cache, &mut report).await?;
         }

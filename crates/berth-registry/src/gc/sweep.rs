@@ -118,12 +118,14 @@ impl Sweep<'_> {
     }
 
     /// Deletes every blob that is unreferenced, older than grace and has no link younger than
-    /// grace, with its links; then links whose blob is gone. Returns false when it stopped early.
+    /// grace, with its links; then links whose blob is gone; then old links in repositories that
+    /// do not reference their blob. Returns false when it stopped early.
     pub(super) async fn blobs(
         &self,
         blobs: &[ObjectInfo],
         snap: &Snapshot,
         referenced: &HashSet<Hex>,
+        repo_refs: &HashSet<(u32, Hex)>,
         report: &mut GcReport,
     ) -> Result<bool, GcError> {
         let mut listed: HashSet<Hex> = HashSet::with_capacity(blobs.len());
@@ -146,6 +148,7 @@ impl Sweep<'_> {
             }
             candidates.push(hex);
         }
+        let doomed: HashSet<Hex> = candidates.iter().copied().collect();
         let mut complete = true;
         let mut runs = futures::stream::iter(candidates)
             .map(|hex| self.delete_blob(hex, snap))
@@ -188,7 +191,62 @@ impl Sweep<'_> {
                 Outcome::Stopped => complete = false,
             }
         }
+        drop(runs);
+        if !complete {
+            return Ok(false);
+        }
+        // Links of blobs that stay, in repositories none of whose manifests reference them.
+        let strays: Vec<Hex> = snap
+            .blob_links
+            .iter()
+            .filter(|(hex, links)| {
+                listed.contains(*hex)
+                    && !doomed.contains(*hex)
+                    && links.iter().any(|l| {
+                        !repo_refs.contains(&(l.repo, **hex))
+                            && self.clock.is_older(l.modified, self.grace)
+                    })
+            })
+            .map(|(hex, _)| *hex)
+            .collect();
+        let mut runs = futures::stream::iter(strays)
+            .map(|hex| self.strays(hex, snap, repo_refs))
+            .buffer_unordered(DELETE_CONCURRENCY);
+        while let Some(r) = runs.next().await {
+            match r? {
+                Outcome::Deleted { links, .. } => report.links_removed += links,
+                Outcome::Kept => {}
+                Outcome::Stopped => complete = false,
+            }
+        }
         Ok(complete)
+    }
+
+    /// Removes a kept blob's old links in repositories whose manifests do not reference it: a
+    /// link alone keeps a repository's access to a blob for `grace_secs`, no longer.
+    async fn strays(
+        &self,
+        hex: Hex,
+        snap: &Snapshot,
+        repo_refs: &HashSet<(u32, Hex)>,
+    ) -> Result<Outcome, GcError> {
+        let hs = hex::encode(hex);
+        let mut removed = 0;
+        for l in snap.links_to(&hex) {
+            if repo_refs.contains(&(l.repo, hex)) || !self.clock.is_older(l.modified, self.grace) {
+                continue;
+            }
+            let lk = paths::blob_link(snap.repo(l.repo), &hs);
+            match self.remove_if_old(&lk, self.grace).await? {
+                Outcome::Deleted { links, .. } => removed += links,
+                Outcome::Kept => {}
+                Outcome::Stopped => return Ok(Outcome::Stopped),
+            }
+        }
+        Ok(Outcome::Deleted {
+            bytes: 0,
+            links: removed,
+        })
     }
 
     /// Removes the old links of a blob that (looked at now) does not exist.
