@@ -14,8 +14,8 @@
 //!                                                  OCI descriptor, as served by the referrers API
 //! catalog/<name>/_repo                             the repository exists (for `_catalog`, cheap to list)
 //! uploads/<id>/info                                an upload session: JSON [`crate::paths::UploadInfo`]
-//! uploads/<id>/chunks/<offset:020>                 the session's data, one object per chunk
-//! uploads/<id>/sums/<offset:020>                   that chunk's own sha256 and size (JSON)
+//! uploads/<id>/chunks/<offset:020>[-<writer>]      the session's data, one object per chunk
+//! uploads/<id>/sums/<offset:020>[-<writer>]        that chunk's own sha256 and size (JSON)
 //! events/<unix-nanos:020>-<rand>                   a change, for search indexes on every instance: JSON
 //!                                                  [`crate::paths::Event`]
 //! gc/sweeping/<id>                                 a garbage collector is deleting blobs (a lease; JSON
@@ -119,6 +119,24 @@ pub fn upload_sum(id: &str, offset: u64) -> String {
     format!("uploads/{id}/sums/{offset:020}")
 }
 
+/// One chunk of an upload session as written by one request, starting at `offset`; `writer`
+/// (random, one per request) keeps requests racing for the same offset apart, so a chunk's
+/// sidecar always describes the very object beside it.
+pub fn upload_chunk_by(id: &str, offset: u64, writer: &str) -> String {
+    format!("uploads/{id}/chunks/{offset:020}-{writer}")
+}
+
+/// The sidecar (the chunk's own sha256 and size, JSON) of the chunk [`upload_chunk_by`] names.
+pub fn upload_sum_by(id: &str, offset: u64, writer: &str) -> String {
+    format!("uploads/{id}/sums/{offset:020}-{writer}")
+}
+
+/// The offset and writer in a chunk key made by [`upload_chunk_by`].
+pub fn chunk_part(key: &str) -> Option<(u64, &str)> {
+    let (offset, writer) = key.rsplit('/').next()?.split_once('-')?;
+    Some((offset.parse().ok()?, writer))
+}
+
 /// The prefix of all upload sessions.
 pub const UPLOADS: &str = "uploads";
 
@@ -214,6 +232,7 @@ mod tests {
     fn keys_parse_back() {
         assert_eq!(catalog_name(&catalog_entry("a/b-c/d")), Some("a/b-c/d"));
         assert_eq!(chunk_offset(&upload_chunk("x", 1234)), Some(1234));
+        assert_eq!(chunk_part(&upload_chunk_by("x", 42, "ab")), Some((42, "ab")));
         let e = event(42);
         assert_eq!(event_time(&e), Some(42));
         assert!(event(1) < event(2));
