@@ -29,6 +29,8 @@ pub(super) const FENCE: Duration = Duration::from_secs(30);
 /// bounds how long a manifest PUT can wait in [`await_sweeps`].
 pub(super) const SWEEP_BUDGET: Duration = Duration::from_secs(120);
 
+/// How long a cancelled collector keeps its lease for deletions in flight to land.
+const CANCEL_DRAIN: Duration = Duration::from_secs(2);
 /// Longest pause between two polls of [`await_sweeps`].
 const POLL_MAX: Duration = Duration::from_millis(200);
 
@@ -218,7 +220,9 @@ impl Drop for Lease {
         if self.released {
             return;
         }
-        // Cancelled mid-sweep: remove the lease so pushes need not wait for it to go stale.
+        // Cancelled mid-sweep: remove the lease so pushes need not wait for it to go stale — but
+        // only after the deletions that were in flight (a blocking unlink, an S3 request already
+        // sent) have had time to land, so none lands after a waiting PUT has checked.
         let (storage, key, stop, heartbeat) = (
             self.storage.clone(),
             self.key.clone(),
@@ -228,6 +232,7 @@ impl Drop for Lease {
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
+                    tokio::time::sleep(CANCEL_DRAIN).await;
                     if let Err(e) = stop_and_remove(storage, key.clone(), stop, heartbeat).await {
                         tracing::warn!(lease = %key, error = %e, "could not remove sweep lease");
                     }
@@ -325,6 +330,12 @@ mod tests {
         let lease = Lease::acquire(&s).await.unwrap();
         drop(lease);
         tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            s.list(paths::GC_SWEEPING).await.unwrap().len(),
+            1,
+            "drains first"
+        );
+        tokio::time::sleep(CANCEL_DRAIN).await;
         assert!(
             s.list(paths::GC_SWEEPING).await.unwrap().is_empty(),
             "a cancelled collection removes its lease"

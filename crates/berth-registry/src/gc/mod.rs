@@ -73,7 +73,8 @@
 //! A collector renews its lease every 5 s. Once it has gone 30 s without a successful renewal
 //! (slow storage, a paused process) it never deletes again in that run. Leases older than 60 s
 //! are ignored by [`await_sweeps`] and removed by the next collection, so a collector killed with
-//! SIGKILL blocks manifest PUTs for at most a minute. A kill at any other moment leaves only
+//! SIGKILL blocks manifest PUTs for at most a minute. A collection cancelled in-process keeps its
+//! lease two more seconds, for deletions already in flight to land before any waiting PUT checks. A kill at any other moment leaves only
 //! states the next run handles: bytes deleted before their links leave dangling links (removed
 //! once old, by a later run, after checking again that the bytes are missing); a manifest's
 //! referrer entry is removed before its link.
@@ -258,11 +259,20 @@ pub async fn collect(
         .unwrap_or_else(|| Clock::local(storage));
     let swept = async {
         let snap = match &lease {
-            // Protocol 3: the mark that decides is made after the lease is visible.
+            // Protocol 3: the mark that decides is made after the lease is visible. It is cut
+            // off at the sweep budget (it deletes nothing, so cancelling it is harmless); every
+            // deletion checks the budget itself. So no lease is held much longer than the
+            // budget, which bounds a PUT's wait (the untagged-manifest rule relies on that).
             Some(_) => {
-                let snap = mark::Snapshot::take(storage).await?;
-                cache.load(storage, &snap).await?;
-                snap
+                let mark = async {
+                    let snap = mark::Snapshot::take(storage).await?;
+                    cache.load(storage, &snap).await?;
+                    Ok::<_, GcError>(snap)
+                };
+                match tokio::time::timeout(lease::SWEEP_BUDGET, mark).await {
+                    Ok(snap) => snap?,
+                    Err(_) => return Ok(false),
+                }
             }
             None => first,
         };
@@ -283,15 +293,14 @@ pub async fn collect(
         if complete && config.delete_untagged {
             complete = sweep.untagged(&snap, &cache, &mut report).await?;
         }
-        report.incomplete = !complete;
-        Ok::<(), GcError>(())
-    }
-    .await;
+        Ok::<bool, GcError>(complete)
+    };
+    let swept = swept.await;
     if let Some(l) = lease {
         report.lease_ms = l.held().as_millis() as u64;
         l.release().await?;
     }
-    swept?;
+    report.incomplete = !swept?;
 
     let ttl = Duration::from_secs(config.upload_ttl_secs);
     report.uploads_removed = tidy::uploads(storage, &clock, ttl, dry_run).await?;
