@@ -63,7 +63,8 @@
 //! With `delete_untagged`, a manifest is kept when a tag names it, when a kept index lists it,
 //! when it is a referrer of a kept manifest (of the same repository), or when its link is younger
 //! than `grace_secs` and at least 10 minutes (a manifest PUT in flight is untagged until its tag
-//! is written, and that window includes its wait for a sweep). Everything else loses its referrer
+//! is written, and that window includes its wait for a sweep; every PUT rewrites its manifest
+//! link, so the age counts from the latest PUT). Everything else loses its referrer
 //! entry, then its link, and publishes [`Event::ManifestDeleted`](crate::paths::Event). A
 //! repository with a tag that cannot be read keeps all its manifests. The blobs of a manifest
 //! deleted this way go in a later run: this run's mark still counted them.
@@ -74,10 +75,10 @@
 //! (slow storage, a paused process) it never deletes again in that run. Leases older than 60 s
 //! are ignored by [`await_sweeps`] and removed by the next collection, so a collector killed with
 //! SIGKILL blocks manifest PUTs for at most a minute. A collection cancelled in-process keeps its
-//! lease two more seconds, for deletions already in flight to land before any waiting PUT checks. A kill at any other moment leaves only
-//! states the next run handles: bytes deleted before their links leave dangling links (removed
-//! once old, by a later run, after checking again that the bytes are missing); a manifest's
-//! referrer entry is removed before its link.
+//! lease two more seconds, for deletions already in flight to land before any waiting PUT
+//! checks. A kill at any other moment leaves only states the next run handles: bytes deleted
+//! before their links leave dangling links (removed once old, by a later run, after checking
+//! again that the bytes are missing); a manifest's referrer entry is removed before its link.
 //!
 //! Ages are measured against the storage's own clock: the lease's modification time, read back
 //! after writing it (on S3, with one extra second of slack for Last-Modified's whole seconds).
