@@ -178,6 +178,14 @@ async fn flow_manifests(c: &Client, storage: &Storage) {
             .unwrap()
             .is_none()
     );
+    // Not even the manifest's bytes were stored.
+    assert!(
+        storage
+            .head(&paths::blob(hex_of(&digest(&bad))))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Referrers: an artifact whose subject is the image.
     let art = image_manifest(
@@ -508,53 +516,77 @@ async fn chunked_upload_refuses_out_of_order_chunks_and_resumes() {
     );
 }
 
-#[tokio::test]
-async fn a_second_writer_at_the_same_offset_is_refused_while_the_first_streams() {
-    let s = Server::local().await;
-    let c = Client::new(&s.url);
-    let loc = c.start_upload("race/x").await;
-    let id = loc.rsplit('/').next().unwrap().to_string();
-    // The first PATCH streams slowly, fed through a channel.
+/// Waits until a local server has a writer open (a temporary file under `.tmp/`).
+async fn wait_for_open_writer(s: &Server) {
+    let tmp = s.dir.as_ref().unwrap().path().join(".tmp");
+    for _ in 0..500 {
+        if std::fs::read_dir(&tmp).unwrap().count() > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no writer opened");
+}
+
+/// A PATCH whose body the test feeds piece by piece.
+fn slow_patch(
+    c: &Client,
+    loc: &str,
+) -> (
+    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
     let body = reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }));
-    let first = tokio::spawn({
-        let c = c.clone();
-        let loc = loc.clone();
-        async move { c.http.patch(&loc).body(body).send().await.unwrap() }
-    });
+    let c = c.clone();
+    let loc = loc.to_string();
+    let task = tokio::spawn(async move { c.http.patch(&loc).body(body).send().await });
+    (tx, task)
+}
+
+#[tokio::test]
+async fn racing_writers_at_one_offset_never_publish_bytes_under_the_wrong_digest() {
+    let s = Server::local().await;
+    let c = Client::new(&s.url);
+    let loc = c.start_upload("race/x").await;
+    // The first PATCH streams slowly; a second one, same offset, same size, other bytes,
+    // completes while the first is still open.
+    let (tx, first) = slow_patch(&c, &loc);
     tx.send(Ok(b"good ".to_vec())).await.unwrap();
-    let lease = paths::upload_sum(&id, 0);
-    for _ in 0..200 {
-        if s.state.storage.head(&lease).await.unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    // Same size, other bytes, same offset: refused, and it writes nothing.
-    let r = patch(&c, &loc, Some((0, 10)), b"evil evil!").await;
-    assert_eq!(r.status(), 416);
+    wait_for_open_writer(&s).await;
+    let r = patch(&c, &loc, Some((0, 9)), b"evil data").await;
+    assert_eq!(r.status(), 202);
     tx.send(Ok(b"data".to_vec())).await.unwrap();
     drop(tx);
-    let r = first.await.unwrap();
+    let r = first.await.unwrap().unwrap();
     assert_eq!(r.status(), 202);
     assert_eq!(header(&r, "range"), "0-8");
-    let d = digest(b"good data");
+    // Each digest gets exactly its own bytes, whichever object the session holds.
+    let good = digest(b"good data");
     let r = c
         .http
-        .put(format!("{loc}?digest={d}"))
+        .put(format!("{loc}?digest={good}"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
     let got = c
-        .get(&format!("/v2/race/x/blobs/{d}"))
+        .get(&format!("/v2/race/x/blobs/{good}"))
         .await
         .bytes()
         .await
         .unwrap();
     assert_eq!(got.as_ref(), b"good data");
+    let on_disk = s
+        .state
+        .storage
+        .get(&paths::blob(hex_of(&good)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(on_disk.as_ref(), b"good data");
 }
 
 #[tokio::test]
@@ -562,41 +594,26 @@ async fn a_client_that_drops_mid_chunk_leaves_a_resumable_session() {
     let s = Server::local().await;
     let c = Client::new(&s.url);
     let loc = c.start_upload("drop/x").await;
-    let id = loc.rsplit('/').next().unwrap().to_string();
     assert_eq!(patch(&c, &loc, None, b"first ").await.status(), 202);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
-    let body = reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }));
-    let dropped = tokio::spawn({
-        let c = c.clone();
-        let loc = loc.clone();
-        async move { c.http.patch(&loc).body(body).send().await }
-    });
+    let (tx, dropped) = slow_patch(&c, &loc);
     tx.send(Ok(vec![b'x'; 100_000])).await.unwrap();
-    let lease = paths::upload_sum(&id, 6);
-    for _ in 0..200 {
-        if s.state.storage.head(&lease).await.unwrap().is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_for_open_writer(&s).await;
     tx.send(Err(std::io::Error::other("client gives up")))
         .await
         .unwrap();
     assert!(dropped.await.unwrap().is_err());
-    // The server lets go of the offset; nothing of the partial chunk is visible.
-    for _ in 0..200 {
-        if s.state.storage.head(&lease).await.unwrap().is_none() {
+    // The server throws the partial chunk away; nothing of it is visible.
+    let tmp = s.dir.as_ref().unwrap().path().join(".tmp");
+    for _ in 0..500 {
+        if std::fs::read_dir(&tmp).unwrap().count() == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
     let r = c.send(Method::GET, &loc).await;
     assert_eq!(r.status(), 204);
     assert_eq!(header(&r, "range"), "0-5");
-    let tmp = s.dir.as_ref().unwrap().path().join(".tmp");
-    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
     // The client resumes where the session really ends.
     assert_eq!(patch(&c, &loc, Some((6, 6)), b"second").await.status(), 202);
     let d = digest(b"first second");
@@ -646,11 +663,14 @@ async fn single_chunk_upload_is_published_by_rename() {
     let id = loc.rsplit('/').next().unwrap().to_string();
     let r = patch(&c, &loc, None, &data).await;
     assert_eq!(r.status(), 202);
-    let chunk = s
+    let chunks = s
         .state
         .storage
-        .local_path(&paths::upload_chunk(&id, 0))
+        .list(&paths::upload_chunks(&id))
+        .await
         .unwrap();
+    assert_eq!(chunks.len(), 1);
+    let chunk = s.state.storage.local_path(&chunks[0].key).unwrap();
     let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&chunk).unwrap());
     let r = c
         .http

@@ -144,6 +144,12 @@ pub(super) async fn put(
         ));
     }
 
+    // A manifest naming what the repository lacks is refused before anything is written, so
+    // hostile or broken pushes leave no bytes behind. The check is repeated below, after the
+    // link is visible to collectors, which is the one that counts.
+    if let Some(missing) = first_missing(storage, name, &m).await? {
+        return Err(ApiError::manifest_blob_unknown(&missing));
+    }
     // Protocol 2: bytes, then the link, then wait out sweeps, then check what it references.
     let blob_key = paths::blob(&hex);
     storage.create(&blob_key, body.clone()).await?;

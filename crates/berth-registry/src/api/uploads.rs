@@ -103,7 +103,7 @@ async fn new_session(state: &AppState, name: &str) -> Result<Response, ApiError>
 /// `GET /v2/<name>/blobs/uploads/<id>`: how much the session holds.
 pub(super) async fn status(state: &AppState, name: &str, id: &str) -> Result<Response, ApiError> {
     check_session(state, name, id).await?;
-    let (_, size) = chunks(state, id).await?;
+    let size = chunks(state, id).await?.size;
     Ok(session_response(StatusCode::NO_CONTENT, name, id, size))
 }
 
@@ -116,7 +116,7 @@ pub(super) async fn patch(
     req: Request,
 ) -> Result<Response, ApiError> {
     check_session(state, name, id).await?;
-    let (_, offset) = chunks(state, id).await?;
+    let offset = chunks(state, id).await?.size;
     let declared = match req.headers().get(header::CONTENT_RANGE) {
         None => None,
         Some(v) => {
@@ -143,49 +143,28 @@ pub(super) async fn patch(
     {
         return Err(ApiError::too_large("blob", limit));
     }
-    // The sidecar doubles as a lease on the offset: only the request that creates it may write
-    // the chunk there, so the digest it finally records is always that of the chunk's bytes.
-    let sum_key = paths::upload_sum(id, offset);
-    if !state
-        .storage
-        .create(&sum_key, Bytes::from_static(PENDING))
-        .await?
-    {
-        return Err(out_of_order(
-            name,
-            id,
-            offset,
-            &format!("another request is writing at offset {offset}"),
-        ));
-    }
+    // Each request writes its own chunk object and sidecar (a random writer id in both keys):
+    // a sidecar is written only by the request that wrote the chunk beside it, after it, so it
+    // always describes exactly those bytes, however requests race.
+    let writer = hex::encode(rand::random::<[u8; 8]>());
     let stream = req.into_body().into_data_stream();
-    match write_chunk(state, name, id, offset, declared, stream).await {
-        Ok(Some(sum)) => {
-            let n = sum.size;
-            state
-                .storage
-                .put(
-                    &sum_key,
-                    Bytes::from(serde_json::to_vec(&sum).expect("chunk sum serialises")),
-                )
-                .await?;
-            Ok(session_response(StatusCode::ACCEPTED, name, id, offset + n))
-        }
-        Ok(None) => {
-            state.storage.delete(&sum_key).await?;
-            Ok(session_response(StatusCode::ACCEPTED, name, id, offset))
-        }
-        Err(e) => {
-            if let Err(d) = state.storage.delete(&sum_key).await {
-                tracing::warn!(error = %d, key = %sum_key, "could not release a chunk lease");
-            }
-            Err(e)
-        }
-    }
+    let Some(sum) = write_chunk(state, name, id, offset, &writer, declared, stream).await? else {
+        return Ok(session_response(StatusCode::ACCEPTED, name, id, offset));
+    };
+    state
+        .storage
+        .put(
+            &paths::upload_sum_by(id, offset, &writer),
+            Bytes::from(serde_json::to_vec(&sum).expect("chunk sum serialises")),
+        )
+        .await?;
+    Ok(session_response(
+        StatusCode::ACCEPTED,
+        name,
+        id,
+        offset + sum.size,
+    ))
 }
-
-/// What a chunk's sidecar holds while its chunk is being written.
-const PENDING: &[u8] = b"{\"pending\":true}";
 
 /// Streams one chunk into its object; `None` when the body was empty (nothing written).
 async fn write_chunk(
@@ -193,13 +172,14 @@ async fn write_chunk(
     name: &str,
     id: &str,
     offset: u64,
+    writer_id: &str,
     declared: Option<u64>,
     mut stream: BodyDataStream,
 ) -> Result<Option<ChunkSum>, ApiError> {
     let limit = state.config.limits.max_blob_bytes;
     let mut writer = state
         .storage
-        .writer(&paths::upload_chunk(id, offset))
+        .writer(&paths::upload_chunk_by(id, offset, writer_id))
         .await?;
     let mut hasher = Sha256::new();
     let n = match pump(&mut stream, &mut hasher, &mut writer, offset, limit).await {
@@ -249,27 +229,30 @@ pub(super) async fn finish(
     let d = names::parse_digest(digest)?;
     let digest = d.to_string();
     let hex = d.hex();
-    let (list, size) = chunks(state, id).await?;
+    let found = chunks(state, id).await?;
     let limit = state.config.limits.max_blob_bytes;
     if let Some(len) = content_length(req.headers())
         && limit > 0
-        && size + len > limit
+        && found.size + len > limit
     {
         return Err(ApiError::too_large("blob", limit));
     }
     let mut stream = req.into_body().into_data_stream();
-    let result = if list.is_empty() {
+    let result = if found.chain.is_empty() {
         publish_streamed(state, &digest, hex, &mut stream, None).await
     } else {
         let first = next_data(&mut stream).await?;
-        let renamed = match (&first, list.as_slice()) {
-            (None, [(offset, only)]) => publish_by_rename(state, id, *offset, only, hex).await?,
-            _ => Renamed::No,
+        let renamed = if first.is_none() && found.chain.len() == 1 {
+            publish_by_rename(state, id, &found, hex).await?
+        } else {
+            Renamed::No
         };
         match renamed {
             Renamed::Yes => Ok(()),
             Renamed::Mismatch => Err(ApiError::digest_invalid(&digest)),
-            Renamed::No => publish_reread(state, &digest, hex, &list, first, &mut stream).await,
+            Renamed::No => {
+                publish_reread(state, &digest, hex, &found.chain, first, &mut stream).await
+            }
         }
     };
     if let Err(e) = result {
@@ -301,27 +284,40 @@ enum Renamed {
     No,
 }
 
+/// Publishes a one-chunk upload by renaming the chunk, when its sidecar shows it matches. Any
+/// object at offset 0 will do (racing requests may have left several): each sidecar describes
+/// only the object its own request wrote.
 async fn publish_by_rename(
     state: &AppState,
     id: &str,
-    offset: u64,
-    chunk: &ObjectInfo,
+    found: &Chunks,
     hex: &str,
 ) -> Result<Renamed, ApiError> {
-    let Some(raw) = state.storage.get(&paths::upload_sum(id, offset)).await? else {
-        return Ok(Renamed::No);
-    };
-    let Ok(sum) = serde_json::from_slice::<ChunkSum>(&raw) else {
-        return Ok(Renamed::No);
-    };
-    if sum.size != chunk.size {
-        return Ok(Renamed::No);
+    let storage = &state.storage;
+    let mut outcome = Renamed::No;
+    for c in &found.at_zero {
+        let Some(raw) = storage
+            .get(&paths::upload_sum_by(id, c.offset, &c.writer))
+            .await?
+        else {
+            continue;
+        };
+        let Ok(sum) = serde_json::from_slice::<ChunkSum>(&raw) else {
+            continue;
+        };
+        if sum.size != c.info.size {
+            continue;
+        }
+        if sum.sha256 != hex {
+            if c.info.key == found.chain[0].info.key {
+                outcome = Renamed::Mismatch;
+            }
+            continue;
+        }
+        storage.rename(&c.info.key, &paths::blob(hex)).await?;
+        return Ok(Renamed::Yes);
     }
-    if sum.sha256 != hex {
-        return Ok(Renamed::Mismatch);
-    }
-    state.storage.rename(&chunk.key, &paths::blob(hex)).await?;
-    Ok(Renamed::Yes)
+    Ok(outcome)
 }
 
 /// Streams a body straight into the blob's key; it becomes visible only if it matches.
@@ -357,7 +353,7 @@ async fn publish_reread(
     state: &AppState,
     digest: &str,
     hex: &str,
-    list: &[(u64, ObjectInfo)],
+    list: &[Chunk],
     first: Option<Bytes>,
     stream: &mut BodyDataStream,
 ) -> Result<(), ApiError> {
@@ -366,7 +362,7 @@ async fn publish_reread(
     let mut writer = storage.writer(&paths::blob(hex)).await?;
     let mut hasher = Sha256::new();
     let mut n = 0u64;
-    for (_, chunk) in list {
+    for chunk in list.iter().map(|c| &c.info) {
         let Some(mut obj) = storage.get_stream(&chunk.key, None).await? else {
             abort(writer).await;
             return Err(ApiError::upload_invalid(format!(
@@ -478,26 +474,62 @@ async fn check_session(state: &AppState, name: &str, id: &str) -> Result<(), Api
     }
 }
 
-/// The session's chunks in order, with their offsets, and the total size.
-async fn chunks(state: &AppState, id: &str) -> Result<(Vec<(u64, ObjectInfo)>, u64), ApiError> {
-    let mut list: Vec<(u64, ObjectInfo)> = state
-        .storage
-        .list(&paths::upload_chunks(id))
-        .await?
-        .into_iter()
-        .filter_map(|o| paths::chunk_offset(&o.key).map(|off| (off, o)))
-        .collect();
-    list.sort_by_key(|(off, _)| *off);
-    let mut size = 0;
-    for (off, o) in &list {
-        if *off != size {
-            return Err(ApiError::upload_invalid(format!(
-                "upload {id} has a gap: a chunk at {off}, but {size} bytes before it"
-            )));
+/// One chunk object of a session.
+#[derive(Debug, Clone)]
+struct Chunk {
+    /// Where it starts in the upload.
+    offset: u64,
+    /// The request that wrote it.
+    writer: String,
+    /// The object.
+    info: ObjectInfo,
+}
+
+/// A session's data as found in the storage.
+struct Chunks {
+    /// The chunks that make up the upload, in order, each starting where the last one ends.
+    chain: Vec<Chunk>,
+    /// Every chunk object starting at 0 (several only when requests raced for the start).
+    at_zero: Vec<Chunk>,
+    /// The upload's size: where the chain ends.
+    size: u64,
+}
+
+/// Lists a session's chunks and links them into one chain from offset 0. Requests racing for
+/// one offset leave several objects there: the chain takes one that a later chunk continues,
+/// else the first; objects the chain does not reach are ignored (the digest check at the end
+/// covers whatever is read).
+async fn chunks(state: &AppState, id: &str) -> Result<Chunks, ApiError> {
+    let mut by_offset: std::collections::BTreeMap<u64, Vec<Chunk>> = Default::default();
+    for info in state.storage.list(&paths::upload_chunks(id)).await? {
+        if let Some((offset, writer)) = paths::chunk_part(&info.key) {
+            let writer = writer.to_string();
+            by_offset.entry(offset).or_default().push(Chunk {
+                offset,
+                writer,
+                info,
+            });
         }
-        size += o.size;
     }
-    Ok((list, size))
+    let at_zero = by_offset.get(&0).cloned().unwrap_or_default();
+    let mut chain = Vec::new();
+    let mut size = 0u64;
+    while let Some(candidates) = by_offset.get(&size) {
+        let next = candidates
+            .iter()
+            .find(|c| c.info.size > 0 && by_offset.contains_key(&(size + c.info.size)))
+            .or_else(|| candidates.iter().find(|c| c.info.size > 0));
+        let Some(c) = next else {
+            break;
+        };
+        size += c.info.size;
+        chain.push(c.clone());
+    }
+    Ok(Chunks {
+        chain,
+        at_zero,
+        size,
+    })
 }
 
 /// Removes every object of a session; failures are left for GC to finish.
