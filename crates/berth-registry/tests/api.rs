@@ -528,12 +528,15 @@ async fn wait_for_open_writer(s: &Server) {
     panic!("no writer opened");
 }
 
+/// Feeds a request body piece by piece (an `Err` breaks the request off).
+type Feeder = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
 /// A PATCH whose body the test feeds piece by piece.
 fn slow_patch(
     c: &Client,
     loc: &str,
 ) -> (
-    tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    Feeder,
     tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
