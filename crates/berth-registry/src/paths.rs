@@ -232,7 +232,10 @@ mod tests {
     fn keys_parse_back() {
         assert_eq!(catalog_name(&catalog_entry("a/b-c/d")), Some("a/b-c/d"));
         assert_eq!(chunk_offset(&upload_chunk("x", 1234)), Some(1234));
-        assert_eq!(chunk_part(&upload_chunk_by("x", 42, "ab")), Some((42, "ab")));
+        assert_eq!(
+            chunk_part(&upload_chunk_by("x", 42, "ab")),
+            Some((42, "ab"))
+        );
         let e = event(42);
         assert_eq!(event_time(&e), Some(42));
         assert!(event(1) < event(2));
