@@ -43,6 +43,8 @@ pub struct Config {
     pub storage: Option<StorageSpec>,
     /// Request size limits.
     pub limits: Limits,
+    /// Behaviour choices of the distribution API.
+    pub api: ApiConfig,
     /// Authentication and authorisation.
     pub auth: AuthConfig,
     /// TLS; plain HTTP when absent.
@@ -61,6 +63,7 @@ impl Default for Config {
             addr: "127.0.0.1:5000".into(),
             storage: None,
             limits: Limits::default(),
+            api: ApiConfig::default(),
             auth: AuthConfig::default(),
             tls: None,
             gc: GcConfig::default(),
@@ -87,6 +90,30 @@ impl Default for Limits {
             max_blob_bytes: 0,
         }
     }
+}
+
+/// Behaviour choices of the distribution API.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Cross-repository blob mounts (`POST /v2/<name>/blobs/uploads/?mount=<digest>`).
+    pub cross_mount: CrossMount,
+}
+
+/// When `?mount=` links an existing blob into another repository instead of starting an upload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrossMount {
+    /// Never: every mount request starts a plain upload session (202), so a repository only
+    /// ever holds blobs that were uploaded to it (repository isolation).
+    Off,
+    /// With `from=<repository>` naming a repository the client may pull that holds the blob
+    /// (the default, as distribution).
+    #[default]
+    From,
+    /// Also without `from`, when some repository holds the blob and anyone may pull every
+    /// repository (anonymous pull), so the mount reveals nothing the client could not read.
+    Auto,
 }
 
 /// Authentication: who may pull and push what.
