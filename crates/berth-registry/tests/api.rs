@@ -3,6 +3,7 @@
 
 mod common;
 
+use berth_registry::config::{AccessRule, Config, CrossMount};
 use berth_registry::paths;
 use berth_registry::storage::Storage;
 use common::{Client, S3, Server, digest, error_code, header};
@@ -1163,4 +1164,126 @@ async fn main_flows_on_s3() {
         .get(&format!("/v2/s3/img/blobs/{}", digest(&vec![5u8; 9 << 20])))
         .await;
     assert_eq!(r.bytes().await.unwrap().len(), 9 << 20);
+}
+
+/// POSTs a mount request to `repo` with the given query, optionally as a Basic-auth user.
+async fn post_mount(
+    c: &Client,
+    repo: &str,
+    query: &str,
+    user: Option<(&str, &str)>,
+) -> reqwest::Response {
+    let mut req = c
+        .http
+        .post(format!("{}/v2/{repo}/blobs/uploads/?{query}", c.base));
+    if let Some((u, p)) = user {
+        req = req.basic_auth(u, Some(p));
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn cross_mount_off_starts_a_session_even_from_a_repository_with_the_blob() {
+    let s = Server::local_with(|c| c.api.cross_mount = CrossMount::Off).await;
+    let c = Client::new(&s.url);
+    let data = b"isolated repositories";
+    let d = c.push_blob("iso/src", data).await;
+    let r = post_mount(&c, "iso/dst", &format!("mount={d}&from=iso/src"), None).await;
+    assert_eq!(r.status(), 202);
+    let loc = header(&r, "location");
+    assert!(loc.starts_with("/v2/iso/dst/blobs/uploads/"), "{loc}");
+    assert_eq!(c.get(&format!("/v2/iso/dst/blobs/{d}")).await.status(), 404);
+    assert!(
+        s.state
+            .storage
+            .head(&paths::blob_link("iso/dst", hex_of(&d)))
+            .await
+            .unwrap()
+            .is_none(),
+        "no link may be written when mounts are off"
+    );
+    // The session it started is an ordinary one: uploading the bytes makes the blob visible.
+    let r = c
+        .http
+        .put(format!("{}?digest={d}", c.absolute(&loc)))
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(c.get(&format!("/v2/iso/dst/blobs/{d}")).await.status(), 200);
+    // A malformed digest is still refused as one.
+    let r = post_mount(&c, "iso/dst", "mount=sha256:bad&from=iso/src", None).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+}
+
+#[test]
+fn cross_mount_is_read_from_the_api_section() {
+    let c: Config = toml::from_str("[api]\ncross_mount = \"off\"\n").unwrap();
+    assert_eq!(c.api.cross_mount, CrossMount::Off);
+    let c: Config = toml::from_str("[api]\ncross_mount = \"auto\"\n").unwrap();
+    assert_eq!(c.api.cross_mount, CrossMount::Auto);
+    let c: Config = toml::from_str("").unwrap();
+    assert_eq!(c.api.cross_mount, CrossMount::From);
+    assert!(toml::from_str::<Config>("[api]\ncross_mount = \"yes\"\n").is_err());
+}
+
+#[tokio::test]
+async fn cross_mount_auto_links_without_from_only_where_every_repository_is_readable() {
+    let open = Server::local_with(|c| c.api.cross_mount = CrossMount::Auto).await;
+    let c = Client::new(&open.url);
+    let layer = b"auto-mounted layer";
+    c.push_image("auto/src", "v1", layer).await;
+    let d = digest(layer);
+    // An open registry: the blob is found in auto/src and linked.
+    let r = post_mount(&c, "auto/dst", &format!("mount={d}"), None).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(header(&r, "location"), format!("/v2/auto/dst/blobs/{d}"));
+    assert_eq!(
+        c.get(&format!("/v2/auto/dst/blobs/{d}")).await.status(),
+        200
+    );
+    // A digest no repository holds: a session.
+    let unknown = digest(b"nobody has this");
+    let r = post_mount(&c, "auto/dst", &format!("mount={unknown}"), None).await;
+    assert_eq!(r.status(), 202);
+    assert!(header(&r, "location").starts_with("/v2/auto/dst/blobs/uploads/"));
+
+    // The same storage behind users without anonymous pull: alice may push to team/* but not
+    // read auto/src, so an automatic mount would leak the blob to her; she gets a session.
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash("wonderland", 4).unwrap();
+    std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
+    let restricted = |anonymous_pull: bool| {
+        let mut cfg = Config {
+            storage: Some(open.local_spec()),
+            ..Config::default()
+        };
+        cfg.api.cross_mount = CrossMount::Auto;
+        cfg.auth.htpasswd = Some(htpasswd.clone());
+        cfg.auth.anonymous_pull = Some(anonymous_pull);
+        cfg.auth.access = vec![AccessRule {
+            user: "alice".into(),
+            repositories: vec!["team/*".into()],
+            actions: vec!["pull".into(), "push".into()],
+        }];
+        cfg
+    };
+    let s = Server::with_config(restricted(false)).await;
+    let c = Client::new(&s.url);
+    let alice = Some(("alice", "wonderland"));
+    let r = post_mount(&c, "team/a", &format!("mount={d}"), alice).await;
+    assert_eq!(r.status(), 202);
+    assert!(header(&r, "location").starts_with("/v2/team/a/blobs/uploads/"));
+    let key = paths::blob_link("team/a", hex_of(&d));
+    assert!(s.state.storage.head(&key).await.unwrap().is_none());
+    drop(s);
+    // With anonymous pull every repository is readable by anyone: the mount is done.
+    let s = Server::with_config(restricted(true)).await;
+    let c = Client::new(&s.url);
+    let r = post_mount(&c, "team/a", &format!("mount={d}"), alice).await;
+    assert_eq!(r.status(), 201);
+    assert!(s.state.storage.head(&key).await.unwrap().is_some());
 }

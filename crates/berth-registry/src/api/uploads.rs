@@ -19,6 +19,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::config::CrossMount;
 use crate::error::ApiError;
 use crate::names;
 use crate::paths::{self, UploadInfo};
@@ -46,12 +47,22 @@ pub(super) async fn start(
     let params = query_params(&req);
     if let Some(mount) = param(&params, "mount") {
         let d = names::parse_digest(mount)?;
-        // Without `from`, there is no repository the client has shown it may read: the blob is
-        // never linked automatically, a normal session starts instead (the spec allows both).
-        if let Some(from) = param(&params, "from")
-            && names::check_name(from).is_ok()
-            && mount_from(state, name, from, d.hex()).await?
-        {
+        let from = param(&params, "from").filter(|f| names::check_name(f).is_ok());
+        // A mount that cannot or may not be done starts a plain session instead (the spec
+        // allows both answers): with mounts off, or, without `from`, unless automatic mounts are
+        // on — only then has the client not shown a repository it may read.
+        let mounted = match (state.config.api.cross_mount, from) {
+            (CrossMount::Off, _) => false,
+            (_, Some(from)) => mount_from(state, name, from, d.hex()).await?,
+            (CrossMount::Auto, None) if state.auth.anonymous_pull() => {
+                match holder(state, d.hex()).await? {
+                    Some(from) => mount_from(state, name, &from, d.hex()).await?,
+                    None => false,
+                }
+            }
+            (_, None) => false,
+        };
+        if mounted {
             return Ok(blob_created(name, &d.to_string()));
         }
         return new_session(state, name).await;
@@ -65,6 +76,21 @@ pub(super) async fn start(
         return Ok(blob_created(name, &d.to_string()));
     }
     new_session(state, name).await
+}
+
+/// A repository that holds blob `hex` (the target itself included), for a mount without `from`. The
+/// catalog lists every repository a manifest was pushed to; one link lookup each.
+async fn holder(state: &AppState, hex: &str) -> Result<Option<String>, ApiError> {
+    let storage = &state.storage;
+    for entry in storage.list(paths::CATALOG).await? {
+        let Some(repo) = paths::catalog_name(&entry.key) else {
+            continue;
+        };
+        if storage.head(&paths::blob_link(repo, hex)).await?.is_some() {
+            return Ok(Some(repo.to_string()));
+        }
+    }
+    Ok(None)
 }
 
 /// Links `hex` into `name` when `from` has it; returns whether it did.
