@@ -430,8 +430,9 @@ fn is_domain_label(label: &str) -> bool {
     }
 }
 
+/// Whether `s` is one `/`-separated component of a repository name:
 /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
-fn is_path_component(s: &str) -> bool {
+pub fn is_path_component(s: &str) -> bool {
     let b = s.as_bytes();
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     let mut i = 0;

@@ -2,6 +2,7 @@
 //! anything is looked up or stored under them.
 
 use berth_oci::digest::Digest;
+use berth_oci::reference::{is_path_component, is_valid_tag};
 
 use crate::error::ApiError;
 
@@ -11,61 +12,15 @@ pub const MAX_NAME: usize = 255;
 /// Checks a repository name: `/`-separated components of `[a-z0-9]+` joined by `.`, `_`, `__` or
 /// runs of `-`.
 pub fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.is_empty() || name.len() > MAX_NAME || !name.split('/').all(component_ok) {
+    if name.is_empty() || name.len() > MAX_NAME || !name.split('/').all(is_path_component) {
         return Err(ApiError::name_invalid(name));
     }
     Ok(())
 }
 
-fn component_ok(c: &str) -> bool {
-    let b = c.as_bytes();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator: ".", "_", "__" or one or more "-", always followed by an alphanumeric.
-        let start = i;
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => {
-                i += 1;
-                if i < b.len() && b[i] == b'_' {
-                    i += 1;
-                }
-            }
-            b'-' => {
-                while i < b.len() && b[i] == b'-' {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-        if i == start || i >= b.len() || !alnum(b[i]) {
-            return false;
-        }
-    }
-    true
-}
-
-fn alnum(c: u8) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit()
-}
-
 /// Checks a tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
 pub fn check_tag(tag: &str) -> Result<(), ApiError> {
-    let b = tag.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b[1..]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-    if ok {
+    if is_valid_tag(tag) {
         Ok(())
     } else {
         Err(ApiError::tag_invalid(tag))
