@@ -33,5 +33,23 @@ for w in $what; do case $w in
   registry)
     # distribution 2.8 and berth's registry on local disk, same image and clients (curl, skopeo), one run.
     "$SHARED/bench/registry-throughput.sh" --berth "$B registry serve --addr 127.0.0.1:\$PORT --storage \$DATA" ;;
+  registry-1g)
+    # Peak RSS of berth's registry while a 1 GiB blob goes through: pushed monolithically (POST + PUT),
+    # pushed again chunked (PATCH + PUT), and pulled by 4 clients at once.
+    d=$(mktemp -d "$OUT/reg1g.XXXX"); blob=$OUT/blob-1g
+    [ -f "$blob" ] || head -c $((1 << 30)) /dev/urandom > "$blob"
+    dig=sha256:$(sha256sum "$blob" | cut -d' ' -f1); port=$((5900 + RANDOM % 90)); u=http://127.0.0.1:$port/v2/big/blob
+    "$B" registry serve --addr "127.0.0.1:$port" --storage "$d/data" 2>"$d/log" & pid=$!
+    for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/v2/" && break; sleep 0.1; done
+    loc() { curl -fsS -D - -o /dev/null -X POST "$u/blobs/uploads/" | tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}'; }
+    s=$(date +%s%N); curl -fsS -o /dev/null -X PUT -T "$blob" "http://127.0.0.1:$port$(loc)?digest=$dig"
+    echo "1 GiB monolithic push: $(( ($(date +%s%N) - s) / 1000000 )) ms"
+    l=$(loc); s=$(date +%s%N); curl -fsS -o /dev/null -X PATCH -T "$blob" "http://127.0.0.1:$port$l"
+    curl -fsS -o /dev/null -X PUT "http://127.0.0.1:$port$l?digest=$dig"
+    echo "1 GiB chunked push: $(( ($(date +%s%N) - s) / 1000000 )) ms"
+    s=$(date +%s%N); for _ in 1 2 3 4; do curl -fsS -o /dev/null "$u/blobs/$dig" & done; wait %2 %3 %4 %5 2>/dev/null || true
+    echo "4 x 1 GiB pull: $(( ($(date +%s%N) - s) / 1000000 )) ms"
+    echo "registry peak RSS: $(awk '/VmHWM/{printf "%d MiB", $2/1024}' /proc/$pid/status)"
+    kill $pid; wait $pid 2>/dev/null || true; rm -rf "$d" ;;
   *) echo "bench.sh: unknown benchmark $w" >&2; exit 2 ;;
 esac; done
