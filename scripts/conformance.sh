@@ -86,7 +86,7 @@ cleanup() { stop_registry; stop_s3; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-bash "$ROOT/scripts/registry-deps.sh" || { say "scripts/registry-deps.sh failed"; exit 1; }
+bash "$ROOT/scripts/registry-deps.sh" --conformance || { say "scripts/registry-deps.sh failed"; exit 1; }
 [ -x "$OCI_TEST" ] || { say "$OCI_TEST is missing after registry-deps.sh"; exit 1; }
 
 if [ "$SERVER" = berth ] && [ -z "${BERTH:-}" ]; then

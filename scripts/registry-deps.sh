@@ -7,12 +7,15 @@
 #    Go builds run in GOPATH mode over /usr/share/gocode;
 #  - the moto S3 server venv (/opt/conformance/s3venv, by starting ../shared/conformance/s3-moto.sh once);
 #  - crane (/opt/conformance/bin/crane, by ../shared/conformance/build-crane.sh);
-#  - the OCI distribution-spec v1.1.1 conformance suite as /opt/conformance/bin/oci-conformance.test.
+#  - with --conformance only (scripts/conformance.sh; the test suite does not need it): the OCI
+#    distribution-spec v1.1.1 conformance suite as /opt/conformance/bin/oci-conformance.test.
 #    Its source (and its HTTP client, bloodorangeio/reggie v0.6.1, which Debian lacks) is in no package
 #    registry: it is taken from /opt/conformance/distribution-spec if present, else from bare git mirrors
 #    named OWNER+NAME/repo under $OCI_SOURCE_MIRROR, else ../.mirror beside the repository, else /work/.mirror
 #    (where the session tools keep them; CI's clone lives elsewhere). It is kept in /opt/conformance after.
 set -euo pipefail
+SUITE=0
+[ "${1:-}" = --conformance ] && SUITE=1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${BERTH_SHARED:-$ROOT/../shared}/conformance
 C=/opt/conformance
@@ -38,7 +41,8 @@ missing_pkgs() {
 }
 
 mapfile -t missing < <(missing_pkgs "${DEB_PKGS[@]}" "${BPO_PKGS[@]}" "${GO_PKGS[@]}")
-if [ ${#missing[@]} -eq 0 ] && [ -x "$V/bin/moto_server" ] && [ -x "$CRANE" ] && [ -x "$OCI_TEST" ]; then
+if [ ${#missing[@]} -eq 0 ] && [ -x "$V/bin/moto_server" ] && [ -x "$CRANE" ] &&
+  { [ $SUITE = 0 ] || [ -x "$OCI_TEST" ]; }; then
   exit 0
 fi
 
@@ -105,7 +109,7 @@ export_tag() {
   mv "$tmp" "$dest"
 }
 
-if [ ! -x "$OCI_TEST" ]; then
+if [ $SUITE = 1 ] && [ ! -x "$OCI_TEST" ]; then
   src=$C/distribution-spec
   gopath=$C/gopath
   reggie=$gopath/src/github.com/bloodorangeio/reggie
