@@ -517,28 +517,6 @@ impl Storage {
             .map_err(|e| backend("rename", from, e))
     }
 
-    /// Copies an object to a new key (server-side on S3).
-    pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
-        if let (Some(a), Some(b)) = (self.local_path(from), self.local_path(to)) {
-            let root = self.local.clone().expect("local");
-            let key = to.to_string();
-            return blocking(to, move || {
-                let data = std::fs::read(&a).map_err(|source| StorageError::Io {
-                    op: "read",
-                    path: a.clone(),
-                    source,
-                })?;
-                let _ = b;
-                local_put(&root, &key, &data, false).map(|_| ())
-            })
-            .await;
-        }
-        self.store
-            .copy(&ObjPath::from(from), &ObjPath::from(to))
-            .await
-            .map_err(|e| backend("copy", from, e))
-    }
-
     /// Sets an object's modification time to now, without changing its bytes (local disk only;
     /// returns false on S3, where callers rewrite a small marker instead).
     pub async fn touch(&self, key: &str) -> Result<bool> {
