@@ -30,6 +30,40 @@ enum Outcome {
     Stopped,
 }
 
+/// What removing a blob's links came to: stopped by the budget, or the links it removed.
+fn links_outcome(removed: u64, stopped: bool) -> Outcome {
+    if stopped {
+        Outcome::Stopped
+    } else {
+        Outcome::Deleted {
+            bytes: 0,
+            links: removed,
+        }
+    }
+}
+
+/// Runs deletions [`DELETE_CONCURRENCY`] at a time, handing each one's freed bytes and removed
+/// links to `tally`. Returns false when the budget stopped any of them; the others still run to
+/// the end, so no deletion is cut off halfway.
+async fn run_deletions<F>(
+    deletions: impl IntoIterator<Item = F>,
+    mut tally: impl FnMut(u64, u64),
+) -> Result<bool, GcError>
+where
+    F: Future<Output = Result<Outcome, GcError>>,
+{
+    let mut runs = futures::stream::iter(deletions).buffer_unordered(DELETE_CONCURRENCY);
+    let mut complete = true;
+    while let Some(r) = runs.next().await {
+        match r? {
+            Outcome::Deleted { bytes, links } => tally(bytes, links),
+            Outcome::Kept => {}
+            Outcome::Stopped => complete = false,
+        }
+    }
+    Ok(complete)
+}
+
 /// One sweep's context.
 pub(super) struct Sweep<'a> {
     /// The storage.
@@ -101,20 +135,37 @@ impl Sweep<'_> {
                 .await
                 .during("deleting an unreferenced blob")?;
         }
-        let mut removed = 0;
-        for l in snap.links_to(&hex) {
-            let lk = paths::blob_link(snap.repo(l.repo), &hs);
-            match self.remove_if_old(&lk, self.grace).await? {
-                Outcome::Deleted { links, .. } => removed += links,
-                Outcome::Kept => {}
-                // The bytes are gone; the leftover links are dangling and go next time.
-                Outcome::Stopped => break,
-            }
-        }
+        // If the budget stops this, the bytes are gone anyway; the leftover links are dangling
+        // and go next time.
+        let (removed, _stopped) = self.remove_links(hex, snap, |_| false).await?;
         Ok(Outcome::Deleted {
             bytes: info.size,
             links: removed,
         })
+    }
+
+    /// Removes the blob's links that `keep` does not spare and that are still older than grace
+    /// when looked at again. Returns how many went, and whether the budget stopped it early.
+    async fn remove_links(
+        &self,
+        hex: Hex,
+        snap: &Snapshot,
+        keep: impl Fn(&Link) -> bool,
+    ) -> Result<(u64, bool), GcError> {
+        let hs = hex::encode(hex);
+        let mut removed = 0;
+        for l in snap.links_to(&hex) {
+            if keep(l) {
+                continue;
+            }
+            let lk = paths::blob_link(snap.repo(l.repo), &hs);
+            match self.remove_if_old(&lk, self.grace).await? {
+                Outcome::Deleted { links, .. } => removed += links,
+                Outcome::Kept => {}
+                Outcome::Stopped => return Ok((removed, true)),
+            }
+        }
+        Ok((removed, false))
     }
 
     /// Deletes every blob that is unreferenced, older than grace and has no link younger than
@@ -149,22 +200,15 @@ impl Sweep<'_> {
             candidates.push(hex);
         }
         let doomed: HashSet<Hex> = candidates.iter().copied().collect();
-        let mut complete = true;
-        let mut runs = futures::stream::iter(candidates)
-            .map(|hex| self.delete_blob(hex, snap))
-            .buffer_unordered(DELETE_CONCURRENCY);
-        while let Some(r) = runs.next().await {
-            match r? {
-                Outcome::Deleted { bytes, links } => {
-                    report.blobs_deleted += 1;
-                    report.bytes_freed += bytes;
-                    report.links_removed += links;
-                }
-                Outcome::Kept => {}
-                Outcome::Stopped => complete = false,
-            }
-        }
-        drop(runs);
+        let deletions = candidates
+            .into_iter()
+            .map(|hex| self.delete_blob(hex, snap));
+        let complete = run_deletions(deletions, |bytes, links| {
+            report.blobs_deleted += 1;
+            report.bytes_freed += bytes;
+            report.links_removed += links;
+        })
+        .await?;
         if !complete {
             return Ok(false);
         }
@@ -181,17 +225,8 @@ impl Sweep<'_> {
             })
             .map(|(hex, _)| *hex)
             .collect();
-        let mut runs = futures::stream::iter(suspects)
-            .map(|hex| self.dangling(hex, snap))
-            .buffer_unordered(DELETE_CONCURRENCY);
-        while let Some(r) = runs.next().await {
-            match r? {
-                Outcome::Deleted { links, .. } => report.links_removed += links,
-                Outcome::Kept => {}
-                Outcome::Stopped => complete = false,
-            }
-        }
-        drop(runs);
+        let deletions = suspects.into_iter().map(|hex| self.dangling(hex, snap));
+        let complete = run_deletions(deletions, |_, links| report.links_removed += links).await?;
         if !complete {
             return Ok(false);
         }
@@ -209,17 +244,10 @@ impl Sweep<'_> {
             })
             .map(|(hex, _)| *hex)
             .collect();
-        let mut runs = futures::stream::iter(strays)
-            .map(|hex| self.strays(hex, snap, repo_refs))
-            .buffer_unordered(DELETE_CONCURRENCY);
-        while let Some(r) = runs.next().await {
-            match r? {
-                Outcome::Deleted { links, .. } => report.links_removed += links,
-                Outcome::Kept => {}
-                Outcome::Stopped => complete = false,
-            }
-        }
-        Ok(complete)
+        let deletions = strays
+            .into_iter()
+            .map(|hex| self.strays(hex, snap, repo_refs));
+        run_deletions(deletions, |_, links| report.links_removed += links).await
     }
 
     /// Removes a kept blob's old links in repositories whose manifests do not reference it: a
@@ -230,23 +258,12 @@ impl Sweep<'_> {
         snap: &Snapshot,
         repo_refs: &HashSet<(u32, Hex)>,
     ) -> Result<Outcome, GcError> {
-        let hs = hex::encode(hex);
-        let mut removed = 0;
-        for l in snap.links_to(&hex) {
-            if repo_refs.contains(&(l.repo, hex)) || !self.clock.is_older(l.modified, self.grace) {
-                continue;
-            }
-            let lk = paths::blob_link(snap.repo(l.repo), &hs);
-            match self.remove_if_old(&lk, self.grace).await? {
-                Outcome::Deleted { links, .. } => removed += links,
-                Outcome::Kept => {}
-                Outcome::Stopped => return Ok(Outcome::Stopped),
-            }
-        }
-        Ok(Outcome::Deleted {
-            bytes: 0,
-            links: removed,
-        })
+        let (removed, stopped) = self
+            .remove_links(hex, snap, |l| {
+                repo_refs.contains(&(l.repo, hex)) || !self.clock.is_older(l.modified, self.grace)
+            })
+            .await?;
+        Ok(links_outcome(removed, stopped))
     }
 
     /// Removes the old links of a blob that (looked at now) does not exist.
@@ -261,19 +278,8 @@ impl Sweep<'_> {
         {
             return Ok(Outcome::Kept);
         }
-        let mut removed = 0;
-        for l in snap.links_to(&hex) {
-            let lk = paths::blob_link(snap.repo(l.repo), &hs);
-            match self.remove_if_old(&lk, self.grace).await? {
-                Outcome::Deleted { links, .. } => removed += links,
-                Outcome::Kept => {}
-                Outcome::Stopped => return Ok(Outcome::Stopped),
-            }
-        }
-        Ok(Outcome::Deleted {
-            bytes: 0,
-            links: removed,
-        })
+        let (removed, stopped) = self.remove_links(hex, snap, |_| false).await?;
+        Ok(links_outcome(removed, stopped))
     }
 
     /// Deletes the manifests no tag reaches, directly or through an index, that are not referrers
@@ -313,18 +319,10 @@ impl Sweep<'_> {
                     .map(|l| (repo, l.hex)),
             );
         }
-        let mut complete = true;
-        let mut runs = futures::stream::iter(doomed)
-            .map(|(repo, hex)| self.delete_manifest(snap.repo(repo), hex, cache, min_age))
-            .buffer_unordered(DELETE_CONCURRENCY);
-        while let Some(r) = runs.next().await {
-            match r? {
-                Outcome::Deleted { .. } => report.manifests_removed += 1,
-                Outcome::Kept => {}
-                Outcome::Stopped => complete = false,
-            }
-        }
-        Ok(complete)
+        let deletions = doomed
+            .into_iter()
+            .map(|(repo, hex)| self.delete_manifest(snap.repo(repo), hex, cache, min_age));
+        run_deletions(deletions, |_, _| report.manifests_removed += 1).await
     }
 
     /// Which manifest each tag names; repositories with a tag that cannot be read are left alone.
