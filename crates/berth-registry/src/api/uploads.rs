@@ -26,7 +26,7 @@ use crate::paths::{self, UploadInfo};
 use crate::server::AppState;
 use crate::storage::{ObjectInfo, Writer};
 
-use super::{PumpError, content_length, digest_of, empty_response, param, query_params};
+use super::{content_length, digest_of, empty_response, param, pump_stream, query_params};
 
 /// What a chunk's sidecar records.
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,7 +71,7 @@ pub(super) async fn start(
         let d = names::parse_digest(digest)?;
         check_declared_size(state, req.headers())?;
         let mut stream = req.into_body().into_data_stream();
-        publish_streamed(state, &d.to_string(), d.hex(), &mut stream, None).await?;
+        publish(state, &d.to_string(), d.hex(), &[], None, &mut stream).await?;
         link_blob(state, name, d.hex()).await?;
         return Ok(blob_created(name, &d.to_string()));
     }
@@ -208,7 +208,7 @@ async fn write_chunk(
         .writer(&paths::upload_chunk_by(id, offset, writer_id))
         .await?;
     let mut hasher = Sha256::new();
-    let n = match pump(&mut stream, &mut hasher, &mut writer, offset, limit).await {
+    let n = match pump_stream(&mut stream, &mut hasher, &mut writer, offset, limit).await {
         Ok(n) => n,
         Err(e) => {
             abort(writer).await;
@@ -265,7 +265,7 @@ pub(super) async fn finish(
     }
     let mut stream = req.into_body().into_data_stream();
     let result = if found.chain.is_empty() {
-        publish_streamed(state, &digest, hex, &mut stream, None).await
+        publish(state, &digest, hex, &[], None, &mut stream).await
     } else {
         let first = next_data(&mut stream).await?;
         let renamed = if first.is_none() && found.chain.len() == 1 {
@@ -276,9 +276,7 @@ pub(super) async fn finish(
         match renamed {
             Renamed::Yes => Ok(()),
             Renamed::Mismatch => Err(ApiError::digest_invalid(&digest)),
-            Renamed::No => {
-                publish_reread(state, &digest, hex, &found.chain, first, &mut stream).await
-            }
+            Renamed::No => publish(state, &digest, hex, &found.chain, first, &mut stream).await,
         }
     };
     if let Err(e) = result {
@@ -346,36 +344,10 @@ async fn publish_by_rename(
     Ok(outcome)
 }
 
-/// Streams a body straight into the blob's key; it becomes visible only if it matches.
-async fn publish_streamed(
-    state: &AppState,
-    digest: &str,
-    hex: &str,
-    stream: &mut BodyDataStream,
-    first: Option<Bytes>,
-) -> Result<(), ApiError> {
-    let limit = state.config.limits.max_blob_bytes;
-    let mut writer = state.storage.writer(&paths::blob(hex)).await?;
-    let mut hasher = Sha256::new();
-    let mut n = 0;
-    if let Some(b) = first {
-        n += b.len() as u64;
-        hasher.update(&b);
-        if let Err(e) = writer.write(b).await {
-            abort(writer).await;
-            return Err(e.into());
-        }
-    }
-    if let Err(e) = pump(stream, &mut hasher, &mut writer, n, limit).await {
-        abort(writer).await;
-        return Err(e.into());
-    }
-    commit_if_matches(writer, hasher, digest).await
-}
-
 /// Reads every chunk again, in order, then the rest of the body, through the hasher into the
-/// blob's key.
-async fn publish_reread(
+/// blob's key; with no chunks, the body goes straight there. It becomes visible only if it
+/// matches `digest`.
+async fn publish(
     state: &AppState,
     digest: &str,
     hex: &str,
@@ -424,7 +396,7 @@ async fn publish_reread(
             return Err(e.into());
         }
     }
-    if let Err(e) = pump(stream, &mut hasher, &mut writer, n, limit).await {
+    if let Err(e) = pump_stream(stream, &mut hasher, &mut writer, n, limit).await {
         abort(writer).await;
         return Err(e.into());
     }
@@ -447,16 +419,6 @@ async fn link_blob(state: &AppState, name: &str, hex: &str) -> Result<(), ApiErr
         .put(&paths::blob_link(name, hex), Bytes::new())
         .await?;
     Ok(())
-}
-
-async fn pump(
-    stream: &mut BodyDataStream,
-    hasher: &mut Sha256,
-    writer: &mut Writer,
-    already: u64,
-    limit: u64,
-) -> Result<u64, PumpError> {
-    super::pump_stream(stream, hasher, writer, already, limit).await
 }
 
 /// The next non-empty piece of a body, if any.
