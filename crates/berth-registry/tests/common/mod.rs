@@ -223,14 +223,7 @@ impl Client {
     /// Pushes a blob monolithically (POST then PUT with the body); returns its digest.
     pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
         let d = digest(data);
-        let r = self
-            .http
-            .post(format!("{}/v2/{repo}/blobs/uploads/", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202, "start upload: {}", r.text().await.unwrap());
-        let loc = self.absolute(r.headers()["location"].to_str().unwrap());
+        let loc = self.start_upload(repo).await;
         let sep = if loc.contains('?') { '&' } else { '?' };
         let r = self
             .http
