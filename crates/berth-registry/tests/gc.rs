@@ -117,6 +117,16 @@ async fn age_all(s: &Storage, prefix: &str, secs: u64) {
     }
 }
 
+/// Every key in the storage, sorted.
+async fn all_keys(s: &Storage) -> Vec<String> {
+    s.list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
+}
+
 async fn exists(s: &Storage, key: &str) -> bool {
     s.head(key).await.unwrap().is_some()
 }
@@ -228,21 +238,9 @@ async fn dry_run_deletes_nothing_but_reports_what_it_would() {
         .await
         .unwrap();
     age_all(&s, "uploads", 7200).await;
-    let before: Vec<String> = s
-        .list("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
+    let before = all_keys(&s).await;
     let r = gc::collect(&s, &gc_config(60), true).await.unwrap();
-    let after: Vec<String> = s
-        .list("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
+    let after = all_keys(&s).await;
     assert_eq!(before, after);
     assert!(r.dry_run);
     assert_eq!(r.blobs_deleted, 1, "{r:?}");
