@@ -147,6 +147,15 @@ async fn token_for(url: &str, creds: Option<(&str, &str)>, scopes: &[&str]) -> S
     v["token"].as_str().unwrap().to_string()
 }
 
+/// Asserts that a request was refused for want of credentials (401) or of rights (403).
+fn assert_refused(who: &str, r: &reqwest::Response) {
+    assert!(
+        [401, 403].contains(&r.status().as_u16()),
+        "{who}: {}",
+        r.status()
+    );
+}
+
 #[tokio::test]
 async fn without_htpasswd_everyone_may_push_and_pull() {
     let s = Server::local().await;
@@ -311,22 +320,14 @@ async fn refused_pushes_leave_nothing_behind() {
             .send()
             .await
             .unwrap();
-        assert!(
-            [401, 403].contains(&r.status().as_u16()),
-            "{who}: {}",
-            r.status()
-        );
+        assert_refused(who, &r);
         let r = c
             .http
             .post(format!("{}/v2/team/app/blobs/uploads/", s.url))
             .send()
             .await
             .unwrap();
-        assert!(
-            [401, 403].contains(&r.status().as_u16()),
-            "{who}: {}",
-            r.status()
-        );
+        assert_refused(who, &r);
         let r = c
             .http
             .put(format!("{}/v2/team/app/manifests/evil", s.url))
@@ -335,22 +336,14 @@ async fn refused_pushes_leave_nothing_behind() {
             .send()
             .await
             .unwrap();
-        assert!(
-            [401, 403].contains(&r.status().as_u16()),
-            "{who}: {}",
-            r.status()
-        );
+        assert_refused(who, &r);
         let r = c
             .http
             .delete(format!("{}/v2/team/app/manifests/v1", s.url))
             .send()
             .await
             .unwrap();
-        assert!(
-            [401, 403].contains(&r.status().as_u16()),
-            "{who}: {}",
-            r.status()
-        );
+        assert_refused(who, &r);
     }
     assert_eq!(
         files(&data),
