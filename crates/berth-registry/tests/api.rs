@@ -84,13 +84,7 @@ async fn flow_blobs(c: &Client, storage: &Storage) {
     let bogus = b"not what the digest says";
     let other = digest(b"something else entirely");
     let loc = c.start_upload("flow/blobs").await;
-    let r = c
-        .http
-        .put(format!("{loc}?digest={other}"))
-        .body(bogus.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = c.finish_upload(&loc, &other, Some(bogus.to_vec())).await;
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
     assert!(
@@ -569,12 +563,7 @@ async fn racing_writers_at_one_offset_never_publish_bytes_under_the_wrong_digest
     assert_eq!(header(&r, "range"), "0-8");
     // Each digest gets exactly its own bytes, whichever object the session holds.
     let good = digest(b"good data");
-    let r = c
-        .http
-        .put(format!("{loc}?digest={good}"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.finish_upload(&loc, &good, None).await;
     assert_eq!(r.status(), 201);
     let got = c
         .get(&format!("/v2/race/x/blobs/{good}"))
@@ -621,12 +610,7 @@ async fn a_client_that_drops_mid_chunk_leaves_a_resumable_session() {
     // The client resumes where the session really ends.
     assert_eq!(patch(&c, &loc, Some((6, 6)), b"second").await.status(), 202);
     let d = digest(b"first second");
-    let r = c
-        .http
-        .put(format!("{loc}?digest={d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.finish_upload(&loc, &d, None).await;
     assert_eq!(r.status(), 201);
 }
 
@@ -640,13 +624,7 @@ async fn streamed_patch_without_range_then_put_with_a_final_body() {
     let r = patch(&c, &loc, None, &data[..14]).await;
     assert_eq!(r.status(), 202);
     assert_eq!(header(&r, "range"), "0-13");
-    let r = c
-        .http
-        .put(format!("{loc}?digest={d}"))
-        .body(data[14..].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = c.finish_upload(&loc, &d, Some(data[14..].to_vec())).await;
     assert_eq!(r.status(), 201);
     let got = c
         .get(&format!("/v2/stream/x/blobs/{d}"))
@@ -676,12 +654,7 @@ async fn single_chunk_upload_is_published_by_rename() {
     assert_eq!(chunks.len(), 1);
     let chunk = s.state.storage.local_path(&chunks[0].key).unwrap();
     let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&chunk).unwrap());
-    let r = c
-        .http
-        .put(format!("{loc}?digest={d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.finish_upload(&loc, &d, None).await;
     assert_eq!(r.status(), 201);
     let blob = s
         .state
@@ -696,12 +669,7 @@ async fn single_chunk_upload_is_published_by_rename() {
     // A wrong digest on a single chunk is refused without publishing anything.
     let loc = c.start_upload("one/x").await;
     patch(&c, &loc, None, b"abc").await;
-    let r = c
-        .http
-        .put(format!("{loc}?digest={d}"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.finish_upload(&loc, &d, None).await;
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
     assert!(
@@ -1117,13 +1085,7 @@ async fn blob_size_limit_is_enforced_with_413() {
     let big = vec![1u8; 1001];
     let d = digest(&big);
     let loc = c.start_upload("lim/x").await;
-    let r = c
-        .http
-        .put(format!("{loc}?digest={d}"))
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = c.finish_upload(&loc, &d, Some(big.clone())).await;
     assert_eq!(r.status(), 413);
     assert_eq!(error_code(r).await, "SIZE_INVALID");
     // In chunks: the chunk that crosses the limit is refused.

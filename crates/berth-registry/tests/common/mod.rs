@@ -270,6 +270,21 @@ impl Client {
         digest(&body)
     }
 
+    /// Closes an upload session with a PUT naming `digest`, with the last piece as its body
+    /// if any (no body at all otherwise, as a client that sent every byte in PATCHes does).
+    pub async fn finish_upload(
+        &self,
+        loc: &str,
+        digest: &str,
+        body: Option<Vec<u8>>,
+    ) -> reqwest::Response {
+        let mut req = self.http.put(format!("{loc}?digest={digest}"));
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        req.send().await.unwrap()
+    }
+
     /// Starts an upload session; returns its absolute URL.
     pub async fn start_upload(&self, repo: &str) -> String {
         let r = self
