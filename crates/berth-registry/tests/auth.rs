@@ -714,3 +714,70 @@ async fn handlers_see_the_principal_in_request_extensions() {
         ("(anonymous)".to_string(), Some(Principal(None)))
     );
 }
+
+#[tokio::test]
+async fn listings_show_only_the_repositories_a_user_may_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.search.poll_ms = 50;
+    let s = serve(c, dir).await;
+    let admin = basic_client(&s.url, "admin", "admin-pw");
+    admin.push_image("team/app", "v1", b"team layer").await;
+    admin.push_image("secret/db", "v1", b"secret layer").await;
+    let alice = basic_client(&s.url, "alice", "alice-pw");
+    let bob = basic_client(&s.url, "bob", "bob-pw");
+    // Bob may pull everything: once the index holds both, listings differ only by rights.
+    let mut seen = 0;
+    for _ in 0..200 {
+        let v: Value = bob.get("/v2/_berth/search?q=").await.json().await.unwrap();
+        seen = v["total"].as_u64().unwrap();
+        if seen == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(seen, 2, "bob's search never showed both repositories");
+
+    let names = |v: &Value, field: &str| -> Vec<String> {
+        v[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    let cat: Value = alice.get("/v2/_catalog").await.json().await.unwrap();
+    assert_eq!(names(&cat, "repositories"), ["team/app"]);
+    let cat: Value = bob.get("/v2/_catalog").await.json().await.unwrap();
+    assert_eq!(names(&cat, "repositories"), ["secret/db", "team/app"]);
+
+    let found: Value = alice
+        .get("/v2/_berth/search?q=v1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["total"], 1);
+    assert_eq!(found["results"][0]["repository"], "team/app");
+
+    let home = alice.get("/").await.text().await.unwrap();
+    assert!(
+        home.contains("team/app") && !home.contains("secret/db"),
+        "{home}"
+    );
+    let hits = alice.get("/?q=layer").await.text().await.unwrap();
+    assert!(!hits.contains("secret/db"), "{hits}");
+    let r = alice.get("/ui/r/secret/db").await;
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Repository secret/db was not found")
+    );
+    let m = digest(b"secret layer");
+    let r = alice.get(&format!("/ui/r/secret/db/m/{m}")).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(bob.get("/ui/r/secret/db").await.status(), 200);
+    assert_eq!(alice.get("/ui/r/team/app").await.status(), 200);
+}

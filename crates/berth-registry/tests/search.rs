@@ -201,7 +201,11 @@ async fn an_index_is_built_from_what_the_storage_already_holds() {
     assert!(!ix.is_ready());
     ix.start(&storage).await.unwrap();
     assert!(ix.is_ready());
-    let names: Vec<String> = ix.repositories().into_iter().map(|r| r.name).collect();
+    let names: Vec<String> = ix
+        .repositories(&|_| true)
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     assert_eq!(names, ["old/one", "old/two"]);
     let repo = ix.repository("old/one").unwrap();
     assert_eq!(repo.tags.len(), 1);

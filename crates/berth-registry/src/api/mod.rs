@@ -51,8 +51,16 @@ async fn route(state: AppState, req: Request) -> Result<Response, ApiError> {
     let method = req.method().clone();
     match (route, method) {
         (Route::Base, Method::GET | Method::HEAD) => Ok(json_response(StatusCode::OK, "{}")),
-        (Route::Catalog, Method::GET) => tags::catalog(&state, &query_params(&req)).await,
-        (Route::Search, Method::GET) => Ok(crate::search::handle(&state, req.uri().query()).await),
+        (Route::Catalog, Method::GET) => {
+            let who = req.extensions().get::<crate::auth::Principal>();
+            tags::catalog(&state, &query_params(&req), who).await
+        }
+        (Route::Search, Method::GET) => Ok(crate::search::handle(
+            &state,
+            req.uri().query(),
+            req.extensions().get::<crate::auth::Principal>(),
+        )
+        .await),
         (Route::Tags { name }, Method::GET) => tags::list(&state, &name, &query_params(&req)).await,
         (Route::Manifest { name, reference }, m) => match m {
             Method::GET => manifests::get(&state, &name, &reference, false).await,

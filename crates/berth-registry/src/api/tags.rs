@@ -52,6 +52,7 @@ async fn repository_exists(state: &AppState, name: &str) -> Result<bool, ApiErro
 pub(super) async fn catalog(
     state: &AppState,
     params: &[(String, String)],
+    who: Option<&crate::auth::Principal>,
 ) -> Result<Response, ApiError> {
     let (n, last) = pagination(params);
     let all: Vec<String> = state
@@ -60,6 +61,7 @@ pub(super) async fn catalog(
         .await?
         .iter()
         .filter_map(|o| paths::catalog_name(&o.key).map(str::to_string))
+        .filter(|name| state.auth.may_pull(who, name))
         .collect();
     let (page, link) = paginate(all, n, last.as_deref(), "/v2/_catalog");
     let body = json!({ "repositories": page }).to_string();

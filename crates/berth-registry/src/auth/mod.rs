@@ -12,7 +12,8 @@
 //!   carries on without credentials (Docker itself refuses to do that; skopeo, podman and crane
 //!   do), and its pulls pass;
 //! - `/v2/_catalog`, `/v2/_berth/search`, the web pages and unparseable `/v2` paths: anonymous
-//!   pull, or any authenticated client;
+//!   pull, or any authenticated client; the catalog, search results and pages show only the repositories
+//!   the client may pull ([`Auth::may_pull`]), so names, tags and labels of the others stay hidden;
 //! - repository routes: `pull` for GET/HEAD, `delete` for DELETE, `push` for every other
 //!   method. A cross-repository mount (`POST …/blobs/uploads/?mount=D&from=OTHER`) also needs
 //!   `pull` on `OTHER`; without it the guard drops `mount`/`from` from the URL, so the request
@@ -301,6 +302,16 @@ impl Auth {
                     .map_err(Refusal::BadToken),
             },
         }
+    }
+
+    /// Whether the request's principal may pull `repository`: listings (the catalog, search and
+    /// the web pages) show only such repositories, so a user who may pull some repositories does
+    /// not learn the names, tags or labels of the others.
+    pub fn may_pull(&self, principal: Option<&Principal>, repository: &str) -> bool {
+        let user = principal.and_then(|p| p.0.as_deref());
+        self.policy
+            .allowed(user, repository)
+            .contains(access::Action::Pull)
     }
 
     /// What `who` may do on `repository`.

@@ -223,11 +223,12 @@ impl Index {
     }
 
     /// Every repository with its tag count and size, by name.
-    pub fn repositories(&self) -> Vec<RepoLine> {
+    pub fn repositories(&self, visible: &dyn Fn(&str) -> bool) -> Vec<RepoLine> {
         self.repos
             .read()
             .expect("index lock")
             .values()
+            .filter(|r| visible(&r.name))
             .map(|r| RepoLine {
                 name: r.name.clone(),
                 tags: r.tags.len(),
@@ -238,12 +239,19 @@ impl Index {
     }
 
     /// The results of a query after a position, at most `n` of them.
-    pub fn search(&self, q: &Query, after: Option<&Position>, n: usize) -> Page {
+    pub fn search(
+        &self,
+        q: &Query,
+        after: Option<&Position>,
+        n: usize,
+        visible: &dyn Fn(&str) -> bool,
+    ) -> Page {
         let repos: Vec<Arc<Repository>> = self
             .repos
             .read()
             .expect("index lock")
             .values()
+            .filter(|r| visible(&r.name))
             .cloned()
             .collect();
         let mut page = Page {
@@ -458,12 +466,19 @@ struct Body<'a> {
 }
 
 /// `GET /v2/_berth/search?q=…&n=…&last=…`: `query` is the raw query string.
-pub async fn handle(state: &AppState, query: Option<&str>) -> Response {
+pub async fn handle(
+    state: &AppState,
+    query: Option<&str>,
+    principal: Option<&crate::auth::Principal>,
+) -> Response {
     let p = match Params::parse(query) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let page = state.search.search(&p.query, p.last.as_ref(), p.n);
+    let visible = |repo: &str| state.auth.may_pull(principal, repo);
+    let page = state
+        .search
+        .search(&p.query, p.last.as_ref(), p.n, &visible);
     let body = serde_json::to_string(&Body {
         query: &p.q,
         results: &page.hits,

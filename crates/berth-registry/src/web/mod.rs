@@ -15,11 +15,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 
+use crate::auth::Principal;
 use crate::manifest::Descriptor;
 use crate::paths;
 use crate::search::scan::{self, ManifestSummary};
@@ -47,15 +48,22 @@ fn manifest_href(name: &str, digest: &str) -> String {
     format!("/ui/r/{name}/m/{digest}")
 }
 
-async fn ui_root(State(state): State<AppState>) -> Response {
-    repositories(&state)
+/// The request's principal, as the auth guard recorded it.
+type Who = Option<Extension<Principal>>;
+
+fn who(w: &Who) -> Option<&Principal> {
+    w.as_ref().map(|Extension(p)| p)
+}
+
+async fn ui_root(State(state): State<AppState>, w: Who) -> Response {
+    repositories(&state, who(&w))
 }
 
 async fn ui_unknown(Path(rest): Path<String>) -> Response {
     not_found(&format!("There is no page /ui/{rest}."))
 }
 
-async fn home(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+async fn home(State(state): State<AppState>, w: Who, RawQuery(raw): RawQuery) -> Response {
     let params = match Params::parse(raw.as_deref()) {
         Ok(p) => p,
         Err(e) => {
@@ -74,13 +82,15 @@ async fn home(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Respons
         }
     };
     if params.q.trim().is_empty() {
-        return repositories(&state);
+        return repositories(&state, who(&w));
     }
-    results(&state, &params)
+    results(&state, &params, who(&w))
 }
 
-fn repositories(state: &AppState) -> Response {
-    let repos = state.search.repositories();
+fn repositories(state: &AppState, who: Option<&Principal>) -> Response {
+    let repos = state
+        .search
+        .repositories(&|repo| state.auth.may_pull(who, repo));
     let mut b = String::from("<h1>Repositories</h1>");
     if repos.is_empty() {
         b.push_str(if state.search.is_ready() {
@@ -109,8 +119,11 @@ fn repositories(state: &AppState) -> Response {
     page(StatusCode::OK, "Repositories", "", &b)
 }
 
-fn results(state: &AppState, p: &Params) -> Response {
-    let found = state.search.search(&p.query, p.last.as_ref(), p.n);
+fn results(state: &AppState, p: &Params, who: Option<&Principal>) -> Response {
+    let visible = |repo: &str| state.auth.may_pull(who, repo);
+    let found = state
+        .search
+        .search(&p.query, p.last.as_ref(), p.n, &visible);
     let mut b = format!(
         "<h1>Search: {}</h1><p class=\"muted\" id=\"total\">{} result{}</p>",
         esc(&p.q),
@@ -163,9 +176,17 @@ fn next_href(p: &Params, next: &Position) -> String {
     )
 }
 
-async fn repo_pages(State(state): State<AppState>, Path(rest): Path<String>) -> Response {
+async fn repo_pages(State(state): State<AppState>, w: Who, Path(rest): Path<String>) -> Response {
+    // A repository the client may not pull does not exist, as far as the pages tell.
+    let hidden = |name: &str| {
+        (!state.auth.may_pull(who(&w), name))
+            .then(|| not_found(&format!("Repository {name} was not found.")))
+    };
     if let Some((name, digest)) = rest.rsplit_once("/m/") {
         if let Some(hex) = scan::digest_hex(digest) {
+            if let Some(refused) = hidden(name) {
+                return refused;
+            }
             return manifest_page(&state, name, hex).await;
         }
         if digest.starts_with("sha256:") {
@@ -173,6 +194,9 @@ async fn repo_pages(State(state): State<AppState>, Path(rest): Path<String>) -> 
                 "{digest} is not a valid digest (expected sha256: and 64 hex digits)."
             ));
         }
+    }
+    if let Some(refused) = hidden(&rest) {
+        return refused;
     }
     repository_page(&state, &rest)
 }
