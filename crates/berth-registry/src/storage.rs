@@ -26,7 +26,7 @@ use object_store::{
     GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart,
 };
 
-/// Size of the buffer a local writer fills before one `write(2)`, and of S3 multipart parts.
+/// Size of the buffer a local writer fills before one `write(2)`.
 const LOCAL_WRITE_BUFFER: usize = 1 << 20;
 /// S3 multipart part size: S3 needs at least 5 MiB for every part but the last.
 const S3_PART_SIZE: usize = 8 << 20;
@@ -492,7 +492,6 @@ impl Storage {
     /// S3 a server-side copy then a delete, so callers avoid it for large objects where they can.
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
         if let (Some(a), Some(b)) = (self.local_path(from), self.local_path(to)) {
-            let key = to.to_string();
             return blocking(to, move || {
                 if let Some(parent) = b.parent() {
                     std::fs::create_dir_all(parent).map_err(|source| StorageError::Io {
@@ -506,7 +505,6 @@ impl Storage {
                     path: a.clone(),
                     source,
                 })?;
-                let _ = key;
                 Ok(())
             })
             .await;
