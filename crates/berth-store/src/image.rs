@@ -24,6 +24,8 @@ pub struct Image {
     pub created: Option<String>,
     /// When the image entered this store (RFC 3339).
     pub added: String,
+    /// Registry repositories known to hold its blobs (`host/repo`).
+    pub sources: Vec<String>,
 }
 
 /// One layer of an image.
@@ -81,6 +83,7 @@ impl Image {
             layers,
             created: rec.created.clone(),
             added: rec.added.clone(),
+            sources: rec.sources.clone(),
         }
     }
 }

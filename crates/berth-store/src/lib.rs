@@ -120,6 +120,23 @@ impl Store {
         )
     }
 
+    /// Records that the registry repository `source` (`host/repo`) holds image `id`'s blobs.
+    pub fn add_source(&self, id: &Digest, source: &str) -> Result<()> {
+        self.meta().update(
+            |s| {
+                let rec = s
+                    .images
+                    .get_mut(id)
+                    .ok_or_else(|| Error::ImageNotFound(id.to_string()))?;
+                if !rec.sources.iter().any(|x| x == source) {
+                    rec.sources.push(source.to_owned());
+                }
+                Ok(())
+            },
+            |_| Ok(()),
+        )
+    }
+
     /// The snapshot directories of an image, topmost first, unpacking any that are missing (for
     /// example after a `prune` raced a previous unpack, or for images stored by an older berth).
     pub fn rootfs(&self, image: &Image) -> Result<Rootfs> {
@@ -259,6 +276,7 @@ mod tests {
                 layers: Vec::new(),
                 created: None,
                 added: String::new(),
+                sources: Vec::new(),
             };
             s.images.insert(id, rec);
         }

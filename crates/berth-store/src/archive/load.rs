@@ -129,6 +129,7 @@ impl Store {
                         layers: p.layers.iter().map(|(l, _)| l.clone()).collect(),
                         created: p.created.clone(),
                         added: added.clone(),
+                        sources: Vec::new(),
                     });
                     for r in &p.names {
                         s.tags.insert(r.clone(), p.id.clone());

@@ -35,6 +35,10 @@ pub struct ImageRecord {
     pub created: Option<String>,
     /// When the image entered this store (RFC 3339).
     pub added: String,
+    /// Registry repositories known to hold this image's blobs (`host/repo`): where it was pulled
+    /// from or pushed to. A push to another repository of the same registry mounts from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
 
 /// What the database keeps about one layer.
@@ -251,6 +255,7 @@ mod tests {
             }],
             created: None,
             added: "2026-01-01T00:00:00Z".into(),
+            sources: Vec::new(),
         }
     }
 
