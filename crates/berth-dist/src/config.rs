@@ -163,10 +163,10 @@ impl Config {
 
 /// Splits `host[:port]` (IPv6 in brackets, or bare) into the name and the port, if any.
 pub(crate) fn split_host(host: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((name, after)) = rest.split_once(']') {
-            return (name, after.strip_prefix(':'));
-        }
+    if let Some(rest) = host.strip_prefix('[')
+        && let Some((name, after)) = rest.split_once(']')
+    {
+        return (name, after.strip_prefix(':'));
     }
     if host.parse::<IpAddr>().is_ok() {
         return (host, None);

@@ -39,6 +39,16 @@ pub enum Error {
         /// The registry's message, if any, prefixed with ": ".
         detail: String,
     },
+    /// The token endpoint named by a registry's challenge failed or answered nonsense.
+    #[error("getting a token for {registry} from {realm}: {message}")]
+    Token {
+        /// Registry host.
+        registry: String,
+        /// The token endpoint URL.
+        realm: String,
+        /// What failed.
+        message: String,
+    },
     /// 403: credentials were accepted but do not allow this.
     #[error("{registry}: access to {scope} denied{detail}")]
     Denied {

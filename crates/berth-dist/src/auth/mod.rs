@@ -102,10 +102,10 @@ impl AuthStore {
             let Some(doc) = file::read(&path)? else {
                 continue;
             };
-            if let Some(h) = helper_for(&doc, registry) {
-                if let Some(c) = helper::get(self.helper_dir.as_deref(), &h, registry)? {
-                    return Ok(Some(c));
-                }
+            if let Some(h) = helper_for(&doc, registry)
+                && let Some(c) = helper::get(self.helper_dir.as_deref(), &h, registry)?
+            {
+                return Ok(Some(c));
             }
             if let Some(c) = from_auths(&doc, registry, &path)? {
                 return Ok(Some(c));
