@@ -288,6 +288,28 @@ impl Client {
         }
     }
 
+    /// The base URL `registry` is spoken to at (`https://host[:port]` or `http://…`), pinging it
+    /// first if this client has not yet.
+    pub async fn endpoint_url(&self, registry: &str) -> Result<String> {
+        Ok(self.registry(registry).await?.base.clone())
+    }
+
+    /// The bearer tokens this client holds for `registry`, with the sorted scopes each was asked
+    /// for (for tests and diagnostics).
+    #[doc(hidden)]
+    pub async fn cached_tokens(&self, registry: &str) -> Vec<(Vec<String>, String)> {
+        let Some(reg) = self.inner.registries.lock().await.get(registry).cloned() else {
+            return Vec::new();
+        };
+        let tokens = reg.tokens.lock().await;
+        let mut out: Vec<_> = tokens
+            .iter()
+            .map(|(k, t)| (k.clone(), t.value.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The error for an unexpected response: the registry's own message when its body has one.
     pub async fn error_for(registry: &str, what: &str, resp: reqwest::Response) -> Error {
         let status = resp.status().as_u16();
@@ -316,9 +338,7 @@ impl Client {
                 key.sort();
                 key.dedup();
                 let mut tokens = reg.tokens.lock().await;
-                if !fresh
-                    && let Some(t) = tokens.get(&key).filter(|t| t.expires > Instant::now())
-                {
+                if !fresh && let Some(t) = tokens.get(&key).filter(|t| t.expires > Instant::now()) {
                     return bearer_header(&t.value, &reg.name, realm).map(Some);
                 }
                 let mut asked = key.clone();
