@@ -526,7 +526,11 @@ impl Client {
                 b = b.add_root_certificate(ca);
             }
         } else {
-            b = b.danger_accept_invalid_certs(true);
+            // Nothing is verified, so skip loading the web PKI roots (≈ 18 ms in debug builds,
+            // most of a client's set-up).
+            b = b
+                .danger_accept_invalid_certs(true)
+                .tls_built_in_root_certs(false);
         }
         b.build().map_err(|e| Error::Unreachable {
             registry: registry.to_owned(),
