@@ -460,3 +460,20 @@ async fn login_checks_the_password_in_both_modes() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn parallel_first_requests_share_one_ping_and_one_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start_with(auth(dir.path(), true, false)).await;
+    let host = reg.host.clone();
+    let admin = client_as(&dir.path().join("admin"), &host, Some("admin"));
+    push_image(&admin, &host, "team/app", "v1").await.unwrap();
+
+    let before = token_requests(&reg).await;
+    let c = client_as(&dir.path().join("alice"), &host, Some("alice"));
+    let all = futures::future::join_all((0..8).map(|_| tags(&c, &host, "team/app"))).await;
+    for t in all {
+        assert_eq!(t.unwrap(), ["v1"]);
+    }
+    assert_eq!(token_requests(&reg).await - before, 1);
+}

@@ -529,6 +529,15 @@ fn credential_helpers_get_store_and_erase() {
     assert_eq!(s.get("special.lan").unwrap(), Some(cred("su", "ss")));
     assert_eq!(s.get("plain.lan").unwrap(), Some(cred("a", "b")));
 
+    // A missing helper named by Docker's config is skipped (Docker Desktop's `desktop` on a
+    // machine without it); one named by berth's own file is an error naming it.
+    std::fs::write(
+        dir.path().join("docker/config.json"),
+        r#"{"credsStore": "desktop", "auths": {"plain.lan": {"auth": "YTpi"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(s.get("plain.lan").unwrap(), Some(cred("a", "b")));
+    assert_eq!(s.get("reg.lan").unwrap(), None);
     // A helper that is missing or fails is an error naming it.
     std::fs::write(&c.auth_file, r#"{"credsStore": "absent"}"#).unwrap();
     let e = s.get("reg.lan").unwrap_err().to_string();

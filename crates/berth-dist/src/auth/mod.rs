@@ -94,18 +94,26 @@ impl AuthStore {
     /// berth's file first, then Docker's `config.json`; in each, the registry's credential helper
     /// (`credHelpers`) or the default store (`credsStore`), then `auths`.
     pub fn get(&self, registry: &str) -> Result<Option<Credential>> {
-        let mut files = vec![self.auth_file.clone()];
+        let mut files = vec![(self.auth_file.clone(), true)];
         if let Some(d) = &self.docker_config_dir {
-            files.push(d.join("config.json"));
+            files.push((d.join("config.json"), false));
         }
-        for path in files {
+        for (path, ours) in files {
             let Some(doc) = file::read(&path)? else {
                 continue;
             };
-            if let Some(h) = helper_for(&doc, registry)
-                && let Some(c) = helper::get(self.helper_dir.as_deref(), &h, registry)?
-            {
-                return Ok(Some(c));
+            if let Some(h) = helper_for(&doc, registry) {
+                match helper::get(self.helper_dir.as_deref(), &h, registry) {
+                    Ok(Some(c)) => return Ok(Some(c)),
+                    Ok(None) => {}
+                    // Docker's config often names a helper of a Docker install that is gone
+                    // (`desktop`); that must not stop anonymous pulls. berth's own file is ours
+                    // to get right, so its helper's failures are reported.
+                    Err(e) if !ours => {
+                        tracing::warn!(file = %path.display(), error = %e, "ignoring Docker's credential helper");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             if let Some(c) = from_auths(&doc, registry, &path)? {
                 return Ok(Some(c));
