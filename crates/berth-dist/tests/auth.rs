@@ -477,3 +477,39 @@ async fn parallel_first_requests_share_one_ping_and_one_token() {
     }
     assert_eq!(token_requests(&reg).await - before, 1);
 }
+
+#[tokio::test]
+async fn token_endpoint_failures_are_clear_errors() {
+    // A realm nobody listens on, and a realm that answers something that is not a token.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tweak = Some(auth(dir.path(), true, false));
+    let dead = Registry::start_with(|c| {
+        tweak.take().unwrap()(c);
+        c.auth.token_realm = Some(format!("http://{closed}/token"));
+    })
+    .await;
+    let c = client_as(&dir.path().join("a"), &dead.host, Some("alice"));
+    let e = tags(&c, &dead.host, "team/app").await.unwrap_err();
+    eprintln!("{e}");
+    assert!(matches!(e, Error::Token { .. }), "{e}");
+    assert!(e.to_string().contains(&closed.to_string()), "{e}");
+
+    // The realm answers 200 with plain text: the first registry's metrics page.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut tweak = Some(auth(dir2.path(), true, false));
+    let metrics = format!("{}/metrics", dead.url());
+    let odd = Registry::start_with(|c| {
+        tweak.take().unwrap()(c);
+        c.auth.token_realm = Some(metrics);
+    })
+    .await;
+    let c = client_as(&dir2.path().join("a"), &odd.host, Some("alice"));
+    let e = tags(&c, &odd.host, "team/app").await.unwrap_err();
+    eprintln!("{e}");
+    assert!(matches!(e, Error::Token { .. }), "{e}");
+    assert!(e.to_string().contains("not a token"), "{e}");
+}
