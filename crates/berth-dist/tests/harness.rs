@@ -7,7 +7,7 @@ async fn uploaded_image_is_served() {
     let reg = Registry::start().await;
     let l = layer(&[("a.txt", b"hello")], Compression::Gzip);
     let (manifest, d) = reg
-        .put_image("t/a", "v1", &[l.clone()], ("linux", "amd64"))
+        .put_image("t/a", "v1", std::slice::from_ref(&l), ("linux", "amd64"))
         .await;
     let got = reqwest::Client::new()
         .get(format!("{}/v2/t/a/manifests/{d}", reg.url()))
