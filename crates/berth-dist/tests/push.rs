@@ -726,3 +726,92 @@ async fn a_registry_that_is_gone_is_an_error() {
         "no source recorded after a failed push"
     );
 }
+
+/// A TCP proxy to `upstream` that cuts its connection once, when more than `cut_after` bytes
+/// have gone from clients to the server in all; returns its `host:port`.
+async fn flaky_proxy(upstream: std::net::SocketAddr, cut_after: u64) -> String {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let sent = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let (sent, cut) = (sent.clone(), cut.clone());
+            tokio::spawn(async move {
+                let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut ri, mut wi) = inbound.into_split();
+                let (mut ro, mut wo) = outbound.into_split();
+                let up = async {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match ri.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        let total = sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                        if total > cut_after && !cut.swap(true, Ordering::SeqCst) {
+                            return;
+                        }
+                        if wo.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let down = tokio::io::copy(&mut ro, &mut wi);
+                // Whichever side ends first, both connections close.
+                tokio::select! {
+                    _ = up => {}
+                    _ = down => {}
+                }
+            });
+        }
+    });
+    host
+}
+
+#[tokio::test]
+async fn a_chunked_upload_cut_off_midway_resumes_from_what_the_registry_holds() {
+    let reg = Registry::start().await;
+    let proxy = flaky_proxy(reg.addr, 300 * 1024).await;
+    let (_t, store) = common::store();
+    let big = layer(&[("big", &random_bytes(1 << 20))], Compression::None);
+    let image = load(&store, std::slice::from_ref(&big), "localhost/big:1");
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(Config {
+        chunk_size: 64 * 1024,
+        ..common::client(dir.path()).config().clone()
+    })
+    .unwrap();
+    let events = Events::default();
+
+    let pushed = push_to(
+        &client,
+        &store,
+        "localhost/big:1",
+        &format!("{proxy}/team/big:v1"),
+        &events,
+    )
+    .await
+    .unwrap();
+
+    let resumed: Vec<u64> = events
+        .statuses()
+        .into_iter()
+        .filter_map(|s| match s {
+            LayerStatus::Resumed { offset } => Some(offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resumed.len(), 1, "{:?}", events.statuses());
+    assert!(
+        resumed[0] > 0 && resumed[0] % (64 * 1024) == 0,
+        "{resumed:?}"
+    );
+    // Only what the registry accepted counts.
+    assert_eq!(pushed.bytes_uploaded, total_size(&store, &image));
+    assert_registry_has(&reg, "team/big", "v1", &store, &image).await;
+}
