@@ -12,7 +12,7 @@ use crate::events::{Event, EventSink, LayerStatus};
 use berth_oci::{Digest, Reference, media_type};
 use berth_store::Store;
 use futures::{StreamExt, TryStreamExt};
-use http::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
+use http::header::{ACCEPT, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use reqwest::Url;
 use serde::Deserialize;
@@ -203,22 +203,40 @@ pub async fn push(
             status: LayerStatus::Waiting,
         });
     }
-    let parallel = client.config().max_concurrent_uploads.max(1);
-    let outcomes: Vec<Outcome> = futures::stream::iter(jobs.iter().map(|j| ctx.blob(j)))
-        .buffer_unordered(parallel)
-        .try_collect()
-        .await?;
-
-    put_manifest(
+    // A registry that serves this very manifest under this name holds all its blobs (it
+    // checked them when the manifest was put): nothing to send, not even the manifest.
+    let unchanged = manifest_present(
         client,
         registry,
         repo,
         &tag_or_digest,
         &manifest_type,
-        &manifest,
         &image.manifest_digest,
     )
     .await?;
+    let outcomes: Vec<Outcome> = if unchanged {
+        for j in &jobs {
+            ctx.event(j, LayerStatus::Exists);
+        }
+        jobs.iter().map(|_| Outcome::Existed).collect()
+    } else {
+        let parallel = client.config().max_concurrent_uploads.max(1);
+        let outcomes = futures::stream::iter(jobs.iter().map(|j| ctx.blob(j)))
+            .buffer_unordered(parallel)
+            .try_collect()
+            .await?;
+        put_manifest(
+            client,
+            registry,
+            repo,
+            &tag_or_digest,
+            &manifest_type,
+            &manifest,
+            &image.manifest_digest,
+        )
+        .await?;
+        outcomes
+    };
     store.add_source(&image.id, &format!("{registry}/{repo}"))?;
     let reference = match target.tag() {
         Some(_) => target.without_digest(),
@@ -238,6 +256,42 @@ pub async fn push(
         blobs_existing: count(|o| matches!(o, Outcome::Existed)),
         bytes_uploaded: ctx.bytes.load(Ordering::Relaxed),
     })
+}
+
+/// Whether `HEAD /v2/<repo>/manifests/<reference>` answers with `digest` (asking for the
+/// manifest's own media type, so no registry converts it).
+async fn manifest_present(
+    client: &Client,
+    registry: &str,
+    repo: &str,
+    reference: &str,
+    media: &str,
+    digest: &Digest,
+) -> Result<bool> {
+    let path = format!("/v2/{repo}/manifests/{reference}");
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(media) {
+        headers.insert(ACCEPT, v);
+    }
+    let resp = client
+        .send(
+            registry,
+            &[Scope::push(repo)],
+            Method::HEAD,
+            &path,
+            headers,
+            Body::Empty,
+        )
+        .await?;
+    if resp.status() != StatusCode::OK {
+        return Ok(false);
+    }
+    Ok(resp
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<Digest>().ok())
+        .is_some_and(|d| d == *digest))
 }
 
 /// `PUT /v2/<repo>/manifests/<tag|digest>` with the stored bytes; checks the digest the registry

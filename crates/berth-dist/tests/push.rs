@@ -298,6 +298,8 @@ async fn repush_of_an_unchanged_image_sends_no_blob_data() {
     .unwrap();
     let uploads_before =
         requests(&reg, "upload", "PUT").await + requests(&reg, "upload", "POST").await;
+    let blob_heads_before = requests(&reg, "blob", "HEAD").await;
+    let manifest_puts_before = requests(&reg, "manifest", "PUT").await;
 
     // A new client, as a new `berth push` would have.
     let client = common::client(dir.path());
@@ -336,6 +338,12 @@ async fn repush_of_an_unchanged_image_sends_no_blob_data() {
     assert_eq!(
         uploads_after, uploads_before,
         "no upload request on a re-push"
+    );
+    // The registry serves this manifest under the tag: not even the blobs are asked about.
+    assert_eq!(requests(&reg, "blob", "HEAD").await, blob_heads_before);
+    assert_eq!(
+        requests(&reg, "manifest", "PUT").await,
+        manifest_puts_before
     );
     assert!(took.as_secs() < 5, "re-push took {took:?}");
 }
@@ -808,10 +816,43 @@ async fn a_chunked_upload_cut_off_midway_resumes_from_what_the_registry_holds() 
         .collect();
     assert_eq!(resumed.len(), 1, "{:?}", events.statuses());
     assert!(
-        resumed[0] > 0 && resumed[0] % (64 * 1024) == 0,
+        resumed[0] > 0 && resumed[0].is_multiple_of(64 * 1024),
         "{resumed:?}"
     );
     // Only what the registry accepted counts.
     assert_eq!(pushed.bytes_uploaded, total_size(&store, &image));
     assert_registry_has(&reg, "team/big", "v1", &store, &image).await;
+}
+
+#[tokio::test]
+async fn pushing_another_image_to_a_taken_tag_moves_the_tag() {
+    let reg = Registry::start().await;
+    let (_t, store) = common::store();
+    load(&store, &two_layers(), "localhost/app:1");
+    let second = load(&store, &two_layers(), "localhost/app:2");
+    let dir = tempfile::tempdir().unwrap();
+    let client = common::client(dir.path());
+    let target = format!("{}/team/app:latest", reg.host);
+    push_to(
+        &client,
+        &store,
+        "localhost/app:1",
+        &target,
+        &Events::default(),
+    )
+    .await
+    .unwrap();
+
+    let pushed = push_to(
+        &client,
+        &store,
+        "localhost/app:2",
+        &target,
+        &Events::default(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(pushed.blobs_uploaded, 3);
+    assert_registry_has(&reg, "team/app", "latest", &store, &second).await;
 }
