@@ -20,6 +20,21 @@ use std::time::Instant;
 
 /// An OCI image-layout tar holding one image of `layers`, named `name`.
 fn oci_tar(layers: &[TestLayer], name: &str) -> Vec<u8> {
+    oci_tar_as(layers, name, OCI)
+}
+
+/// Media types of an OCI image (manifest, config), and of a Docker schema 2 one.
+const OCI: (&str, &str) = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.config.v1+json",
+);
+const DOCKER: (&str, &str) = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.container.image.v1+json",
+);
+
+/// [`oci_tar`] with the manifest and config media types given.
+fn oci_tar_as(layers: &[TestLayer], name: &str, types: (&str, &str)) -> Vec<u8> {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -39,15 +54,15 @@ fn oci_tar(layers: &[TestLayer], name: &str) -> Vec<u8> {
         .collect();
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
+        "mediaType": types.0,
+        "config": {"mediaType": types.1, "digest": digest(&config), "size": config.len()},
         "layers": descs,
     }))
     .unwrap();
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "mediaType": types.0,
             "digest": digest(&manifest), "size": manifest.len(),
             "annotations": {"io.containerd.image.name": name},
         }],
@@ -150,9 +165,13 @@ fn blobs_of(store: &Store, image: &Image) -> (Vec<u8>, Vec<String>) {
 async fn assert_registry_has(reg: &Registry, repo: &str, tag: &str, store: &Store, image: &Image) {
     let http = reqwest::Client::new();
     let (manifest, blobs) = blobs_of(store, image);
+    let media = serde_json::from_slice::<serde_json::Value>(&manifest).unwrap()["mediaType"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let r = http
         .get(format!("{}/v2/{repo}/manifests/{tag}", reg.url()))
-        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .header("accept", &media)
         .send()
         .await
         .unwrap();
@@ -161,10 +180,7 @@ async fn assert_registry_has(reg: &Registry, repo: &str, tag: &str, store: &Stor
         r.headers()["docker-content-digest"].to_str().unwrap(),
         image.manifest_digest.to_string()
     );
-    assert_eq!(
-        r.headers()["content-type"].to_str().unwrap(),
-        "application/vnd.oci.image.manifest.v1+json"
-    );
+    assert_eq!(r.headers()["content-type"].to_str().unwrap(), media);
     assert_eq!(r.bytes().await.unwrap(), manifest, "manifest bytes");
     for d in blobs {
         let r = http
@@ -855,4 +871,104 @@ async fn pushing_another_image_to_a_taken_tag_moves_the_tag() {
 
     assert_eq!(pushed.blobs_uploaded, 3);
     assert_registry_has(&reg, "team/app", "latest", &store, &second).await;
+}
+
+#[tokio::test]
+async fn a_docker_schema2_manifest_goes_with_its_own_media_type() {
+    let reg = Registry::start().await;
+    let (_t, store) = common::store();
+    let mut layers = two_layers();
+    layers.truncate(1);
+    layers[0].media_type = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    let image = store
+        .load(&oci_tar_as(&layers, "localhost/docker:1", DOCKER)[..])
+        .unwrap()
+        .remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    let client = common::client(dir.path());
+
+    let pushed = push_to(
+        &client,
+        &store,
+        "localhost/docker:1",
+        &format!("{}/team/docker:v1", reg.host),
+        &Events::default(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(pushed.digest, image.manifest_digest);
+    // assert_registry_has checks the Content-Type is the manifest's own mediaType.
+    assert_registry_has(&reg, "team/docker", "v1", &store, &image).await;
+}
+
+#[tokio::test]
+async fn an_imported_image_pushes() {
+    let reg = Registry::start().await;
+    let (_t, store) = common::store();
+    let rootfs = layer(&[("etc/os-release", b"ID=test\n")], Compression::Gzip);
+    let name = reference("localhost/imported:1");
+    let image = store
+        .import(&rootfs.blob[..], Some(&name), &Default::default())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let client = common::client(dir.path());
+
+    let pushed = push_to(
+        &client,
+        &store,
+        "localhost/imported:1",
+        &format!("{}/team/imported:v1", reg.host),
+        &Events::default(),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        (pushed.blobs_uploaded, pushed.bytes_uploaded),
+        (2, total_size(&store, &image))
+    );
+    assert_registry_has(&reg, "team/imported", "v1", &store, &image).await;
+}
+
+#[tokio::test]
+async fn push_by_digest_and_a_digest_that_is_not_the_image() {
+    let reg = Registry::start().await;
+    let (_t, store) = common::store();
+    let image = load(&store, &two_layers(), "localhost/app:1");
+    let dir = tempfile::tempdir().unwrap();
+    let client = common::client(dir.path());
+
+    let wrong = format!("{}/team/app@{}", reg.host, common::digest(b"other"));
+    let err = push_to(
+        &client,
+        &store,
+        "localhost/app:1",
+        &wrong,
+        &Events::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    assert_eq!(repository_requests(&reg).await, 0);
+
+    let target = format!("{}/team/app@{}", reg.host, image.manifest_digest);
+    let pushed = push_to(
+        &client,
+        &store,
+        "localhost/app:1",
+        &target,
+        &Events::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pushed.reference.to_string(), target);
+    assert_registry_has(
+        &reg,
+        "team/app",
+        &image.manifest_digest.to_string(),
+        &store,
+        &image,
+    )
+    .await;
 }
