@@ -26,6 +26,9 @@ pub struct Cli {
         default_value = "/run/berth"
     )]
     pub run_root: PathBuf,
+    /// Registry client settings (TOML; default /etc/berth/registries.toml).
+    #[arg(long = "registries-conf", global = true, env = "BERTH_REGISTRIES_CONF")]
+    pub registries_conf: Option<PathBuf>,
     #[command(subcommand)]
     pub command: cmd::Command,
 }
@@ -37,6 +40,8 @@ pub struct Globals {
     pub root: PathBuf,
     /// Runtime state root.
     pub run_root: PathBuf,
+    /// Registry client settings file, if named.
+    pub registries_conf: Option<PathBuf>,
 }
 
 /// Docker's exit code for the engine's own failures.
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
     let globals = Globals {
         root: cli.root,
         run_root: cli.run_root,
+        registries_conf: cli.registries_conf,
     };
     match cmd::dispatch(&globals, cli.command) {
         Ok(code) => ExitCode::from(code),

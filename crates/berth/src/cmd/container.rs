@@ -84,6 +84,9 @@ pub struct CreateFlags {
     /// Set metadata (K=V).
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Pull the image before creating: missing (when not in the store), always, or never.
+    #[arg(long, value_enum, default_value = "missing")]
+    pub pull: super::dist::PullPolicy,
     /// IMAGE [COMMAND] [ARG...]
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1.., value_name = "IMAGE [COMMAND [ARG...]]")]
     pub args: Vec<String>,
@@ -284,6 +287,7 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
         .with_context(|| format!("opening state root {}", g.root.display()))?;
     match c {
         ContainerCommand::Run { detach, flags } => {
+            super::dist::ensure_image(g, &flags.args[0], flags.pull)?;
             let opts = flags.options();
             if detach {
                 let p = engine.create(&opts, true)?;
@@ -299,6 +303,7 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
             }
         }
         ContainerCommand::Create { flags } => {
+            super::dist::ensure_image(g, &flags.args[0], flags.pull)?;
             let p = engine.create(&flags.options(), true)?;
             println!("{}", p.record.id);
             Ok(0)

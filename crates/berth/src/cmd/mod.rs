@@ -1,6 +1,7 @@
 //! Subcommands. `image.rs` holds the image commands, `container.rs` the container commands.
 
 pub mod container;
+pub mod dist;
 pub mod image;
 pub mod registry;
 
@@ -15,6 +16,9 @@ pub enum Command {
     /// Container commands.
     #[command(flatten)]
     Container(container::ContainerCommand),
+    /// Registry client commands: pull, push, login, logout.
+    #[command(flatten)]
+    Dist(dist::DistCommand),
     /// Run an OCI distribution registry.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
@@ -25,6 +29,7 @@ pub fn dispatch(g: &Globals, c: Command) -> anyhow::Result<u8> {
     match c {
         Command::Image(c) => image::run(g, c),
         Command::Container(c) => container::run(g, c),
+        Command::Dist(c) => dist::run(g, c),
         Command::Registry(c) => registry::run(c),
     }
 }
