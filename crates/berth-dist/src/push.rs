@@ -543,7 +543,7 @@ impl Ctx<'_> {
                 Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
                     location = self.location(location.as_str(), &resp)?;
                     // After a non-empty chunk the session is not empty: `0-0` is one byte.
-                    let end = range_last(&resp).map_or(offset + len, |l| l + 1);
+                    let end = range_last(resp.headers()).map_or(offset + len, |l| l + 1);
                     if end != offset + len {
                         // The registry holds a different amount than sent: continue from its count.
                         if retried {
@@ -625,7 +625,7 @@ impl Ctx<'_> {
             *location = l;
         }
         // `0-0` may mean empty: resend from the start then (a 416 would end it).
-        let offset = range_last(&resp).map_or(0, |l| if l == 0 { 0 } else { l + 1 });
+        let offset = range_last(resp.headers()).map_or(0, |l| if l == 0 { 0 } else { l + 1 });
         if offset > job.size {
             return Err(self.range_error(job, job.size, offset));
         }
@@ -693,12 +693,59 @@ fn with_digest(url: &Url, digest: &Digest) -> Url {
 
 /// The last byte index a `Range: 0-<last>` header says the session holds. Registries answer
 /// `0-0` for an empty session as for a one-byte one.
-fn range_last(resp: &reqwest::Response) -> Option<u64> {
-    let v = resp.headers().get(RANGE)?.to_str().ok()?;
+fn range_last(headers: &HeaderMap) -> Option<u64> {
+    let v = headers.get(RANGE)?.to_str().ok()?;
     let v = v.strip_prefix("bytes=").unwrap_or(v);
     let (start, last) = v.split_once('-')?;
     if start.trim() != "0" {
         return None;
     }
     last.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(v: &str) -> Option<u64> {
+        let mut h = HeaderMap::new();
+        h.insert(RANGE, HeaderValue::from_str(v).unwrap());
+        range_last(&h)
+    }
+
+    #[test]
+    fn range_headers_as_registries_send_them() {
+        assert_eq!(range("0-65535"), Some(65535));
+        assert_eq!(range("bytes=0-9"), Some(9));
+        assert_eq!(range("0-0"), Some(0));
+        assert_eq!(range("5-9"), None);
+        assert_eq!(range("junk"), None);
+        assert_eq!(range_last(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn digest_joins_an_existing_query_and_locations_resolve() {
+        let d = Digest::of(b"x");
+        let base = Url::parse("http://r:5000/v2/a/blobs/uploads/").unwrap();
+        let abs = base
+            .join("https://other/v2/a/blobs/uploads/u1?_state=abc%3D")
+            .unwrap();
+        assert_eq!(
+            with_digest(&abs, &d).as_str(),
+            format!(
+                "https://other/v2/a/blobs/uploads/u1?_state=abc%3D&digest=sha256%3A{}",
+                d.hex()
+            )
+        );
+        let rooted = base.join("/v2/a/blobs/uploads/u2").unwrap();
+        assert_eq!(
+            with_digest(&rooted, &d).as_str(),
+            format!(
+                "http://r:5000/v2/a/blobs/uploads/u2?digest=sha256%3A{}",
+                d.hex()
+            )
+        );
+        let relative = base.join("u3?x=1").unwrap();
+        assert_eq!(relative.as_str(), "http://r:5000/v2/a/blobs/uploads/u3?x=1");
+    }
 }
