@@ -41,7 +41,7 @@ pub struct Pushed {
     pub blobs_mounted: usize,
     /// Blobs the registry already had.
     pub blobs_existing: usize,
-    /// Bytes of blob data sent.
+    /// Bytes of blob data the registry accepted (a chunk cut off and sent again counts once).
     pub bytes_uploaded: u64,
 }
 
@@ -98,7 +98,10 @@ struct Ctx<'a> {
     bytes: AtomicU64,
 }
 
-/// Pushes the local image `local` (a name or id) to `target`.
+/// Pushes the local image `local` (a name or id) to `target`: checks every blob is in the store,
+/// skips everything when the registry already serves this manifest under the name, else makes
+/// sure each blob is there (exists, mounted, or uploaded; `max_concurrent_uploads` at once),
+/// puts the manifest bytes as stored, and records the target as a source of the image.
 pub async fn push(
     client: &Client,
     store: &Store,
