@@ -69,6 +69,14 @@ pub enum Error {
     /// A blob the image needs is not in the store.
     #[error("blob {0} is missing from the content store")]
     BlobMissing(Digest),
+    /// A layer's snapshot is not in the store when an image using it is recorded.
+    #[error("layer {layer}: snapshot {chain_id} is missing from the store")]
+    SnapshotMissing {
+        /// The layer blob.
+        layer: Digest,
+        /// Its chain ID.
+        chain_id: Digest,
+    },
     /// The tarball given to import is not a (compressed) tar stream.
     #[error("tarball layer is not a tar stream: {0}")]
     NotATar(String),

@@ -47,7 +47,7 @@ fn referenced(state: &MetaState) -> (HashSet<Digest>, HashSet<Digest>) {
 }
 
 /// Bytes in regular files under a directory (not following symlinks).
-fn tree_size(path: &Path) -> u64 {
+pub(crate) fn tree_size(path: &Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return 0;
     };

@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod content;
+pub mod download;
 mod error;
 mod fsutil;
 pub mod gc;
@@ -22,6 +23,7 @@ pub mod meta;
 pub mod snapshot;
 mod time;
 
+pub use download::{LayerDownload, LayerFetch, LayerStats, NewImage};
 pub use error::{Error, Result};
 pub use gc::{DiskUsage, PruneReport};
 pub use image::{Image, Layer, Rootfs};
@@ -233,7 +235,9 @@ pub(crate) fn resolve(state: &MetaState, name: &str) -> Result<Digest> {
             Some(d) => state
                 .images
                 .iter()
-                .find(|(id, rec)| *id == d || &rec.manifest_digest == d)
+                .find(|(id, rec)| {
+                    *id == d || &rec.manifest_digest == d || rec.index_digests.contains(d)
+                })
                 .map(|(id, _)| id.clone()),
             None => state.tags.get(&r).cloned(),
         };
@@ -277,6 +281,7 @@ mod tests {
                 created: None,
                 added: String::new(),
                 sources: Vec::new(),
+                index_digests: Vec::new(),
             };
             s.images.insert(id, rec);
         }

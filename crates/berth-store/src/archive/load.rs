@@ -130,6 +130,7 @@ impl Store {
                         created: p.created.clone(),
                         added: added.clone(),
                         sources: Vec::new(),
+                        index_digests: Vec::new(),
                     });
                     for r in &p.names {
                         s.tags.insert(r.clone(), p.id.clone());

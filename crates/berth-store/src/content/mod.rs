@@ -133,6 +133,15 @@ impl Blobs {
         let mut n = 0;
         for entry in rd.flatten() {
             let p = entry.path();
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(crate::download::PARTIAL_PREFIX)
+                && crate::download::partial_in_use(&p)
+            {
+                // A download in another process (one not holding the store lock) owns it.
+                continue;
+            }
             if p.is_dir() {
                 fsutil::remove_tree_if_exists(&p)?;
             } else {

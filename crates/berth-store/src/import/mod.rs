@@ -130,6 +130,7 @@ impl Store {
             created: Some(created),
             added: time::now(),
             sources: Vec::new(),
+            index_digests: Vec::new(),
         };
         let refs: Vec<Reference> = reference.into_iter().cloned().collect();
         self.commit_image(&config_digest, rec, &refs)?;

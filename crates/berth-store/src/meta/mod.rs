@@ -39,6 +39,10 @@ pub struct ImageRecord {
     /// from or pushed to. A push to another repository of the same registry mounts from them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+    /// Digests of indexes (manifest lists) this image was pulled through, so `name@<index
+    /// digest>` finds it as Docker's repo digests do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index_digests: Vec<Digest>,
 }
 
 /// What the database keeps about one layer.

@@ -61,11 +61,33 @@ impl UnpackStats {
     }
 }
 
-/// A tree extracted into a temp directory, not yet published.
-struct Extracted {
+/// A tree extracted into a locked temp directory, not yet published: [`Snapshots::extract`]
+/// makes one, [`Snapshots::publish`] makes it visible, dropping it removes it.
+pub struct PendingSnapshot {
     tmp: Temp,
     diff_id: Digest,
     stats: UnpackStats,
+}
+
+impl PendingSnapshot {
+    /// The digest of the whole uncompressed stream that was extracted.
+    pub fn diff_id(&self) -> &Digest {
+        &self.diff_id
+    }
+
+    /// What the extraction did.
+    pub fn stats(&self) -> &UnpackStats {
+        &self.stats
+    }
+}
+
+impl std::fmt::Debug for PendingSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSnapshot")
+            .field("path", &self.tmp.path)
+            .field("diff_id", &self.diff_id)
+            .finish()
+    }
 }
 
 /// The snapshot directory, `ROOT/snapshots`.
@@ -183,8 +205,15 @@ impl Snapshots {
         Ok((diff_id, stats))
     }
 
+    /// Extracts the UNCOMPRESSED tar `tar` into a fresh locked temp directory, hashing the whole
+    /// stream (read to EOF), without publishing it: the caller checks [`PendingSnapshot::diff_id`]
+    /// (and anything else it must verify first) and then calls [`Snapshots::publish`].
+    pub fn extract(&self, tar: impl Read) -> Result<PendingSnapshot, SnapshotError> {
+        self.extract_to_temp(tar)
+    }
+
     /// Extracts `tar` into a fresh locked temp directory, hashing the whole stream (to EOF).
-    fn extract_to_temp(&self, tar: impl Read) -> Result<Extracted, SnapshotError> {
+    fn extract_to_temp(&self, tar: impl Read) -> Result<PendingSnapshot, SnapshotError> {
         let tmp = self.make_temp(TMP_PREFIX)?;
         let fs_dir = tmp.path.join("fs");
         let trash_dir = tmp.path.join(".trash");
@@ -219,7 +248,7 @@ impl Snapshots {
         let diff_id = hashing.digester.finish();
         std::fs::remove_dir_all(&trash_dir)
             .map_err(|e| SnapshotError::io("removing", &trash_dir, e))?;
-        Ok(Extracted {
+        Ok(PendingSnapshot {
             tmp,
             diff_id,
             stats: UnpackStats {
@@ -231,9 +260,14 @@ impl Snapshots {
         })
     }
 
-    /// Makes an extracted tree visible as snapshot `chain_id` (synced first unless disabled).
-    fn publish(&self, done: Extracted, chain_id: &Digest) -> Result<UnpackStats, SnapshotError> {
-        let Extracted {
+    /// Makes an extracted tree visible as snapshot `chain_id` (synced first unless disabled). If
+    /// the snapshot already exists (a concurrent unpack won), ours is discarded and `reused` set.
+    pub fn publish(
+        &self,
+        done: PendingSnapshot,
+        chain_id: &Digest,
+    ) -> Result<UnpackStats, SnapshotError> {
+        let PendingSnapshot {
             mut tmp, mut stats, ..
         } = done;
         let target = self.dir.join(chain_id.hex());

@@ -1,0 +1,494 @@
+//! Layer downloads into the store: one pass over the bytes stores the blob, verifies its digest,
+//! size and diff ID, and unpacks it into its snapshot; a killed download resumes from the bytes
+//! already on disk.
+//!
+//! The partial blob lives at `ROOT/ingest/pull-<hex>` under an exclusive `flock`, so two
+//! processes pulling the same layer take turns (the second then finds it stored). Its bytes are
+//! appended as they arrive (no per-chunk fsync); nothing becomes visible before the whole blob
+//! has been hashed: the blob is fsynced and renamed into `blobs/sha256/` only when digest, size
+//! and diff ID match, and the snapshot is published after that.
+
+use crate::Store;
+use crate::error::{Error, Result};
+use crate::meta::{ImageRecord, LayerRecord};
+use crate::snapshot::{self, PendingSnapshot, UnpackStats};
+use crate::{Image, time};
+use berth_oci::{Digest, Digester, Reference};
+use rustix::fs::{FlockOperation, flock};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+/// Prefix of partial layer blobs in `ROOT/ingest`.
+pub(crate) const PARTIAL_PREFIX: &str = "pull-";
+const READ_BUF: usize = 1 << 20;
+
+/// What [`Store::layer_download`] found.
+#[derive(Debug)]
+pub enum LayerFetch {
+    /// The blob (and, if asked, the snapshot) is already in the store.
+    Present,
+    /// The blob was in the store but its snapshot was not: it was unpacked from the local blob.
+    UnpackedLocally(UnpackStats),
+    /// The layer must be downloaded: feed the bytes after [`LayerDownload::offset`] to
+    /// [`LayerDownload::finish`].
+    Download(LayerDownload),
+}
+
+/// What a finished layer download did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Bytes read from `rest` (the network), not counting the resumed offset.
+    pub received: u64,
+    /// Bytes kept from an earlier attempt.
+    pub resumed: u64,
+    /// Length of the uncompressed stream.
+    pub unpacked_size: u64,
+    /// The snapshot unpack's statistics (`None` when only the blob was wanted).
+    pub unpack: Option<UnpackStats>,
+}
+
+/// A layer download in progress: holds the partial blob locked until finished or dropped.
+#[derive(Debug)]
+pub struct LayerDownload {
+    file: File,
+    path: PathBuf,
+    offset: u64,
+    digest: Digest,
+    size: u64,
+    diff_id: Digest,
+    chain_id: Digest,
+    unpack: bool,
+    store: Store,
+}
+
+impl Store {
+    /// Prepares to download layer blob `digest` (`size` bytes, uncompressed digest `diff_id`,
+    /// snapshot `chain_id`). With `unpack`, the snapshot is also wanted. Blocks while another
+    /// process downloads the same layer, then looks again. Hold [`Store::lock_shared`] around
+    /// the whole download.
+    pub fn layer_download(
+        &self,
+        digest: &Digest,
+        size: u64,
+        diff_id: &Digest,
+        chain_id: &Digest,
+        unpack: bool,
+    ) -> Result<LayerFetch> {
+        let snaps = self.snapshots();
+        let wanted = |s: &Store| s.blobs().exists(digest) && (!unpack || snaps.exists(chain_id));
+        if wanted(self) {
+            return Ok(LayerFetch::Present);
+        }
+        let path = self
+            .blobs()
+            .ingest_dir()
+            .join(format!("{PARTIAL_PREFIX}{}", digest.hex()));
+        let file = lock_partial(&path)?;
+        if wanted(self) {
+            // Someone finished it while we waited; the file we locked is a fresh empty one.
+            let _ = fs::remove_file(&path);
+            return Ok(LayerFetch::Present);
+        }
+        if self.blobs().exists(digest) {
+            let _ = fs::remove_file(&path);
+            let stats = self.unpack_blob(digest, diff_id, chain_id)?;
+            return Ok(LayerFetch::UnpackedLocally(stats));
+        }
+        let mut offset = file
+            .metadata()
+            .map_err(|e| Error::io("stat partial blob", &path, e))?
+            .len();
+        if offset > size {
+            file.set_len(0)
+                .map_err(|e| Error::io("truncate partial blob", &path, e))?;
+            offset = 0;
+        }
+        Ok(LayerFetch::Download(LayerDownload {
+            file,
+            path,
+            offset,
+            digest: digest.clone(),
+            size,
+            diff_id: diff_id.clone(),
+            chain_id: chain_id.clone(),
+            unpack,
+            store: self.clone(),
+        }))
+    }
+
+    /// Unpacks the stored blob `digest` into snapshot `chain_id`, checking its diff ID.
+    pub fn unpack_blob(
+        &self,
+        digest: &Digest,
+        diff_id: &Digest,
+        chain_id: &Digest,
+    ) -> Result<UnpackStats> {
+        let blob = self.blobs().open(digest)?;
+        let reader = io::BufReader::with_capacity(READ_BUF, blob);
+        let tar = snapshot::decompress(reader)
+            .map_err(|e| Error::NotATar(format!("layer {digest}: {e}")))?;
+        self.snapshots()
+            .unpack(chain_id, diff_id, tar)
+            .map_err(|source| match source {
+                snapshot::SnapshotError::DiffIdMismatch { expected, actual } => {
+                    Error::DiffIdMismatch {
+                        layer: digest.clone(),
+                        expected,
+                        actual,
+                    }
+                }
+                source => Error::Unpack {
+                    layer: digest.clone(),
+                    source,
+                },
+            })
+    }
+}
+
+/// An image whose blobs and snapshots are in the store, to be recorded by [`Store::add_image`].
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    /// The image manifest as the registry served it (digest already verified by the caller).
+    pub manifest: Vec<u8>,
+    /// Its media type.
+    pub manifest_media_type: String,
+    /// The config blob (its digest is the image id).
+    pub config: Vec<u8>,
+    /// Layers, bottom first; an `unpacked_size`/`content_size` of 0 is filled in from another
+    /// image sharing the snapshot, or from the snapshot itself.
+    pub layers: Vec<LayerRecord>,
+    /// What to point at the image: a tag, or `name@digest` for a pull by digest.
+    pub reference: Option<Reference>,
+    /// Registry repository (`host/repo`) known to hold its blobs.
+    pub source: Option<String>,
+    /// The index it was picked from, so `name@<index digest>` finds it.
+    pub index_digest: Option<Digest>,
+}
+
+impl Store {
+    /// Records a downloaded image: stores manifest and config blobs, checks that every layer
+    /// blob and snapshot is present, adds (or merges into) the image record, and points the
+    /// reference at it. Hold [`Store::lock_shared`] from the first download until this returns.
+    pub fn add_image(&self, new: NewImage) -> Result<Image> {
+        let id = self.blobs().write(&new.config)?;
+        let manifest_digest = self.blobs().write(&new.manifest)?;
+        let config: serde_json::Value =
+            crate::layout::parse(&new.config, format!("image config {id}"))?;
+        let created = config
+            .get("created")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let snaps = self.snapshots();
+        let state = self.meta().read()?;
+        let mut layers = new.layers;
+        for l in &mut layers {
+            if !self.blobs().exists(&l.digest) {
+                return Err(Error::BlobMissing(l.digest.clone()));
+            }
+            if !snaps.exists(&l.chain_id) {
+                return Err(Error::SnapshotMissing {
+                    layer: l.digest.clone(),
+                    chain_id: l.chain_id.clone(),
+                });
+            }
+            if l.unpacked_size == 0 && l.content_size == 0 {
+                let known = state
+                    .images
+                    .values()
+                    .flat_map(|r| r.layers.iter())
+                    .find(|x| x.chain_id == l.chain_id && x.content_size > 0);
+                match known {
+                    Some(x) => {
+                        l.unpacked_size = x.unpacked_size;
+                        l.content_size = x.content_size;
+                    }
+                    None => {
+                        l.content_size = crate::gc::tree_size(&snaps.fs_path(&l.chain_id));
+                        l.unpacked_size = l.content_size;
+                    }
+                }
+            }
+        }
+        let rec = ImageRecord {
+            manifest_digest,
+            manifest_media_type: new.manifest_media_type,
+            manifest_size: new.manifest.len() as u64,
+            config_size: new.config.len() as u64,
+            layers,
+            created,
+            added: time::now(),
+            sources: new.source.iter().cloned().collect(),
+            index_digests: new.index_digest.iter().cloned().collect(),
+        };
+        let root = self.root().to_path_buf();
+        self.meta().update(
+            |s| {
+                let entry = s.images.entry(id.clone()).or_insert_with(|| rec.clone());
+                for src in &rec.sources {
+                    if !entry.sources.contains(src) {
+                        entry.sources.push(src.clone());
+                    }
+                }
+                for d in &rec.index_digests {
+                    if !entry.index_digests.contains(d) {
+                        entry.index_digests.push(d.clone());
+                    }
+                }
+                if let Some(r) = &new.reference {
+                    s.tags.insert(r.clone(), id.clone());
+                }
+                Ok(())
+            },
+            |s| crate::layout::write_index(&root, s),
+        )?;
+        let state = self.meta().read()?;
+        self.build_image(&state, &id)
+    }
+}
+
+/// Opens and locks `path`, making sure the locked file is still the one the path names (a
+/// previous holder may have renamed or deleted it while we waited).
+fn lock_partial(path: &std::path::Path) -> Result<File> {
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io("open partial blob", path, e))?;
+        loop {
+            match flock(&file, FlockOperation::LockExclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(Error::io("lock partial blob", path, e.into())),
+            }
+        }
+        let ours = file
+            .metadata()
+            .map_err(|e| Error::io("stat partial blob", path, e))?;
+        match fs::metadata(path) {
+            Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => return Ok(file),
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("stat partial blob", path, e)),
+        }
+    }
+}
+
+/// Reads `rest`, appending every byte to the partial blob and remembering whether `rest` itself
+/// failed (a network error keeps the partial for the next attempt).
+struct Appending<'a, R> {
+    rest: R,
+    file: &'a File,
+    rest_failed: bool,
+    received: u64,
+}
+
+impl<R: Read> Read for Appending<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.rest.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.rest_failed = true;
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.file.write_all(&buf[..n]) {
+            return Err(io::Error::other(format!("writing the partial blob: {e}")));
+        }
+        self.received += n as u64;
+        Ok(n)
+    }
+}
+
+/// Hashes (and counts) every byte read through it.
+struct Hashing<R> {
+    inner: R,
+    digester: Digester,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digester.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl LayerDownload {
+    /// Bytes of the blob already on disk from an earlier, interrupted attempt: ask the registry
+    /// for the bytes from here on (`Range: bytes=<offset>-`).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The server ignored the range (sent the whole blob): forget the bytes kept so far.
+    pub fn restart(&mut self) -> Result<()> {
+        self.file
+            .set_len(0)
+            .map_err(|e| Error::io("truncate partial blob", &self.path, e))?;
+        self.offset = 0;
+        Ok(())
+    }
+
+    /// Reads the kept bytes and then `rest` (the blob from [`LayerDownload::offset`] on),
+    /// appending `rest` to the partial blob, hashing and unpacking everything in one pass. Then
+    /// checks size, digest and diff ID, publishes the blob and after it the snapshot. If `rest`
+    /// fails the partial blob is kept for the next attempt; any other failure deletes it.
+    pub fn finish(self, rest: impl Read) -> Result<LayerStats> {
+        match self.run(rest) {
+            Ok(stats) => Ok(stats),
+            Err((e, keep)) => {
+                if !keep {
+                    let _ = fs::remove_file(&self.path);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn run(&self, rest: impl Read) -> std::result::Result<LayerStats, (Error, bool)> {
+        let io_err = |action, e| (Error::io(action, &self.path, e), false);
+        let mut reader = File::open(&self.path).map_err(|e| io_err("open partial blob", e))?;
+        reader
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| io_err("seek partial blob", e))?;
+        let mut appender = &self.file;
+        appender
+            .seek(SeekFrom::Start(self.offset))
+            .map_err(|e| io_err("seek partial blob", e))?;
+        let mut appending = Appending {
+            rest,
+            file: &self.file,
+            rest_failed: false,
+            received: 0,
+        };
+        let mut hashing = Hashing {
+            inner: (&mut reader).take(self.offset).chain(&mut appending),
+            digester: Digester::new(),
+        };
+        let what = format!("layer {}", self.digest);
+        let snaps = self.store.snapshots();
+        // One pass: the decompressor (and the extractor) pull bytes through the hasher.
+        let outcome: std::result::Result<(Option<PendingSnapshot>, u64), Error> = (|| {
+            let mut buffered = io::BufReader::with_capacity(READ_BUF, &mut hashing);
+            let tar = snapshot::decompress(&mut buffered).map_err(|source| Error::Read {
+                what: what.clone(),
+                source,
+            })?;
+            let result = if self.unpack {
+                let pending = snaps.extract(tar).map_err(|source| Error::Unpack {
+                    layer: self.digest.clone(),
+                    source,
+                })?;
+                let n = pending.stats().bytes;
+                (Some(pending), n)
+            } else {
+                let mut counting = Hashing {
+                    inner: tar,
+                    digester: Digester::new(),
+                };
+                io::copy(&mut counting, &mut io::sink()).map_err(|source| Error::Read {
+                    what: what.clone(),
+                    source,
+                })?;
+                let n = counting.digester.len();
+                let actual = counting.digester.finish();
+                if actual != self.diff_id {
+                    return Err(Error::DiffIdMismatch {
+                        layer: self.digest.clone(),
+                        expected: self.diff_id.clone(),
+                        actual,
+                    });
+                }
+                (None, n)
+            };
+            // Whatever follows the compressed stream is part of the blob too.
+            io::copy(&mut buffered, &mut io::sink()).map_err(|source| Error::Read {
+                what: what.clone(),
+                source,
+            })?;
+            Ok(result)
+        })();
+        let len = hashing.digester.len();
+        let actual = hashing.digester.finish();
+        let (rest_failed, received) = (appending.rest_failed, appending.received);
+        let (pending, unpacked_size) = match outcome {
+            Ok(x) => x,
+            Err(e) => return Err((e, rest_failed)),
+        };
+        if len != self.size {
+            return Err((
+                Error::SizeMismatch {
+                    digest: self.digest.clone(),
+                    expected: self.size,
+                    actual: len,
+                },
+                false,
+            ));
+        }
+        if actual != self.digest {
+            return Err((
+                Error::DigestMismatch {
+                    expected: self.digest.clone(),
+                    actual,
+                    context: "downloaded from the registry",
+                },
+                false,
+            ));
+        }
+        if let Some(p) = &pending
+            && p.diff_id() != &self.diff_id
+        {
+            return Err((
+                Error::DiffIdMismatch {
+                    layer: self.digest.clone(),
+                    expected: self.diff_id.clone(),
+                    actual: p.diff_id().clone(),
+                },
+                false,
+            ));
+        }
+        self.file
+            .sync_all()
+            .map_err(|e| io_err("sync partial blob", e))?;
+        let blobs = self.store.blobs();
+        blobs
+            .adopt(&self.path, &self.digest)
+            .map_err(|e| (e, false))?;
+        blobs.sync().map_err(|e| (e, false))?;
+        let unpack = match pending {
+            Some(p) => Some(snaps.publish(p, &self.chain_id).map_err(|source| {
+                (
+                    Error::Unpack {
+                        layer: self.digest.clone(),
+                        source,
+                    },
+                    false,
+                )
+            })?),
+            None => None,
+        };
+        Ok(LayerStats {
+            received,
+            resumed: self.offset,
+            unpacked_size,
+            unpack,
+        })
+    }
+}
+
+/// Whether a partial blob in the ingest area is locked by a live download.
+pub(crate) fn partial_in_use(path: &std::path::Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => false,
+        Err(_) => true,
+    }
+}
