@@ -1,0 +1,177 @@
+//! Token auth through the CLI against `berth registry serve` in bearer-token mode: push and pull
+//! refused without login, `berth login` (--password-stdin, -p, stored credentials), a user with
+//! pull rights only refused on push with a clear message, the credentials file kept at mode 0600,
+//! and `berth logout`.
+
+mod common;
+mod dist_util;
+mod registry_util;
+
+use dist_util::{Env, busybox_image};
+use registry_util::{Registry, Store};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+
+const USERS: [(&str, &str); 2] = [("alice", "alice-secret"), ("bob", "bob-secret")];
+
+/// A registry in token mode: alice pushes and pulls `team/*`, bob only pulls it, anonymous
+/// nothing.
+fn token_registry(dir: &Path) -> (Registry, Store) {
+    let htpasswd = dir.join("htpasswd");
+    let lines: Vec<String> = USERS
+        .iter()
+        .map(|(u, p)| format!("{u}:{}", bcrypt::hash(p, 4).unwrap()))
+        .collect();
+    std::fs::write(&htpasswd, lines.join("\n") + "\n").unwrap();
+    let secret = dir.join("token.key");
+    std::fs::write(&secret, hex::encode(rand::random::<[u8; 32]>())).unwrap();
+    let conf = dir.join("registry.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"[auth]
+htpasswd = "{}"
+anonymous_pull = false
+token_secret_file = "{}"
+[[auth.access]]
+user = "alice"
+repositories = ["team/*"]
+actions = ["pull", "push"]
+[[auth.access]]
+user = "bob"
+repositories = ["team/*"]
+actions = ["pull"]
+"#,
+            htpasswd.display(),
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let store = Store::local();
+    let reg = Registry::start(&store, &["--config", conf.to_str().unwrap()]);
+    (reg, store)
+}
+
+/// `berth login -u USER --password-stdin SERVER` with the password on stdin.
+fn login(env: &Env, user: &str, password: &str, server: &str) -> (Option<i32>, String, String) {
+    let mut c = env.cmd();
+    c.args(["login", "-u", user, "--password-stdin", server])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn berth login");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn stored_servers(env: &Env) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(env.auth_file()) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).expect("auth file is JSON");
+    v["auths"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn token_auth_login_push_pull_denied_and_logout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _store) = token_registry(dir.path());
+    let img = busybox_image("localhost/test/auth:1", "auth");
+    let name = format!("{}/team/app:1", reg.addr);
+
+    let alice = Env::new();
+    alice.load(&img, &name);
+    // No login: the registry's 401 becomes a clear message pointing at `berth login`.
+    let msg = alice.fails(&["push", &name]);
+    assert!(
+        msg.contains("authentication required") && msg.contains("berth login"),
+        "{msg}"
+    );
+
+    // A wrong password is refused and nothing is stored.
+    let (code, _, err) = login(&alice, "alice", "wrong", &reg.addr);
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.starts_with("berth: "), "{err}");
+    assert!(stored_servers(&alice).is_empty());
+
+    // Without a terminal and without -u, there is nobody to ask.
+    let msg = alice.fails(&["login", &reg.addr]);
+    assert!(msg.contains("non TTY"), "{msg}");
+
+    let (code, out, err) = login(&alice, "alice", "alice-secret", &reg.addr);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "Login Succeeded\n");
+    let mode = std::fs::metadata(alice.auth_file())
+        .expect("credentials file written")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "credentials file mode {mode:o}");
+    assert_eq!(stored_servers(&alice), vec![reg.addr.clone()]);
+    let text = std::fs::read_to_string(alice.auth_file()).unwrap();
+    assert!(
+        !text.contains("alice-secret"),
+        "Docker's format keeps the password base64-encoded in `auth`"
+    );
+
+    // Logged in again without arguments: the stored credential is checked and used.
+    let out = alice.ok(&["login", &reg.addr]).stdout;
+    assert!(out.ends_with("Login Succeeded\n"), "{out}");
+
+    let out = alice.ok(&["push", &name]).stdout;
+    assert!(out.contains("Pushed"), "{out}");
+
+    // bob: anonymous pull is refused; after login he pulls and runs, but may not push.
+    let bob = Env::new();
+    let before = bob.listing();
+    let msg = bob.fails(&["pull", &name]);
+    assert!(msg.contains("authentication required"), "{msg}");
+    assert_eq!(
+        dist_util::listing_diff(&before, &bob.listing()),
+        "",
+        "a refused pull leaves the store as it was"
+    );
+    // -p works too, with Docker's warning.
+    let f = bob.ok(&["login", "-u", "bob", "-p", "bob-secret", &reg.addr]);
+    assert!(f.stderr.contains("--password-stdin"), "{}", f.stderr);
+    bob.ok(&["pull", &name]);
+    assert_eq!(
+        bob.ok(&["run", "--rm", &name, "cat", "/hello.txt"]).stdout,
+        "hello from auth\n"
+    );
+    let other = format!("{}/team/bobs:1", reg.addr);
+    bob.ok(&["tag", &name, &other]);
+    let msg = bob.fails(&["push", &other]);
+    assert!(
+        msg.contains("denied") || msg.contains("authentication required"),
+        "a pull-only user's push names the refusal: {msg}"
+    );
+    assert!(msg.contains("team/bobs"), "{msg}");
+
+    // Logout removes the credential; the next push is refused again.
+    let out = alice.ok(&["logout", &reg.addr]).stdout;
+    assert_eq!(
+        out,
+        format!("Removing login credentials for {}\n", reg.addr)
+    );
+    assert!(stored_servers(&alice).is_empty());
+    let out = alice.ok(&["logout", &reg.addr]).stdout;
+    assert_eq!(out, format!("Not logged in to {}\n", reg.addr));
+    let msg = alice.fails(&["push", &name]);
+    assert!(msg.contains("authentication required"), "{msg}");
+    bob.t.assert_clean();
+}
