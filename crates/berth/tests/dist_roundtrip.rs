@@ -134,7 +134,8 @@ fn berth_registry_round_trip_on_s3() {
 
 #[test]
 fn run_pulls_a_missing_image_and_follows_pull_policies() {
-    let reg = Registry::start(&Store::local(), &[]);
+    let store = Store::local();
+    let reg = Registry::start(&store, &[]);
     let img = busybox_image("localhost/test/auto:1", "auto");
     let name = format!("{}/team/auto:1", reg.addr);
     let pusher = Env::new();
@@ -189,7 +190,8 @@ fn run_pulls_a_missing_image_and_follows_pull_policies() {
 
 #[test]
 fn quiet_and_json_progress() {
-    let reg = Registry::start(&Store::local(), &[]);
+    let store = Store::local();
+    let reg = Registry::start(&store, &[]);
     let img = busybox_image("localhost/test/json:1", "json");
     let name = format!("{}/team/json:1", reg.addr);
     let pusher = Env::new();

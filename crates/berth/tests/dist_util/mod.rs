@@ -461,6 +461,8 @@ impl Drop for Distribution {
 /// overlay mount is left.
 pub struct Podman {
     dir: tempfile::TempDir,
+    /// The run root: podman wants it shorter than 50 characters, so it lives under /tmp.
+    run: tempfile::TempDir,
 }
 
 impl Podman {
@@ -471,6 +473,10 @@ impl Podman {
                 .prefix("podman-")
                 .tempdir_in(crate::common::scratch_dir())
                 .expect("temp dir"),
+            run: tempfile::Builder::new()
+                .prefix("pr-")
+                .tempdir_in("/tmp")
+                .expect("temp dir"),
         }
     }
 
@@ -480,7 +486,7 @@ impl Podman {
         c.arg("--root")
             .arg(self.dir.path().join("root"))
             .arg("--runroot")
-            .arg(self.dir.path().join("run"))
+            .arg(self.run.path())
             .args(["--storage-driver", "overlay"])
             .args(args)
             .stdin(Stdio::null());
@@ -504,13 +510,16 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["system", "reset", "-f"]);
-        // Whatever reset left mounted under the temp dir.
-        let prefix = self.dir.path().to_string_lossy().into_owned();
+        // Whatever reset left mounted under the temp dirs.
+        let prefixes = [
+            self.dir.path().to_string_lossy().into_owned(),
+            self.run.path().to_string_lossy().into_owned(),
+        ];
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let mut left: Vec<&str> = mounts
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&prefix))
+            .filter(|m| prefixes.iter().any(|p| m.starts_with(p.as_str())))
             .collect();
         left.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in left {
