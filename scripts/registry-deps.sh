@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the registry's tests and conformance runs need, as root on Debian bookworm. Idempotent and
 # quiet (prints only on failure); returns at once when everything is already there. Installs:
-#  - Debian: chromium (headless page tests), skopeo, podman, jq, curl, git, python3-venv;
+#  - Debian: chromium (headless page tests), skopeo, podman, docker-registry (distribution 2.8, the reference
+#    registry of the pull/push tests), jq, curl, git, python3-venv;
 #  - Go 1.22 and the Go libraries the OCI conformance suite and crane import, from Debian (bookworm-backports
 #    where bookworm is too old; the source is added when missing). No Go module proxy is reachable here, so
 #    Go builds run in GOPATH mode over /usr/share/gocode;
@@ -26,7 +27,7 @@ MIRRORS=("$ROOT/../.mirror" /work/.mirror)
 [ -n "${OCI_SOURCE_MIRROR:-}" ] && MIRRORS=("$OCI_SOURCE_MIRROR" "${MIRRORS[@]}")
 DS_TAG=v1.1.1 DS_COMMIT=a139cc423184af6078077b9b7ee336eddbd03f8f
 REGGIE_TAG=v0.6.1 REGGIE_COMMIT=a277a9357ad144a16a6dc34ea422b6f94c7c62b1
-DEB_PKGS=(chromium skopeo podman jq curl git python3-venv)
+DEB_PKGS=(chromium skopeo podman docker-registry jq curl git python3-venv)
 # bookworm's gomega (1.10) is too old for ginkgo v2; the rest of these exist in bookworm itself. crane's own
 # sources (golang-github-google-go-containerregistry-dev) are installed by build-crane.sh, its way.
 BPO_PKGS=(golang-1.22-go golang-github-onsi-ginkgo-v2-dev golang-gomega-dev)
