@@ -10,6 +10,7 @@ use berth_store::Store;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -512,12 +513,18 @@ struct Progress {
     /// Blobs not drawn (a push's config).
     hidden: HashSet<Digest>,
     multi: Option<MultiProgress>,
+    /// Set by [`Progress::finish`]: later lines go below the bars.
+    finished: AtomicBool,
     layers: Mutex<HashMap<Digest, LayerView>>,
 }
 
 /// What is shown of one layer.
 struct LayerView {
     bar: Option<ProgressBar>,
+    /// When it first showed up (layers are listed in that order).
+    order: usize,
+    /// Its current text, as its bar shows it.
+    last: String,
     last_plain: Option<Instant>,
     /// Reached a final state (its bar is finished).
     finished: bool,
@@ -538,6 +545,7 @@ impl Progress {
             out,
             hidden,
             multi,
+            finished: AtomicBool::new(false),
             layers: Mutex::new(HashMap::new()),
         }
     }
@@ -546,7 +554,7 @@ impl Progress {
     fn line(&self, text: &str) {
         match self.mode {
             Mode::Bars => match &self.multi {
-                Some(m) if !m.is_hidden() => {
+                Some(m) if !m.is_hidden() && !self.finished.load(Ordering::SeqCst) => {
                     let _ = m.println(text);
                 }
                 _ => self.out.write_line(text),
@@ -556,16 +564,26 @@ impl Progress {
         }
     }
 
-    /// Leaves every bar as it last was.
+    /// Leaves every bar as it last was; lines after this go below them.
+    /// On a terminal the bars are replaced by their last text as plain lines, so what follows
+    /// lands below them whatever the terminal's width.
     fn finish(&self) {
         let layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
-        for v in layers.values() {
-            if let Some(b) = &v.bar
-                && !b.is_finished()
-            {
-                b.abandon();
+        let mut shown: Vec<(&Digest, &LayerView)> =
+            layers.iter().filter(|(_, v)| v.bar.is_some()).collect();
+        shown.sort_by_key(|(_, v)| v.order);
+        for (_, v) in &shown {
+            if let Some(b) = &v.bar {
+                b.finish_and_clear();
             }
         }
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+        for (d, v) in shown {
+            self.out.write_line(&format!("{}: {}", short_id(d), v.last));
+        }
+        self.finished.store(true, Ordering::SeqCst);
     }
 
     fn event(&self, e: Event) {
@@ -592,7 +610,10 @@ impl Progress {
 
     fn layer(&self, digest: &Digest, size: u64, status: &LayerStatus) {
         let mut layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
+        let order = layers.len();
         let view = layers.entry(digest.clone()).or_insert_with(|| LayerView {
+            order,
+            last: String::new(),
             bar: self.multi.as_ref().map(|m| {
                 let b = m.add(ProgressBar::new(size.max(1)));
                 b.set_style(
@@ -626,7 +647,8 @@ impl Progress {
                 let text = format!("{word} {}", docker_bar(*done, size));
                 if let Some(b) = &view.bar {
                     b.set_position(*done);
-                    b.set_message(text);
+                    b.set_message(text.clone());
+                    view.last = text;
                     return;
                 }
                 // Plain: throttled, and the final byte count is left to the state lines.
@@ -655,6 +677,7 @@ impl Progress {
             Some(b) => {
                 if let Some(last) = texts.last() {
                     b.set_message(last.clone());
+                    view.last = last.clone();
                 }
                 if done && !view.finished {
                     b.finish();
