@@ -351,6 +351,23 @@ impl LayerDownload {
         }
     }
 
+    /// The error for a blob whose size or digest is not the announced one.
+    fn corrupt(&self, len: u64, actual: Digest) -> Error {
+        if len != self.size {
+            Error::SizeMismatch {
+                digest: self.digest.clone(),
+                expected: self.size,
+                actual: len,
+            }
+        } else {
+            Error::DigestMismatch {
+                expected: self.digest.clone(),
+                actual,
+                context: "downloaded from the registry",
+            }
+        }
+    }
+
     fn run(&self, rest: impl Read) -> std::result::Result<LayerStats, (Error, bool)> {
         let io_err = |action, e| (Error::io(action, &self.path, e), false);
         let mut reader = File::open(&self.path).map_err(|e| io_err("open partial blob", e))?;
@@ -414,32 +431,23 @@ impl LayerDownload {
             })?;
             Ok(result)
         })();
+        if outcome.is_err() && !hashing.inner.get_ref().1.rest_failed {
+            // The stream did not unpack: if the blob is corrupt, say so rather than how the
+            // decompressor or tar reader tripped over it. Read the rest to judge.
+            let _ = io::copy(&mut hashing, &mut io::sink());
+        }
         let len = hashing.digester.len();
         let actual = hashing.digester.finish();
         let (rest_failed, received) = (appending.rest_failed, appending.received);
         let (pending, unpacked_size) = match outcome {
             Ok(x) => x,
+            Err(_) if !rest_failed && (len != self.size || actual != self.digest) => {
+                return Err((self.corrupt(len, actual), false));
+            }
             Err(e) => return Err((e, rest_failed)),
         };
-        if len != self.size {
-            return Err((
-                Error::SizeMismatch {
-                    digest: self.digest.clone(),
-                    expected: self.size,
-                    actual: len,
-                },
-                false,
-            ));
-        }
-        if actual != self.digest {
-            return Err((
-                Error::DigestMismatch {
-                    expected: self.digest.clone(),
-                    actual,
-                    context: "downloaded from the registry",
-                },
-                false,
-            ));
+        if len != self.size || actual != self.digest {
+            return Err((self.corrupt(len, actual), false));
         }
         if let Some(p) = &pending
             && p.diff_id() != &self.diff_id
