@@ -33,7 +33,7 @@ pub enum LayerFetch {
     UnpackedLocally(UnpackStats),
     /// The layer must be downloaded: feed the bytes after [`LayerDownload::offset`] to
     /// [`LayerDownload::finish`].
-    Download(LayerDownload),
+    Download(Box<LayerDownload>),
 }
 
 /// What a finished layer download did.
@@ -105,7 +105,7 @@ impl Store {
                 .map_err(|e| Error::io("truncate partial blob", &path, e))?;
             offset = 0;
         }
-        Ok(LayerFetch::Download(LayerDownload {
+        Ok(LayerFetch::Download(Box::new(LayerDownload {
             file,
             path,
             offset,
@@ -115,7 +115,7 @@ impl Store {
             chain_id: chain_id.clone(),
             unpack,
             store: self.clone(),
-        }))
+        })))
     }
 
     /// Unpacks the stored blob `digest` into snapshot `chain_id`, checking its diff ID.

@@ -260,6 +260,7 @@ mod tests {
             created: None,
             added: "2026-01-01T00:00:00Z".into(),
             sources: Vec::new(),
+            index_digests: Vec::new(),
         }
     }
 
