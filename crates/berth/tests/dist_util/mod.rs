@@ -144,9 +144,11 @@ impl Env {
     /// files) size and digest, leaving out lock files, unfinished downloads (`ingest/`) and the
     /// metadata database's bytes (an open rewrites it); and the image list.
     pub fn listing(&self) -> BTreeMap<String, String> {
+        // The image list first: listing opens (and on first use lays out) the store.
+        let images = self.images();
         let mut out = BTreeMap::new();
         list_dir(self.root(), self.root(), &mut out);
-        for (i, l) in self.images().into_iter().enumerate() {
+        for (i, l) in images.into_iter().enumerate() {
             out.insert(format!("<image {i}>"), l);
         }
         out
