@@ -500,3 +500,195 @@ pub(crate) fn partial_in_use(path: &std::path::Path) -> bool {
         Err(_) => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    struct Layer {
+        blob: Vec<u8>,
+        digest: Digest,
+        diff_id: Digest,
+    }
+
+    fn layer(content: &[u8]) -> Layer {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "file", content).unwrap();
+        let tar = b.into_inner().unwrap();
+        let diff_id = Digest::of(&tar);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&tar).unwrap();
+        let blob = e.finish().unwrap();
+        Layer {
+            digest: Digest::of(&blob),
+            blob,
+            diff_id,
+        }
+    }
+
+    fn start(s: &Store, l: &Layer, unpack: bool) -> LayerFetch {
+        s.layer_download(
+            &l.digest,
+            l.blob.len() as u64,
+            &l.diff_id,
+            &l.diff_id,
+            unpack,
+        )
+        .unwrap()
+    }
+
+    fn download(f: LayerFetch) -> Box<LayerDownload> {
+        match f {
+            LayerFetch::Download(d) => d,
+            other => panic!("expected a download, got {other:?}"),
+        }
+    }
+
+    /// Yields `n` bytes of `data`, then fails like a dropped connection.
+    struct Broken<'a>(&'a [u8]);
+    impl Read for Broken<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+            }
+            let n = buf.len().min(self.0.len()).min(1000);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn random(n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        rand::fill(&mut v[..]);
+        v
+    }
+
+    #[test]
+    fn network_failure_keeps_the_partial_and_the_next_attempt_resumes() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let content = random(300_000);
+        let l = layer(&content);
+        let d = download(start(&s, &l, true));
+        assert_eq!(d.offset(), 0);
+        let err = d.finish(Broken(&l.blob[..100_000])).unwrap_err();
+        assert!(err.to_string().contains("reset"), "{err}");
+        assert!(!s.blobs().exists(&l.digest));
+        assert!(s.snapshots().list().unwrap().is_empty());
+
+        let d = download(start(&s, &l, true));
+        assert_eq!(d.offset(), 100_000);
+        let stats = d.finish(Cursor::new(&l.blob[100_000..])).unwrap();
+        assert_eq!(stats.resumed, 100_000);
+        assert_eq!(stats.received, l.blob.len() as u64 - 100_000);
+        assert_eq!(s.blobs().read(&l.digest).unwrap(), l.blob);
+        let file = s.snapshots().fs_path(&l.diff_id).join("file");
+        assert_eq!(std::fs::read(file).unwrap(), content);
+        assert_eq!(fs::read_dir(t.path().join("ingest")).unwrap().count(), 0);
+        assert!(matches!(start(&s, &l, true), LayerFetch::Present));
+    }
+
+    #[test]
+    fn restart_discards_kept_bytes_and_corruption_deletes_the_partial() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let l = layer(b"hello");
+        let d = download(start(&s, &l, true));
+        let _ = d.finish(Broken(&l.blob[..10])).unwrap_err();
+        let mut d = download(start(&s, &l, true));
+        assert_eq!(d.offset(), 10);
+        d.restart().unwrap();
+        assert_eq!(d.offset(), 0);
+        let mut bad = l.blob.clone();
+        let n = bad.len();
+        bad[n - 5] ^= 1; // the gzip trailer: decompression may fail, the digest surely does
+        let err = d.finish(Cursor::new(bad)).unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert_eq!(fs::read_dir(t.path().join("ingest")).unwrap().count(), 0);
+        assert!(!s.blobs().exists(&l.digest));
+        assert!(s.snapshots().list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn blob_only_and_snapshot_only_cases() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let l = layer(b"content");
+        // The snapshot is there but the blob is not: download without unpacking, diff ID checked.
+        s.snapshots()
+            .unpack(
+                &l.diff_id,
+                &l.diff_id,
+                snapshot::decompress(&l.blob[..]).unwrap(),
+            )
+            .unwrap();
+        let d = download(start(&s, &l, false));
+        let stats = d.finish(&l.blob[..]).unwrap();
+        assert!(stats.unpack.is_none());
+        assert!(stats.unpacked_size > 0);
+        assert!(s.blobs().exists(&l.digest));
+        // The blob is there but the snapshot is not: unpacked from the local blob.
+        s.snapshots().remove(&l.diff_id).unwrap();
+        assert!(matches!(
+            start(&s, &l, true),
+            LayerFetch::UnpackedLocally(_)
+        ));
+        assert!(s.snapshots().exists(&l.diff_id));
+    }
+
+    #[test]
+    fn a_second_downloader_waits_then_finds_the_layer() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let l = layer(&random(50_000));
+        let d = download(start(&s, &l, true));
+        let (s2, digest, size, diff) = (
+            s.clone(),
+            l.digest.clone(),
+            l.blob.len() as u64,
+            l.diff_id.clone(),
+        );
+        let waiter = std::thread::spawn(move || {
+            matches!(
+                s2.layer_download(&digest, size, &diff, &diff, true)
+                    .unwrap(),
+                LayerFetch::Present
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!waiter.is_finished(), "blocked on the partial's lock");
+        d.finish(&l.blob[..]).unwrap();
+        assert!(waiter.join().unwrap());
+        assert_eq!(fs::read_dir(t.path().join("ingest")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn collection_skips_a_locked_partial_and_removes_a_stale_one() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let live = layer(b"live");
+        let stale = layer(b"stale");
+        let d = download(start(&s, &live, true));
+        let _ = download(start(&s, &stale, true)).finish(Broken(&stale.blob[..5]));
+        s.blobs().clean_ingest().unwrap();
+        let left: Vec<_> = fs::read_dir(t.path().join("ingest"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left, vec![format!("pull-{}", live.digest.hex())]);
+        d.finish(&live.blob[..]).unwrap();
+        // prune (exclusive store lock) cannot start while a pull holds the shared lease.
+        let lease = s.lock_shared().unwrap();
+        let s2 = s.clone();
+        let gc = std::thread::spawn(move || s2.prune(false, &|| Default::default()).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!gc.is_finished());
+        drop(lease);
+        gc.join().unwrap();
+    }
+}
