@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the peer benchmarks of ../shared/bench with berth side by side (crun, runc, podman, docker) and the
 # monitor's memory per detached container. Needs root and the shared/ folder beside this repository.
-# Usage: scripts/bench.sh [latency] [parallel] [rss] [registry]   (default: all four)
+# Usage: scripts/bench.sh [latency] [parallel] [rss] [registry] [pull]   (default: all five; also registry-1g)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
@@ -17,7 +17,7 @@ if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ] && ! mo
   mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
 fi
 $B --root "$BR" image inspect bench-busybox >/dev/null 2>&1 || $B --root "$BR" import "$OUT/busybox.tar" bench-busybox >/dev/null
-what=${*:-latency parallel rss registry}
+what=${*:-latency parallel rss registry pull}
 echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 for w in $what; do case $w in
   latency) "$SHARED/bench/start-latency.sh" --berth "$B --root $BR run --rm bench-busybox /bin/true" ;;
@@ -51,5 +51,54 @@ for w in $what; do case $w in
     echo "4 x 1 GiB pull: $(( ($(date +%s%N) - s) / 1000000 )) ms"
     echo "registry peak RSS: $(awk '/VmHWM/{printf "%d MiB", $2/1024}' /proc/$pid/status)"
     kill $pid; wait $pid 2>/dev/null || true; rm -rf "$d" ;;
+  pull)
+    # berth pull/push against distribution 2.8 on disk, beside podman pull and skopeo copy: a 4 x 64 MiB image
+    # of random gzip'd layers (make-oci-image.py), median of 3, a fresh store (and a fresh registry for
+    # pushes) each run, the registry's files in the page cache. Then a re-push of the unchanged image.
+    scripts/registry-deps.sh
+    img=$OUT/img-4x64
+    [ -f "$img/index.json" ] || python3 "$SHARED/bench/make-oci-image.py" "$img" --layers 4 --mib 64 --tag v1 >/dev/null
+    [ -f "$OUT/img-4x64.tar" ] || tar -C "$img" -cf "$OUT/img-4x64.tar" .
+    DR="$SHARED/conformance/docker-registry.sh"
+    ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+    median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+    reg_start() { rm -rf "/opt/conformance/registry-$1"; "$DR" start "$1" fs >/dev/null; }
+    reg_stop() { "$DR" stop "$1"; rm -rf "/opt/conformance/registry-$1"; }
+    port=$((6100 + RANDOM % 800)); ref=127.0.0.1:$port/bench/img:v1
+    reg_start $port
+    skopeo copy -q --dest-tls-verify=false "oci:$img:v1" "docker://$ref"
+    d=$(mktemp -d "$OUT/pull.XXXX")
+    "$B" --root "$d/warm" pull -q "$ref" >/dev/null   # page cache of the registry's files
+    bt=(); pt=()
+    for i in 1 2 3; do
+      s=$(date +%s%N); "$B" --root "$d/b$i" pull -q "$ref" >/dev/null; bt+=("$(ms "$s")")
+      P=(podman --root "$d/p$i" --runroot "/tmp/bench-pr$i" --storage-driver overlay)
+      s=$(date +%s%N); "${P[@]}" pull -q --tls-verify=false "$ref" >/dev/null; pt+=("$(ms "$s")")
+      "${P[@]}" system reset -f >/dev/null 2>&1 || true
+      rm -rf "$d/b$i" "$d/p$i" "/tmp/bench-pr$i"
+    done
+    echo "pull 4x64 MiB from distribution 2.8: berth $(median "${bt[@]}") ms, podman $(median "${pt[@]}") ms (runs: berth ${bt[*]}; podman ${pt[*]})"
+    reg_stop $port
+    # Push: the image loaded into a berth store (no known source, so nothing is mounted), each run to a
+    # registry started empty on a new port; skopeo from the OCI layout, likewise.
+    "$B" --root "$d/push" load -q -i "$OUT/img-4x64.tar" >/dev/null
+    src=$("$B" --root "$d/push" images -q --no-trunc | head -1)
+    bt=(); st=()
+    for i in 1 2 3; do
+      p=$((port + i)); reg_start $p
+      s=$(date +%s%N); "$B" --root "$d/push" push -q "$src" "127.0.0.1:$p/bench/img:v1" >/dev/null; bt+=("$(ms "$s")")
+      reg_stop $p; reg_start $p
+      s=$(date +%s%N); skopeo copy -q --dest-tls-verify=false "oci:$img:v1" "docker://127.0.0.1:$p/bench/img:v1"; st+=("$(ms "$s")")
+      reg_stop $p
+    done
+    echo "push 4x64 MiB to distribution 2.8: berth $(median "${bt[@]}") ms, skopeo copy $(median "${st[@]}") ms (runs: berth ${bt[*]}; skopeo ${st[*]})"
+    # Re-push of the unchanged image (HEAD per blob, manifest PUT): the registry has everything.
+    p=$((port + 10)); reg_start $p
+    "$B" --root "$d/push" push -q "$src" "127.0.0.1:$p/bench/img:v1" >/dev/null
+    hyperfine -N --warmup 2 --runs 20 --export-json "$d/repush.json" \
+      "$B --root $d/push push -q $src 127.0.0.1:$p/bench/img:v1" >/dev/null
+    echo "re-push unchanged: berth $(jq '.results[0].median * 1000 | floor' "$d/repush.json") ms median (hyperfine, 20 runs)"
+    reg_stop $p
+    rm -rf "$d" ;;
   *) echo "bench.sh: unknown benchmark $w" >&2; exit 2 ;;
 esac; done
