@@ -338,11 +338,9 @@ async fn download_layers(
     ));
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut set = tokio::task::JoinSet::new();
-    let mut seen = std::collections::HashSet::new();
     for (i, l) in layers.iter().enumerate() {
-        if !seen.insert(l.digest.clone()) {
-            continue; // the same blob twice in one image: once is enough
-        }
+        // The same blob twice in one image has two chain IDs: the second waits on the first's
+        // partial-blob lock, then unpacks from the stored blob.
         let snaps = store.snapshots();
         if store.blobs().exists(&l.digest) && snaps.exists(&l.chain_id) {
             events(layer_event(l, LayerStatus::Exists));

@@ -524,3 +524,22 @@ async fn missing_tag_is_not_found_and_closed_port_is_unreachable() {
     assert!(matches!(err, Error::Unreachable { .. }), "{err}");
     assert!(st.images().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_same_blob_twice_in_one_image_gets_both_snapshots() {
+    let reg = Registry::start().await;
+    let l = layer(&[("same", b"twice")], Compression::Gzip);
+    let top = layer(&[("top", b"t")], Compression::Gzip);
+    reg.put_image("dup", "v", &[l.clone(), top, l.clone()], ("linux", "amd64"))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path());
+    let (_t, st) = store();
+    let (o, _) = opts(None);
+    let p = pull(&client, &st, &reference(&format!("{}/dup:v", reg.host)), &o)
+        .await
+        .unwrap();
+    assert_eq!(p.image.layers.len(), 3);
+    assert_eq!(st.snapshots().list().unwrap().len(), 3);
+    assert_eq!(file_in(&st, &p.image, "same").unwrap(), b"twice");
+}
