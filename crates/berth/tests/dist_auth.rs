@@ -175,3 +175,78 @@ fn token_auth_login_push_pull_denied_and_logout() {
     assert!(msg.contains("authentication required"), "{msg}");
     bob.t.assert_clean();
 }
+
+/// Reads `out` into `seen` until it holds `want` (or 60 s pass).
+fn wait_for(
+    rx: &std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: &mut String,
+    want: &str,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !seen.contains(want) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+            Err(_) => return Err(format!("no {want:?} in {seen:?}")),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn login_prompts_on_a_terminal_without_echoing_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _store) = token_registry(dir.path());
+    let env = Env::new();
+    // `script` gives berth a terminal; the test types only once each prompt is shown.
+    let line = format!(
+        "{} --root {} --run-root {} login {}",
+        assert_cmd::cargo::cargo_bin("berth").display(),
+        env.root().display(),
+        env.t.run_root.path().display(),
+        reg.addr
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("HOME", env.home.path())
+        .env("BERTH_REGISTRIES_CONF", env.conf())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = String::new();
+    let typed = (|| {
+        wait_for(&rx, &mut seen, "Username: ")?;
+        stdin.write_all(b"alice\n").map_err(|e| e.to_string())?;
+        wait_for(&rx, &mut seen, "Password: ")?;
+        stdin
+            .write_all(b"alice-secret\n")
+            .map_err(|e| e.to_string())?;
+        wait_for(&rx, &mut seen, "Login Succeeded")
+    })();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    while let Ok(b) = rx.try_recv() {
+        seen.push_str(&String::from_utf8_lossy(&b));
+    }
+    typed.unwrap();
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("alice"), "the user name is echoed: {seen:?}");
+    assert!(
+        !seen.contains("alice-secret"),
+        "the password was echoed: {seen:?}"
+    );
+    assert_eq!(stored_servers(&env), vec![reg.addr.clone()]);
+}

@@ -402,12 +402,17 @@ fn prompt_secret(question: &str) -> anyhow::Result<String> {
     let saved = tcgetattr(&stdin).context("reading the terminal's settings")?;
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
-    {
+    // Echo goes off before the prompt shows, so nothing typed after it can be echoed.
+    tcsetattr(&stdin, OptionalActions::Now, &quiet).context("turning off echo")?;
+    let shown = (|| {
         let mut out = std::io::stdout().lock();
         write!(out, "{question}")?;
-        out.flush()?;
+        out.flush()
+    })();
+    if let Err(e) = shown {
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
+        return Err(e.into());
     }
-    tcsetattr(&stdin, OptionalActions::Now, &quiet).context("turning off echo")?;
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     let restored = tcsetattr(&stdin, OptionalActions::Now, &saved);
