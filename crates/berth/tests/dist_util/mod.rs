@@ -109,13 +109,11 @@ impl Env {
             f.stdout,
             f.stderr
         );
-        let msg = f
-            .stderr
+        f.stderr
             .lines()
             .find_map(|l| l.strip_prefix("berth: "))
             .unwrap_or_else(|| panic!("no `berth: ` message on stderr:\n{}", f.stderr))
-            .to_owned();
-        msg
+            .to_owned()
     }
 
     /// Loads an OCI archive and names the image `name`.
