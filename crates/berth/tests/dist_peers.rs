@@ -1,5 +1,6 @@
 //! berth against the peers: distribution 2.8 (Debian's docker-registry, on disk and on S3) as the
-//! registry berth pushes to and pulls from; skopeo- and podman-pushed images (OCI and Docker
+//! registry berth pushes to and pulls from; skopeo- (from OCI layouts and `berth save` archives) and
+//! podman-pushed images (OCI and Docker
 //! schema 2 manifests) pulled and run by berth; berth-pushed images pulled and run by podman.
 
 mod common;
@@ -88,6 +89,17 @@ fn skopeo_and_podman_pushed_images_run_in_berth() {
     let f = registry_util::run_limited(c, dist_util::LIMIT).unwrap();
     assert_eq!(f.code, Some(0), "skopeo --format v2s2: {}", f.stderr);
 
+    // skopeo from a `docker save`-style archive, as `berth save` writes it.
+    let saver = Env::new();
+    saver.load(&img, "saved/img:1");
+    let saved = saver.home.path().join("saved.tar");
+    saver.ok(&["save", "-o", saved.to_str().unwrap(), "saved/img:1"]);
+    let from_docker_archive = format!("{}/skopeo/docker-archive:1", reg.addr);
+    skopeo_copy(
+        &format!("docker-archive:{}:saved/img:1", saved.display()),
+        &format!("docker://{from_docker_archive}"),
+    );
+
     // podman: pulled from the archive into its own store, pushed from there (it recompresses).
     let podman = Podman::new();
     let pulled = podman.ok(&["pull", &format!("oci-archive:{}", img.archive.display())]);
@@ -100,7 +112,7 @@ fn skopeo_and_podman_pushed_images_run_in_berth() {
         &format!("docker://{by_podman}"),
     ]);
 
-    for n in [&oci, &v2s2, &by_podman] {
+    for n in [&oci, &v2s2, &from_docker_archive, &by_podman] {
         let env = Env::new();
         let out = env.ok(&["pull", n]).stdout;
         assert!(out.contains("Pull complete"), "{n}: {out}");
