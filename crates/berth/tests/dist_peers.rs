@@ -1,7 +1,7 @@
 //! berth against the peers: distribution 2.8 (Debian's docker-registry, on disk and on S3) as the
 //! registry berth pushes to and pulls from; skopeo- (from OCI layouts and `berth save` archives) and
-//! podman-pushed images (OCI and Docker
-//! schema 2 manifests) pulled and run by berth; berth-pushed images pulled and run by podman.
+//! podman-pushed images (OCI and Docker schema 2 manifests) pulled and run by berth; berth-pushed
+//! images pulled and run by podman.
 
 mod common;
 mod dist_util;
