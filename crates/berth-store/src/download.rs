@@ -285,6 +285,9 @@ struct Appending<'a, R> {
     file: &'a File,
     rest_failed: bool,
     received: u64,
+    /// File offset where the next write lands, and where writeback was last started.
+    pos: u64,
+    kicked: u64,
 }
 
 impl<R: Read> Read for Appending<'_, R> {
@@ -301,6 +304,11 @@ impl<R: Read> Read for Appending<'_, R> {
             return Err(io::Error::other(format!("writing the partial blob: {e}")));
         }
         self.received += n as u64;
+        self.pos += n as u64;
+        if self.pos - self.kicked >= WRITEBACK_EVERY {
+            start_writeback(self.file, self.kicked, self.pos - self.kicked);
+            self.kicked = self.pos;
+        }
         Ok(n)
     }
 }
@@ -383,6 +391,8 @@ impl LayerDownload {
             file: &self.file,
             rest_failed: false,
             received: 0,
+            pos: self.offset,
+            kicked: self.offset,
         };
         let mut hashing = Hashing {
             inner: (&mut reader).take(self.offset).chain(&mut appending),
@@ -487,6 +497,26 @@ impl LayerDownload {
             unpacked_size,
             unpack,
         })
+    }
+}
+
+/// Bytes written to a file between two [`start_writeback`] calls.
+pub(crate) const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk now, without
+/// waiting: big downloads and unpacks then overlap their writeback with the transfer instead of
+/// leaving it all to the fsync/syncfs before publishing. Best effort: errors are ignored (the
+/// later fsync reports real ones).
+pub(crate) fn start_writeback(file: &impl std::os::fd::AsRawFd, offset: u64, len: u64) {
+    // SAFETY: sync_file_range only reads its integer arguments; an invalid fd or range makes it
+    // fail with an errno, which is ignored here.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 

@@ -644,6 +644,7 @@ impl Fs {
         let mut file = File::from(fd);
         let expected = e.size();
         let mut copied = 0u64;
+        let mut kicked = 0u64;
         loop {
             let n = match e.read(buf) {
                 Ok(0) => break,
@@ -653,6 +654,10 @@ impl Fs {
             };
             file.write_all(&buf[..n]).map_err(|e| ("writing", e))?;
             copied += n as u64;
+            if copied - kicked >= crate::download::WRITEBACK_EVERY {
+                crate::download::start_writeback(&file, kicked, copied - kicked);
+                kicked = copied;
+            }
         }
         if copied != expected && e.header().entry_type() != EntryType::GNUSparse {
             return Ok(Err(io::Error::new(
