@@ -287,24 +287,30 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
         .with_context(|| format!("opening state root {}", g.root.display()))?;
     match c {
         ContainerCommand::Run { detach, flags } => {
-            super::dist::ensure_image(g, &flags.args[0], flags.pull)?;
             let opts = flags.options();
+            let create = |durable| {
+                super::dist::create_pulling(g, &opts.image, flags.pull, || {
+                    engine.create(&opts, durable)
+                })
+            };
             if detach {
-                let p = engine.create(&opts, true)?;
+                let p = create(true)?;
                 let id = p.record.id.clone();
                 drop(p);
                 engine.start_detached(&id)?;
                 println!("{id}");
                 Ok(0)
             } else {
-                let p = engine.create(&opts, !opts.auto_remove)?;
+                let p = create(!opts.auto_remove)?;
                 let code = engine.run_foreground(p)?;
                 Ok(exit_byte(code))
             }
         }
         ContainerCommand::Create { flags } => {
-            super::dist::ensure_image(g, &flags.args[0], flags.pull)?;
-            let p = engine.create(&flags.options(), true)?;
+            let opts = flags.options();
+            let p = super::dist::create_pulling(g, &opts.image, flags.pull, || {
+                engine.create(&opts, true)
+            })?;
             println!("{}", p.record.id);
             Ok(0)
         }

@@ -422,31 +422,48 @@ fn prompt_secret(question: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-/// Makes sure the store has `name` before `run`/`create` use it: with `missing`, pulls it when
-/// absent; with `always`, pulls it anyway; with `never`, does nothing (the engine then reports the
-/// missing image). Progress goes to stderr, as Docker's does, so the container's output stays
-/// alone on stdout.
-pub fn ensure_image(g: &Globals, name: &str, policy: PullPolicy) -> anyhow::Result<()> {
-    if policy == PullPolicy::Never {
-        return Ok(());
+/// Runs `create` (the engine's create of a container from `image`) with `run`/`create`'s
+/// `--pull` policy: `always` pulls first; `missing` pulls only when the engine reports the image
+/// absent, then creates again, so a run of a present image pays nothing; `never` does not pull.
+/// Progress goes to stderr, as Docker's does, so the container's output stays alone on stdout.
+pub fn create_pulling<T>(
+    g: &Globals,
+    image: &str,
+    policy: PullPolicy,
+    mut create: impl FnMut() -> berth_engine::Result<T>,
+) -> anyhow::Result<T> {
+    if policy == PullPolicy::Always && pullable(image) {
+        pull_for_run(g, image, false)?;
+        return Ok(create()?);
     }
-    let store = open_store(g)?;
-    if policy == PullPolicy::Missing {
-        match store.image(name) {
-            Ok(_) => return Ok(()),
-            Err(berth_store::Error::ImageNotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+    match create() {
+        Err(berth_engine::Error::Image {
+            action: "resolving",
+            cause,
+            ..
+        }) if policy == PullPolicy::Missing
+            && matches!(*cause, berth_store::Error::ImageNotFound(_))
+            && pullable(image) =>
+        {
+            pull_for_run(g, image, true)?;
+            Ok(create()?)
         }
+        other => Ok(other?),
     }
-    // A full image id is no name to pull.
-    let hex = name.strip_prefix("sha256:").unwrap_or(name);
-    if hex.len() == 64 && berth_oci::looks_like_id(hex) {
-        return Ok(());
-    }
-    let reference = Reference::parse(name)?;
-    if policy == PullPolicy::Missing {
+}
+
+/// Whether `image` names something to pull: not a full image id.
+fn pullable(image: &str) -> bool {
+    let hex = image.strip_prefix("sha256:").unwrap_or(image);
+    !(hex.len() == 64 && berth_oci::looks_like_id(hex))
+}
+
+fn pull_for_run(g: &Globals, image: &str, missing: bool) -> anyhow::Result<()> {
+    let reference = Reference::parse(image)?;
+    if missing {
         eprintln!("Unable to find image '{}' locally", reference.familiar());
     }
+    let store = open_store(g)?;
     let config = load_config(g, None, reference.registry())?;
     let mode = Mode::from_kind(ProgressKind::Auto, Out::Stderr);
     pull_into(&store, config, &reference, None, mode, Out::Stderr, false)
