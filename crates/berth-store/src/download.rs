@@ -288,6 +288,10 @@ struct Appending<'a, R> {
     /// File offset where the next write lands, and where writeback was last started.
     pos: u64,
     kicked: u64,
+    /// The blob's announced size: a longer stream is refused as soon as it is.
+    limit: u64,
+    /// The length seen when the stream overran `limit`.
+    overran: Option<u64>,
 }
 
 impl<R: Read> Read for Appending<'_, R> {
@@ -300,6 +304,13 @@ impl<R: Read> Read for Appending<'_, R> {
                 return Err(e);
             }
         };
+        if self.pos + n as u64 > self.limit {
+            self.overran = Some(self.pos + n as u64);
+            return Err(io::Error::other(format!(
+                "the blob is longer than the {} bytes announced",
+                self.limit
+            )));
+        }
         if let Err(e) = self.file.write_all(&buf[..n]) {
             return Err(io::Error::other(format!("writing the partial blob: {e}")));
         }
@@ -393,6 +404,8 @@ impl LayerDownload {
             received: 0,
             pos: self.offset,
             kicked: self.offset,
+            limit: self.size,
+            overran: None,
         };
         let mut hashing = Hashing {
             inner: (&mut reader).take(self.offset).chain(&mut appending),
@@ -449,6 +462,16 @@ impl LayerDownload {
         let len = hashing.digester.len();
         let actual = hashing.digester.finish();
         let (rest_failed, received) = (appending.rest_failed, appending.received);
+        if let Some(seen) = appending.overran {
+            return Err((
+                Error::SizeMismatch {
+                    digest: self.digest.clone(),
+                    expected: self.size,
+                    actual: seen,
+                },
+                false,
+            ));
+        }
         let (pending, unpacked_size) = match outcome {
             Ok(x) => x,
             Err(_) if !rest_failed && (len != self.size || actual != self.digest) => {
@@ -642,6 +665,26 @@ mod tests {
         assert_eq!(fs::read_dir(t.path().join("ingest")).unwrap().count(), 0);
         assert!(!s.blobs().exists(&l.digest));
         assert!(s.snapshots().list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_longer_or_shorter_stream_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let l = layer(b"exact");
+        let mut long = l.blob.clone();
+        long.extend_from_slice(&[0u8; 100]);
+        let err = download(start(&s, &l, true)).finish(&long[..]).unwrap_err();
+        assert!(
+            matches!(err, Error::SizeMismatch { actual, .. } if actual > l.blob.len() as u64),
+            "{err}"
+        );
+        let short = &l.blob[..l.blob.len() - 3];
+        let err = download(start(&s, &l, true)).finish(short).unwrap_err();
+        assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
+        assert_eq!(fs::read_dir(t.path().join("ingest")).unwrap().count(), 0);
+        assert!(s.snapshots().list().unwrap().is_empty());
+        assert!(!s.blobs().exists(&l.digest));
     }
 
     #[test]
