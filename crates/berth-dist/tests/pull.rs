@@ -543,3 +543,62 @@ async fn the_same_blob_twice_in_one_image_gets_both_snapshots() {
     assert_eq!(st.snapshots().list().unwrap().len(), 3);
     assert_eq!(file_in(&st, &p.image, "same").unwrap(), b"twice");
 }
+
+#[tokio::test]
+async fn docker_manifest_list_and_schema2_media_types() {
+    let reg = Registry::start().await;
+    let (_, host) = other_arch();
+    let l = layer(&[("hello", b"docker")], Compression::Gzip);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": host, "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [l.diff_id]},
+    }))
+    .unwrap();
+    let cd = reg.put_blob("dock", &config).await;
+    let ld = reg.put_blob("dock", &l.blob).await;
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cd, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": ld, "size": l.blob.len()}],
+    }))
+    .unwrap();
+    let md = reg
+        .put_manifest(
+            "dock",
+            &common::digest(&manifest),
+            "application/vnd.docker.distribution.manifest.v2+json",
+            &manifest,
+        )
+        .await;
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [{"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                       "digest": md, "size": manifest.len(),
+                       "platform": {"os": "linux", "architecture": host}}],
+    }))
+    .unwrap();
+    let listd = reg
+        .put_manifest(
+            "dock",
+            "latest",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            &list,
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(dir.path());
+    let (_t, st) = store();
+    let (o, _) = opts(None);
+    let p = pull(&client, &st, &reference(&format!("{}/dock", reg.host)), &o)
+        .await
+        .unwrap();
+    assert_eq!(p.digest, digest(&listd));
+    assert_eq!(p.image.manifest_digest, digest(&md));
+    assert_eq!(file_in(&st, &p.image, "hello").unwrap(), b"docker");
+    assert_eq!(
+        p.image.layers[0].media_type,
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+}
