@@ -172,7 +172,24 @@ impl Store {
     /// blob and snapshot is present, adds (or merges into) the image record, and points the
     /// reference at it. Hold [`Store::lock_shared`] from the first download until this returns.
     pub fn add_image(&self, new: NewImage) -> Result<Image> {
-        let id = self.blobs().write(&new.config)?;
+        let manifest: crate::layout::Manifest =
+            crate::layout::parse(&new.manifest, "pulled image manifest")?;
+        let id = Digest::of(&new.config);
+        if manifest.config.digest != id {
+            return Err(Error::DigestMismatch {
+                expected: manifest.config.digest,
+                actual: id,
+                context: "given as the config of the manifest",
+            });
+        }
+        let listed: Vec<&Digest> = manifest.layers.iter().map(|l| &l.digest).collect();
+        let given: Vec<&Digest> = new.layers.iter().map(|l| &l.digest).collect();
+        if listed != given {
+            return Err(Error::BadImage(format!(
+                "the layers given for image {id} are not the ones its manifest lists"
+            )));
+        }
+        self.blobs().write(&new.config)?;
         let manifest_digest = self.blobs().write(&new.manifest)?;
         let config: serde_json::Value =
             crate::layout::parse(&new.config, format!("image config {id}"))?;

@@ -90,6 +90,9 @@ pub enum Error {
         /// The digest of the uncompressed stream.
         actual: Digest,
     },
+    /// An image handed to `add_image` does not hang together (manifest, config and layers).
+    #[error("invalid image: {0}")]
+    BadImage(String),
     /// An archive given to `load` is malformed.
     #[error("invalid image archive: {0}")]
     BadArchive(String),
