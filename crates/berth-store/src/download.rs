@@ -781,4 +781,68 @@ mod tests {
         drop(lease);
         gc.join().unwrap();
     }
+
+    fn new_image(l: &Layer, reference: &str) -> NewImage {
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+            "rootfs": {"type": "layers", "diff_ids": [l.diff_id.to_string()]}}))
+        .unwrap();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": berth_oci::media_type::OCI_MANIFEST,
+            "config": {"mediaType": berth_oci::media_type::OCI_CONFIG,
+                       "digest": Digest::of(&config).to_string(), "size": config.len()},
+            "layers": [{"mediaType": berth_oci::media_type::OCI_LAYER_GZIP,
+                        "digest": l.digest.to_string(), "size": l.blob.len()}]}))
+        .unwrap();
+        NewImage {
+            manifest,
+            manifest_media_type: berth_oci::media_type::OCI_MANIFEST.into(),
+            config,
+            layers: vec![LayerRecord {
+                digest: l.digest.clone(),
+                diff_id: l.diff_id.clone(),
+                chain_id: l.diff_id.clone(),
+                size: l.blob.len() as u64,
+                unpacked_size: 0,
+                content_size: 0,
+                media_type: berth_oci::media_type::OCI_LAYER_GZIP.into(),
+            }],
+            reference: Some(Reference::parse(reference).unwrap()),
+            source: Some("127.0.0.1:5000/team/app".into()),
+            index_digest: Some(Digest::of(b"an index")),
+        }
+    }
+
+    #[test]
+    fn add_image_checks_and_records() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let l = layer(b"image content");
+        let err = s
+            .add_image(new_image(&l, "127.0.0.1:5000/team/app:v1"))
+            .unwrap_err();
+        assert!(matches!(err, Error::BlobMissing(_)), "{err}");
+        download(start(&s, &l, true)).finish(&l.blob[..]).unwrap();
+        let mut lying = new_image(&l, "127.0.0.1:5000/team/app:v1");
+        lying.config.push(b' ');
+        assert!(matches!(
+            s.add_image(lying).unwrap_err(),
+            Error::DigestMismatch { .. }
+        ));
+        assert!(s.images().unwrap().is_empty());
+
+        let by_digest = format!("127.0.0.1:5000/team/app@{}", Digest::of(b"whatever"));
+        let img = s.add_image(new_image(&l, &by_digest)).unwrap();
+        assert_eq!(img.sources, vec!["127.0.0.1:5000/team/app".to_owned()]);
+        assert!(img.layers[0].content_size >= 13);
+        let index_ref = format!("127.0.0.1:5000/team/app@{}", Digest::of(b"an index"));
+        assert_eq!(s.image(&index_ref).unwrap().id, img.id);
+        let manifest_ref = format!("127.0.0.1:5000/team/app@{}", img.manifest_digest);
+        assert_eq!(s.image(&manifest_ref).unwrap().id, img.id);
+        // A digest reference is not dangling: prune keeps the image and its layer.
+        s.prune(false, &Default::default).unwrap();
+        assert_eq!(s.images().unwrap().len(), 1);
+        assert!(s.blobs().exists(&l.digest));
+        assert!(s.snapshots().exists(&l.diff_id));
+    }
 }
