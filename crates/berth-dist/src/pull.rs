@@ -404,6 +404,17 @@ async fn download_layers(
     Ok((count, bytes))
 }
 
+/// The first byte of a 206 response, from `Content-Range: bytes START-END/TOTAL`.
+fn range_start(resp: &reqwest::Response) -> Option<u64> {
+    let v = resp
+        .headers()
+        .get(http::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
+    let rest = v.trim().strip_prefix("bytes ")?;
+    rest.split('-').next()?.trim().parse().ok()
+}
+
 fn layer_event(l: &LayerRecord, status: LayerStatus) -> Event {
     Event::Layer {
         digest: l.digest.clone(),
@@ -510,9 +521,15 @@ async fn fetch_layer(
         }
         let resp = repo.get(&path, h).await?;
         match resp.status() {
-            StatusCode::PARTIAL_CONTENT if offset > 0 => {
+            StatusCode::PARTIAL_CONTENT if offset > 0 && range_start(&resp) == Some(offset) => {
                 events(layer_event(l, LayerStatus::Resumed { offset }));
                 break resp;
+            }
+            StatusCode::PARTIAL_CONTENT => {
+                // Not the range asked for: start over without one.
+                drop(resp);
+                dl.restart()?;
+                offset = 0;
             }
             StatusCode::OK => {
                 if offset > 0 {
