@@ -64,7 +64,19 @@ pub enum Body {
         offset: u64,
         /// Number of bytes to send.
         len: u64,
+        /// Told the bytes of this body sent so far, as they go (upload progress).
+        progress: Option<SentBytes>,
     },
+}
+
+/// A callback told how many bytes of a [`Body::File`] have been handed to the connection.
+#[derive(Clone)]
+pub struct SentBytes(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for SentBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SentBytes")
+    }
 }
 
 /// A registry client, shared by every transfer of one command. Cheap to clone.
@@ -701,7 +713,12 @@ async fn to_reqwest_body(body: &Body) -> Result<reqwest::Body> {
     Ok(match body {
         Body::Empty => reqwest::Body::from(Bytes::new()),
         Body::Bytes(b) => reqwest::Body::from(b.clone()),
-        Body::File { path, offset, len } => {
+        Body::File {
+            path,
+            offset,
+            len,
+            progress,
+        } => {
             use tokio::io::{AsyncReadExt, AsyncSeekExt};
             let mut f = tokio::fs::File::open(path)
                 .await
@@ -709,26 +726,34 @@ async fn to_reqwest_body(body: &Body) -> Result<reqwest::Body> {
             f.seek(std::io::SeekFrom::Start(*offset))
                 .await
                 .map_err(|e| Error::Invalid(format!("seeking {}: {e}", path.display())))?;
-            let stream = tokio_util_like_stream(f.take(*len));
+            let stream = tokio_util_like_stream(f.take(*len), progress.clone());
             reqwest::Body::wrap_stream(stream)
         }
     })
 }
 
-/// Streams an async reader in 256 KiB pieces.
+/// Streams an async reader in 256 KiB pieces, telling `progress` the running total.
 fn tokio_util_like_stream(
     r: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+    progress: Option<SentBytes>,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures::stream::unfold(r, |mut r| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 256 * 1024];
-        match r.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), r))
+    futures::stream::unfold((r, 0u64), move |(mut r, sent)| {
+        let progress = progress.clone();
+        async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 256 * 1024];
+            match r.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    let sent = sent + n as u64;
+                    if let Some(p) = &progress {
+                        (p.0)(sent);
+                    }
+                    Some((Ok(Bytes::from(buf)), (r, sent)))
+                }
+                Err(e) => Some((Err(e), (r, sent))),
             }
-            Err(e) => Some((Err(e), r)),
         }
     })
 }

@@ -6,7 +6,7 @@
 //! image's manifest digest here. Every blob it names is checked to be in the store (with the
 //! size the manifest gives) before any request is made.
 
-use crate::client::{Body, Client, Scope};
+use crate::client::{Body, Client, Scope, SentBytes};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink, LayerStatus};
 use berth_oci::{Digest, Reference, media_type};
@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use reqwest::Url;
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How to push.
@@ -351,6 +352,25 @@ async fn put_manifest(
 }
 
 impl Ctx<'_> {
+    /// Progress events for a body starting at `base` bytes of the blob, at most one per
+    /// [`PROGRESS_STEP`] (the final count is reported by the caller once the registry accepts it).
+    fn progress_from(&self, job: &BlobJob, base: u64) -> SentBytes {
+        let events = self.events.clone();
+        let digest = job.digest.clone();
+        let size = job.size;
+        let last = AtomicU64::new(0);
+        SentBytes(Arc::new(move |sent| {
+            if sent - last.load(Ordering::Relaxed) >= PROGRESS_STEP && base + sent < size {
+                last.store(sent, Ordering::Relaxed);
+                events(Event::Layer {
+                    digest: digest.clone(),
+                    size,
+                    status: LayerStatus::Progress { done: base + sent },
+                });
+            }
+        }))
+    }
+
     fn event(&self, job: &BlobJob, status: LayerStatus) {
         (self.events)(Event::Layer {
             digest: job.digest.clone(),
@@ -495,6 +515,7 @@ impl Ctx<'_> {
                         path: job.path.clone(),
                         offset: 0,
                         len: job.size,
+                        progress: Some(self.progress_from(job, 0)),
                     },
                 )
                 .await;
@@ -539,6 +560,7 @@ impl Ctx<'_> {
                         path: job.path.clone(),
                         offset,
                         len,
+                        progress: Some(self.progress_from(job, offset)),
                     },
                 )
                 .await;

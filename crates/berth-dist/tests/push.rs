@@ -552,6 +552,39 @@ async fn large_blobs_go_in_chunks() {
 }
 
 #[tokio::test]
+async fn a_single_put_upload_reports_progress_as_it_goes() {
+    let reg = Registry::start().await;
+    let (_t, store) = common::store();
+    let big = layer(&[("big", &random_bytes(3 << 20))], Compression::None);
+    load(&store, std::slice::from_ref(&big), "localhost/big:1");
+    let dir = tempfile::tempdir().unwrap();
+    let events = Events::default();
+    push_to(
+        &common::client(dir.path()),
+        &store,
+        "localhost/big:1",
+        &format!("{}/team/big:v1", reg.host),
+        &events,
+    )
+    .await
+    .unwrap();
+    assert_eq!(requests(&reg, "upload", "PATCH").await, 0);
+    let size = big.blob.len() as u64;
+    let progress: Vec<u64> = events
+        .statuses()
+        .into_iter()
+        .filter_map(|s| match s {
+            LayerStatus::Progress { done } if done > 1024 * 1024 => Some(done),
+            _ => None,
+        })
+        .collect();
+    // Reported while the body streams (every 512 KiB), not only once at the end.
+    assert!(progress.len() >= 4, "{progress:?}");
+    assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
+    assert_eq!(progress.last(), Some(&size));
+}
+
+#[tokio::test]
 async fn no_such_local_image_is_an_error_and_nothing_is_sent() {
     let reg = Registry::start().await;
     let (_t, store) = common::store();
