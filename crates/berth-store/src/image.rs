@@ -26,6 +26,8 @@ pub struct Image {
     pub added: String,
     /// Registry repositories known to hold its blobs (`host/repo`).
     pub sources: Vec<String>,
+    /// Digests of the indexes it was pulled through (what a registry calls it by tag).
+    pub index_digests: Vec<Digest>,
 }
 
 /// One layer of an image.
@@ -55,6 +57,27 @@ pub struct Rootfs {
 }
 
 impl Image {
+    /// Docker's `RepoDigests`: `repository@digest` for every repository it was pulled from or
+    /// pushed to (by the index digest when it came through one, else the manifest digest), and
+    /// every digest reference it has, deduplicated and sorted.
+    pub fn repo_digests(&self) -> Vec<String> {
+        let digest = self.index_digests.first().unwrap_or(&self.manifest_digest);
+        let mut out: Vec<String> = self
+            .sources
+            .iter()
+            .filter_map(|s| Reference::parse(s).ok())
+            .map(|r| r.without_digest().familiar_name() + "@" + &digest.to_string())
+            .chain(
+                self.references
+                    .iter()
+                    .filter_map(|r| r.digest().map(|d| format!("{}@{d}", r.familiar_name()))),
+            )
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     pub(crate) fn from_record(
         id: Digest,
         rec: &ImageRecord,
@@ -84,6 +107,52 @@ impl Image {
             created: rec.created.clone(),
             added: rec.added.clone(),
             sources: rec.sources.clone(),
+            index_digests: rec.index_digests.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(sources: &[&str], index: Option<Digest>, refs: &[&str]) -> Image {
+        Image {
+            id: Digest::of(b"config"),
+            manifest_digest: Digest::of(b"manifest"),
+            references: refs.iter().map(|r| Reference::parse(r).unwrap()).collect(),
+            config: serde_json::from_str(
+                r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+            )
+            .unwrap(),
+            layers: Vec::new(),
+            size: 0,
+            created: None,
+            added: String::new(),
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            index_digests: index.into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn repo_digests_name_each_source_by_the_digest_a_registry_knows() {
+        let m = Digest::of(b"manifest");
+        let i = Digest::of(b"index");
+        let img = image(
+            &["docker.io/library/busybox", "127.0.0.1:5000/team/app"],
+            None,
+            &["busybox:latest"],
+        );
+        assert_eq!(
+            img.repo_digests(),
+            vec![format!("127.0.0.1:5000/team/app@{m}"), format!("busybox@{m}")]
+        );
+        // Pulled through an index: the index digest is what the registry serves the tag as.
+        let by_index = image(&["127.0.0.1:5000/team/app"], Some(i.clone()), &[]);
+        assert_eq!(by_index.repo_digests(), vec![format!("127.0.0.1:5000/team/app@{i}")]);
+        // A digest reference counts once, whether or not it is also a source.
+        let r = format!("127.0.0.1:5000/team/app@{m}");
+        let by_digest = image(&["127.0.0.1:5000/team/app"], None, &[&r]);
+        assert_eq!(by_digest.repo_digests(), vec![r]);
     }
 }

@@ -537,8 +537,13 @@ pub(crate) fn inspect_one(store: &Store, img: &Image) -> anyhow::Result<Value> {
         .collect();
     let mut v = json!({
         "Id": img.id.to_string(),
-        "RepoTags": img.references.iter().map(Reference::familiar).collect::<Vec<_>>(),
-        "RepoDigests": [],
+        "RepoTags": img
+            .references
+            .iter()
+            .filter(|r| r.digest().is_none())
+            .map(Reference::familiar)
+            .collect::<Vec<_>>(),
+        "RepoDigests": img.repo_digests(),
         "Parent": "",
         "Comment": comment,
         "Created": img.created.clone().unwrap_or_default(),
