@@ -20,7 +20,10 @@ fn host_ip() -> String {
         .expect("run hostname -I");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
         .expect("this test needs a non-loopback IPv4 address on the machine")
         .to_owned()
 }
@@ -36,7 +39,13 @@ impl Served {
     fn start(ip: &str) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let mut child = registry_util::berth()
-            .args(["registry", "serve", "--addr", &format!("{ip}:0"), "--storage"])
+            .args([
+                "registry",
+                "serve",
+                "--addr",
+                &format!("{ip}:0"),
+                "--storage",
+            ])
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
