@@ -145,11 +145,17 @@ mod tests {
         );
         assert_eq!(
             img.repo_digests(),
-            vec![format!("127.0.0.1:5000/team/app@{m}"), format!("busybox@{m}")]
+            vec![
+                format!("127.0.0.1:5000/team/app@{m}"),
+                format!("busybox@{m}")
+            ]
         );
         // Pulled through an index: the index digest is what the registry serves the tag as.
         let by_index = image(&["127.0.0.1:5000/team/app"], Some(i.clone()), &[]);
-        assert_eq!(by_index.repo_digests(), vec![format!("127.0.0.1:5000/team/app@{i}")]);
+        assert_eq!(
+            by_index.repo_digests(),
+            vec![format!("127.0.0.1:5000/team/app@{i}")]
+        );
         // A digest reference counts once, whether or not it is also a source.
         let r = format!("127.0.0.1:5000/team/app@{m}");
         let by_digest = image(&["127.0.0.1:5000/team/app"], None, &[&r]);
