@@ -240,17 +240,47 @@ async fn push_to(
     push(client, store, local, &reference(target), &events.opts()).await
 }
 
+/// What most push tests start with: a registry, an empty store, and a client with credential files
+/// of its own.
+struct Fixture {
+    reg: Registry,
+    store: Store,
+    client: Client,
+    _store_dir: tempfile::TempDir,
+    _client_dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let reg = Registry::start().await;
+        let (_store_dir, store) = common::store();
+        let _client_dir = tempfile::tempdir().unwrap();
+        let client = common::client(_client_dir.path());
+        Fixture {
+            reg,
+            store,
+            client,
+            _store_dir,
+            _client_dir,
+        }
+    }
+
+    /// Pushes the local image `local` to `path` (`REPO:TAG`) on this fixture's registry.
+    async fn push(&self, local: &str, path: &str, events: &Events) -> Result<Pushed, Error> {
+        let target = format!("{}/{path}", self.reg.host);
+        push_to(&self.client, &self.store, local, &target, events).await
+    }
+}
+
 #[tokio::test]
 async fn push_sends_every_blob_and_the_manifest_byte_for_byte() {
-    let reg = Registry::start().await;
-    let (_t, store) = common::store();
-    let image = load(&store, &two_layers(), "localhost/app:1");
-    let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let fx = Fixture::new().await;
+    let (reg, store, client) = (&fx.reg, &fx.store, &fx.client);
+    let image = load(store, &two_layers(), "localhost/app:1");
     let events = Events::default();
     let target = format!("{}/team/app:v1", reg.host);
 
-    let pushed = push_to(&client, &store, "localhost/app:1", &target, &events)
+    let pushed = push_to(client, store, "localhost/app:1", &target, &events)
         .await
         .unwrap();
 
@@ -264,10 +294,10 @@ async fn push_sends_every_blob_and_the_manifest_byte_for_byte() {
         ),
         (3, 0, 0)
     );
-    assert_eq!(pushed.bytes_uploaded, total_size(&store, &image));
-    let (manifest, _) = blobs_of(&store, &image);
+    assert_eq!(pushed.bytes_uploaded, total_size(store, &image));
+    let (manifest, _) = blobs_of(store, &image);
     assert_eq!(pushed.size, manifest.len() as u64);
-    assert_registry_has(&reg, "team/app", "v1", &store, &image).await;
+    assert_registry_has(reg, "team/app", "v1", store, &image).await;
 
     let statuses = events.statuses();
     assert_eq!(
@@ -366,32 +396,19 @@ async fn repush_of_an_unchanged_image_sends_no_blob_data() {
 
 #[tokio::test]
 async fn push_to_another_repository_mounts_the_blobs() {
-    let reg = Registry::start().await;
-    let (_t, store) = common::store();
-    let image = load(&store, &two_layers(), "localhost/app:1");
-    let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let fx = Fixture::new().await;
+    let (reg, store) = (&fx.reg, &fx.store);
+    let image = load(store, &two_layers(), "localhost/app:1");
     let events = Events::default();
-    push_to(
-        &client,
-        &store,
-        "localhost/app:1",
-        &format!("{}/team/app:v1", reg.host),
-        &events,
-    )
-    .await
-    .unwrap();
+    fx.push("localhost/app:1", "team/app:v1", &events)
+        .await
+        .unwrap();
 
     let events = Events::default();
-    let pushed = push_to(
-        &client,
-        &store,
-        "localhost/app:1",
-        &format!("{}/other/copy:v2", reg.host),
-        &events,
-    )
-    .await
-    .unwrap();
+    let pushed = fx
+        .push("localhost/app:1", "other/copy:v2", &events)
+        .await
+        .unwrap();
 
     assert_eq!(
         (
@@ -412,7 +429,7 @@ async fn push_to_another_repository_mounts_the_blobs() {
         })
         .count();
     assert_eq!(mounted, 3);
-    assert_registry_has(&reg, "other/copy", "v2", &store, &image).await;
+    assert_registry_has(reg, "other/copy", "v2", store, &image).await;
     let after = store.image(&image.id.to_string()).unwrap();
     assert_eq!(after.sources.len(), 2);
 }
@@ -586,24 +603,17 @@ async fn a_single_put_upload_reports_progress_as_it_goes() {
 
 #[tokio::test]
 async fn no_such_local_image_is_an_error_and_nothing_is_sent() {
-    let reg = Registry::start().await;
-    let (_t, store) = common::store();
-    let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
-    let err = push_to(
-        &client,
-        &store,
-        "nothing:here",
-        &format!("{}/team/app:v1", reg.host),
-        &Events::default(),
-    )
-    .await
-    .unwrap_err();
+    let fx = Fixture::new().await;
+    let reg = &fx.reg;
+    let err = fx
+        .push("nothing:here", "team/app:v1", &Events::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, Error::Store(berth_store::Error::ImageNotFound(_))),
         "{err}"
     );
-    assert_eq!(repository_requests(&reg).await, 0);
+    assert_eq!(repository_requests(reg).await, 0);
 }
 
 #[tokio::test]
@@ -875,16 +885,14 @@ async fn a_chunked_upload_cut_off_midway_resumes_from_what_the_registry_holds() 
 
 #[tokio::test]
 async fn pushing_another_image_to_a_taken_tag_moves_the_tag() {
-    let reg = Registry::start().await;
-    let (_t, store) = common::store();
-    load(&store, &two_layers(), "localhost/app:1");
-    let second = load(&store, &two_layers(), "localhost/app:2");
-    let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let fx = Fixture::new().await;
+    let (reg, store, client) = (&fx.reg, &fx.store, &fx.client);
+    load(store, &two_layers(), "localhost/app:1");
+    let second = load(store, &two_layers(), "localhost/app:2");
     let target = format!("{}/team/app:latest", reg.host);
     push_to(
-        &client,
-        &store,
+        client,
+        store,
         "localhost/app:1",
         &target,
         &Events::default(),
@@ -893,8 +901,8 @@ async fn pushing_another_image_to_a_taken_tag_moves_the_tag() {
     .unwrap();
 
     let pushed = push_to(
-        &client,
-        &store,
+        client,
+        store,
         "localhost/app:2",
         &target,
         &Events::default(),
@@ -903,7 +911,7 @@ async fn pushing_another_image_to_a_taken_tag_moves_the_tag() {
     .unwrap();
 
     assert_eq!(pushed.blobs_uploaded, 3);
-    assert_registry_has(&reg, "team/app", "latest", &store, &second).await;
+    assert_registry_has(reg, "team/app", "latest", store, &second).await;
 }
 
 #[tokio::test]
@@ -966,29 +974,21 @@ async fn an_imported_image_pushes() {
 
 #[tokio::test]
 async fn push_by_digest_and_a_digest_that_is_not_the_image() {
-    let reg = Registry::start().await;
-    let (_t, store) = common::store();
-    let image = load(&store, &two_layers(), "localhost/app:1");
-    let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let fx = Fixture::new().await;
+    let (reg, store, client) = (&fx.reg, &fx.store, &fx.client);
+    let image = load(store, &two_layers(), "localhost/app:1");
 
     let wrong = format!("{}/team/app@{}", reg.host, common::digest(b"other"));
-    let err = push_to(
-        &client,
-        &store,
-        "localhost/app:1",
-        &wrong,
-        &Events::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = push_to(client, store, "localhost/app:1", &wrong, &Events::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err:?}");
-    assert_eq!(repository_requests(&reg).await, 0);
+    assert_eq!(repository_requests(reg).await, 0);
 
     let target = format!("{}/team/app@{}", reg.host, image.manifest_digest);
     let pushed = push_to(
-        &client,
-        &store,
+        client,
+        store,
         "localhost/app:1",
         &target,
         &Events::default(),
@@ -997,10 +997,10 @@ async fn push_by_digest_and_a_digest_that_is_not_the_image() {
     .unwrap();
     assert_eq!(pushed.reference.to_string(), target);
     assert_registry_has(
-        &reg,
+        reg,
         "team/app",
         &image.manifest_digest.to_string(),
-        &store,
+        store,
         &image,
     )
     .await;
