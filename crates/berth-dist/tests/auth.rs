@@ -56,19 +56,20 @@ fn auth(dir: &Path, tokens: bool, anonymous_pull: bool) -> impl FnOnce(&mut Regi
 
 /// A client with its own (empty) credential files, logged in as `user` when given.
 fn client_as(dir: &Path, host: &str, user: Option<&str>) -> Client {
-    let c = common::client(dir);
-    if let Some(u) = user {
-        let pw = USERS.iter().find(|(n, _)| *n == u).unwrap().1;
-        c.auth()
-            .store(
-                host,
-                &Credential {
-                    username: u.into(),
-                    secret: pw.into(),
-                },
-            )
-            .unwrap();
+    match user {
+        Some(u) => client_with(dir, host, u, USERS.iter().find(|(n, _)| *n == u).unwrap().1),
+        None => common::client(dir),
     }
+}
+
+/// A client holding the credential `user`/`password` for `host`, right or wrong.
+fn client_with(dir: &Path, host: &str, user: &str, password: &str) -> Client {
+    let c = common::client(dir);
+    let cred = Credential {
+        username: user.into(),
+        secret: password.into(),
+    };
+    c.auth().store(host, &cred).unwrap();
     c
 }
 
@@ -216,17 +217,7 @@ async fn basic_mode_right_wrong_and_no_password() {
     push_image(&admin, &host, "team/app", "v1").await.unwrap();
     assert_eq!(tags(&admin, &host, "team/app").await.unwrap(), ["v1"]);
 
-    let wrong = common::client(&dir.path().join("wrong"));
-    wrong
-        .auth()
-        .store(
-            &host,
-            &Credential {
-                username: "admin".into(),
-                secret: "nope".into(),
-            },
-        )
-        .unwrap();
+    let wrong = client_with(&dir.path().join("wrong"), &host, "admin", "nope");
     let e = tags(&wrong, &host, "team/app").await.unwrap_err();
     assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
     assert!(e.to_string().contains("berth login"), "{e}");
@@ -269,17 +260,7 @@ async fn bearer_mode_follows_per_repository_rules() {
     let e = tags(&anon, &host, "team/app").await.unwrap_err();
     assert!(refused(&e), "{e}");
 
-    let wrong = common::client(&dir.path().join("wrong"));
-    wrong
-        .auth()
-        .store(
-            &host,
-            &Credential {
-                username: "alice".into(),
-                secret: "bad".into(),
-            },
-        )
-        .unwrap();
+    let wrong = client_with(&dir.path().join("wrong"), &host, "alice", "bad");
     let e = tags(&wrong, &host, "team/app").await.unwrap_err();
     assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
 }
