@@ -240,6 +240,24 @@ async fn push_to(
     push(client, store, local, &reference(target), &events.opts()).await
 }
 
+/// Pushes `local` to `host/path` (`REPO:TAG`), no one watching the events.
+async fn push_quiet(
+    client: &Client,
+    store: &Store,
+    local: &str,
+    host: &str,
+    path: &str,
+) -> Result<Pushed, Error> {
+    push_to(
+        client,
+        store,
+        local,
+        &format!("{host}/{path}"),
+        &Events::default(),
+    )
+    .await
+}
+
 /// What most push tests start with: a registry, an empty store, and a client with credential files
 /// of its own.
 struct Fixture {
@@ -441,23 +459,17 @@ async fn with_mounts_off_the_blobs_are_uploaded_instead() {
     let image = load(&store, &two_layers(), "localhost/app:1");
     let dir = tempfile::tempdir().unwrap();
     let client = common::client(dir.path());
-    push_to(
-        &client,
-        &store,
-        "localhost/app:1",
-        &format!("{}/team/app:v1", reg.host),
-        &Events::default(),
-    )
-    .await
-    .unwrap();
+    push_quiet(&client, &store, "localhost/app:1", &reg.host, "team/app:v1")
+        .await
+        .unwrap();
     let posts_before = requests(&reg, "upload", "POST").await;
 
-    let pushed = push_to(
+    let pushed = push_quiet(
         &client,
         &store,
         "localhost/app:1",
-        &format!("{}/other/copy:v2", reg.host),
-        &Events::default(),
+        &reg.host,
+        "other/copy:v2",
     )
     .await
     .unwrap();
@@ -484,15 +496,9 @@ async fn tag_then_push_to_a_second_registry() {
     let image = load(&store, &two_layers(), "localhost/app:1");
     let dir = tempfile::tempdir().unwrap();
     let client = common::client(dir.path());
-    push_to(
-        &client,
-        &store,
-        "localhost/app:1",
-        &format!("{}/team/app:v1", one.host),
-        &Events::default(),
-    )
-    .await
-    .unwrap();
+    push_quiet(&client, &store, "localhost/app:1", &one.host, "team/app:v1")
+        .await
+        .unwrap();
     let second = reference(&format!("{}/mirror/app:v1", two.host));
     store.tag("localhost/app:1", &second).unwrap();
 
@@ -626,15 +632,9 @@ async fn a_blob_missing_locally_is_an_error_before_anything_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let client = common::client(dir.path());
 
-    let err = push_to(
-        &client,
-        &store,
-        "localhost/app:1",
-        &format!("{}/team/app:v1", reg.host),
-        &Events::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = push_quiet(&client, &store, "localhost/app:1", &reg.host, "team/app:v1")
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, Error::Invalid(_)), "{err:?}");
     assert!(err.to_string().contains(&gone.to_string()), "{err}");
@@ -693,22 +693,16 @@ async fn push_with_tokens_mounts_and_a_reader_is_refused() {
 
     let dir = tempfile::tempdir().unwrap();
     let writer = client_as(dir.path(), &reg.host, "writer");
-    push_to(
-        &writer,
-        &store,
-        "localhost/app:1",
-        &format!("{}/team/app:v1", reg.host),
-        &Events::default(),
-    )
-    .await
-    .unwrap();
+    push_quiet(&writer, &store, "localhost/app:1", &reg.host, "team/app:v1")
+        .await
+        .unwrap();
     // The mount asks a token for pull on team/app and push on team/copy.
-    let pushed = push_to(
+    let pushed = push_quiet(
         &writer,
         &store,
         "localhost/app:1",
-        &format!("{}/team/copy:v1", reg.host),
-        &Events::default(),
+        &reg.host,
+        "team/copy:v1",
     )
     .await
     .unwrap();
@@ -725,12 +719,12 @@ async fn push_with_tokens_mounts_and_a_reader_is_refused() {
 
     let dir = tempfile::tempdir().unwrap();
     let reader = client_as(dir.path(), &reg.host, "reader");
-    let err = push_to(
+    let err = push_quiet(
         &reader,
         &store,
         "localhost/app:1",
-        &format!("{}/team/other:v1", reg.host),
-        &Events::default(),
+        &reg.host,
+        "team/other:v1",
     )
     .await
     .unwrap_err();
@@ -928,12 +922,12 @@ async fn a_docker_schema2_manifest_goes_with_its_own_media_type() {
     let dir = tempfile::tempdir().unwrap();
     let client = common::client(dir.path());
 
-    let pushed = push_to(
+    let pushed = push_quiet(
         &client,
         &store,
         "localhost/docker:1",
-        &format!("{}/team/docker:v1", reg.host),
-        &Events::default(),
+        &reg.host,
+        "team/docker:v1",
     )
     .await
     .unwrap();
@@ -955,12 +949,12 @@ async fn an_imported_image_pushes() {
     let dir = tempfile::tempdir().unwrap();
     let client = common::client(dir.path());
 
-    let pushed = push_to(
+    let pushed = push_quiet(
         &client,
         &store,
         "localhost/imported:1",
-        &format!("{}/team/imported:v1", reg.host),
-        &Events::default(),
+        &reg.host,
+        "team/imported:v1",
     )
     .await
     .unwrap();
