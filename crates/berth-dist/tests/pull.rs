@@ -27,6 +27,22 @@ fn opts(platform: Option<&str>) -> (PullOptions, Events) {
     )
 }
 
+/// Pulls `host/path` into `store` through `client`, no one watching the events.
+async fn pull_quiet(
+    client: &berth_dist::Client,
+    store: &berth_store::Store,
+    host: &str,
+    path: &str,
+) -> Result<berth_dist::Pulled, Error> {
+    pull(
+        client,
+        store,
+        &reference(&format!("{host}/{path}")),
+        &opts(None).0,
+    )
+    .await
+}
+
 fn reference(s: &str) -> Reference {
     Reference::parse(s).unwrap()
 }
@@ -308,15 +324,9 @@ async fn config_lying_about_diff_ids_publishes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let client = client(dir.path());
     let (_t, st) = store();
-    let (o, _) = opts(None);
-    let err = pull(
-        &client,
-        &st,
-        &reference(&format!("{}/liar:v", reg.host)),
-        &o,
-    )
-    .await
-    .unwrap_err();
+    let err = pull_quiet(&client, &st, &reg.host, "liar:v")
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             &err,
@@ -535,10 +545,7 @@ async fn the_same_blob_twice_in_one_image_gets_both_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let client = client(dir.path());
     let (_t, st) = store();
-    let (o, _) = opts(None);
-    let p = pull(&client, &st, &reference(&format!("{}/dup:v", reg.host)), &o)
-        .await
-        .unwrap();
+    let p = pull_quiet(&client, &st, &reg.host, "dup:v").await.unwrap();
     assert_eq!(p.image.layers.len(), 3);
     assert_eq!(st.snapshots().list().unwrap().len(), 3);
     assert_eq!(file_in(&st, &p.image, "same").unwrap(), b"twice");
@@ -590,10 +597,7 @@ async fn docker_manifest_list_and_schema2_media_types() {
     let dir = tempfile::tempdir().unwrap();
     let client = client(dir.path());
     let (_t, st) = store();
-    let (o, _) = opts(None);
-    let p = pull(&client, &st, &reference(&format!("{}/dock", reg.host)), &o)
-        .await
-        .unwrap();
+    let p = pull_quiet(&client, &st, &reg.host, "dock").await.unwrap();
     assert_eq!(p.digest, digest(&listd));
     assert_eq!(p.image.manifest_digest, digest(&md));
     assert_eq!(file_in(&st, &p.image, "hello").unwrap(), b"docker");
