@@ -11,7 +11,7 @@
 use crate::Store;
 use crate::error::{Error, Result};
 use crate::meta::{ImageRecord, LayerRecord};
-use crate::snapshot::{self, PendingSnapshot, UnpackStats};
+use crate::snapshot::{self, Hashing, PendingSnapshot, UnpackStats};
 use crate::{Image, time};
 use berth_oci::{Digest, Digester, Reference};
 use rustix::fs::{FlockOperation, flock};
@@ -337,20 +337,6 @@ impl<R: Read> Read for Appending<'_, R> {
             start_writeback(self.file, self.kicked, self.pos - self.kicked);
             self.kicked = self.pos;
         }
-        Ok(n)
-    }
-}
-
-/// Hashes (and counts) every byte read through it.
-struct Hashing<R> {
-    inner: R,
-    digester: Digester,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.digester.update(&buf[..n]);
         Ok(n)
     }
 }

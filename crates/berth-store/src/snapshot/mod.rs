@@ -113,10 +113,11 @@ impl Drop for Temp {
     }
 }
 
-/// Reads through, hashing every byte: the diff ID is the digest of the uncompressed stream.
-struct Hashing<R> {
-    inner: R,
-    digester: Digester,
+/// Reads through, hashing every byte: the diff ID is the digest of the uncompressed stream (and,
+/// in `download`, the blob digest is the digest of the compressed one).
+pub(crate) struct Hashing<R> {
+    pub(crate) inner: R,
+    pub(crate) digester: Digester,
 }
 
 impl<R: Read> Read for Hashing<R> {
