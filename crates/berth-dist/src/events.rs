@@ -7,11 +7,6 @@ use std::sync::Arc;
 /// Where events go. Called from several tasks at once; keep it quick.
 pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
 
-/// A sink that drops every event.
-pub fn discard() -> EventSink {
-    Arc::new(|_| {})
-}
-
 /// One thing that happened during a pull or push.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
