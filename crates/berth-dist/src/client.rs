@@ -384,13 +384,15 @@ impl Client {
         }
     }
 
-    /// The stored credential for a registry, looked up once.
+    /// The stored credential for a registry, looked up once. A mirror standing in for Docker Hub
+    /// (`default_registry`) gets the credential stored for the mirror's own host, never Docker
+    /// Hub's: the mirror is another party.
     fn credential(&self, reg: &Registry) -> Result<Option<Credential>> {
         let mut slot = reg.cred.lock().unwrap();
         if let Some(c) = &*slot {
             return Ok(c.clone());
         }
-        let c = self.inner.auth.get(&reg.name)?;
+        let c = self.inner.auth.get(&self.endpoint_host(&reg.name))?;
         *slot = Some(c.clone());
         Ok(c)
     }

@@ -494,3 +494,46 @@ async fn token_endpoint_failures_are_clear_errors() {
     assert!(matches!(e, Error::Token { .. }), "{e}");
     assert!(e.to_string().contains("not a token"), "{e}");
 }
+
+#[tokio::test]
+async fn a_mirror_for_docker_hub_gets_its_own_credential_never_docker_hubs() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start_with(auth(dir.path(), false, false)).await;
+    let host = reg.host.clone();
+    let admin = client_as(&dir.path().join("admin"), &host, Some("admin"));
+    push_image(&admin, &host, "library/busybox", "latest")
+        .await
+        .unwrap();
+    let mirrored = |name: &str| {
+        let d = dir.path().join(name);
+        let base = common::client(&d).config().clone();
+        berth_dist::Client::new(berth_dist::Config {
+            default_registry: Some(host.clone()),
+            ..base
+        })
+        .unwrap()
+    };
+    let cred = |user: &str, pw: &str| Credential {
+        username: user.into(),
+        secret: pw.into(),
+    };
+
+    // Docker Hub's password is not sent to the mirror.
+    let hub_only = mirrored("hub-only");
+    hub_only
+        .auth()
+        .store("docker.io", &cred("admin", "admin-pw"))
+        .unwrap();
+    let e = tags(&hub_only, "docker.io", "library/busybox")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
+
+    // The credential stored for the mirror's host is.
+    let own = mirrored("own");
+    own.auth().store(&host, &cred("admin", "admin-pw")).unwrap();
+    assert_eq!(
+        tags(&own, "docker.io", "library/busybox").await.unwrap(),
+        ["latest"]
+    );
+}
