@@ -434,11 +434,10 @@ impl Client {
                 if !joined.is_empty() {
                     form.push(("scope", &joined));
                 }
-                let body = form
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", form_escape(v)))
-                    .collect::<Vec<_>>()
-                    .join("&");
+                // The url crate's form serializer, through a throwaway URL's query.
+                let mut encoder = reqwest::Url::parse("http://form.invalid/").expect("valid URL");
+                encoder.query_pairs_mut().extend_pairs(&form);
+                let body = encoder.query().unwrap_or_default().to_owned();
                 http.post(realm)
                     .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .body(body)
@@ -657,21 +656,6 @@ fn bearer_header(token: &str, registry: &str, realm: &str) -> Result<HeaderValue
     })?;
     v.set_sensitive(true);
     Ok(v)
-}
-
-/// `application/x-www-form-urlencoded` escaping of one value.
-fn form_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// The CA certificates in `<certs_dir>/<host>/*.crt` (none when the directory is missing).
