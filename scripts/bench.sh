@@ -3,6 +3,9 @@
 # monitor's memory per detached container. Needs root and the shared/ folder beside this repository.
 # Usage: scripts/bench.sh [latency] [parallel] [rss] [registry] [pull]   (default: all five; also registry-1g)
 set -euo pipefail
+# Root is needed (namespaces, mounts, cgroups): as root (a CI machine) run directly, elsewhere through sudo,
+# keeping the caller's PATH so its cargo is found.
+[ "$(id -u)" = 0 ] || exec sudo --preserve-env env "PATH=$PATH" "$0" "$@"
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 [ -d "$SHARED/bench" ] || { echo "bench.sh: $SHARED/bench not found (set SHARED=…)" >&2; exit 2; }
@@ -11,11 +14,7 @@ cargo build --release --locked -p berth
 B=${CARGO_TARGET_DIR:-$(pwd)/target}/release/berth
 OUT=${OUT:-/var/tmp/berth-bench}; BR=$OUT/berth-root
 "$SHARED/bench/make-busybox.sh" "$OUT" >/dev/null
-# crun refuses to start on a hybrid cgroup host whose v2 hierarchy holds a controller ("cgroups in hybrid
-# mode not supported"); hugetlb is such a leftover here: bind it to a v1 hierarchy so the peer can run.
-if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ] && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
-  mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || true
-fi
+scripts/host-setup.sh   # the cgroup quirk crun needs fixed (see there)
 $B --root "$BR" image inspect bench-busybox >/dev/null 2>&1 || $B --root "$BR" import "$OUT/busybox.tar" bench-busybox >/dev/null
 what=${*:-latency parallel rss registry pull}
 echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

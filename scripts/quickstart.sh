@@ -3,6 +3,9 @@
 # a container from it, then pushes it to a local berth registry and pulls it into a second store. Needs root
 # (namespaces, mounts, cgroups). State goes to $BERTH_ROOT (default /var/lib/berth).
 set -euo pipefail
+# Root is needed (namespaces, mounts, cgroups): as root (a CI machine) run directly, elsewhere through sudo,
+# keeping the caller's PATH so its cargo is found.
+[ "$(id -u)" = 0 ] || exec sudo --preserve-env env "PATH=$PATH" "$0" "$@"
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --release --locked -p berth
