@@ -6,7 +6,7 @@
 //! this machine (measured: ~0.16 ms for the `tasks` writes against ~7.5 ms median for `cgroup.procs`
 //! with a cold RCU-sync state, as in a fresh `berth run`). On v2 the contract's [`JoinHandle`] is used.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::cgroups::{Cgroup, JoinHandle};
 use crate::error::Error;
@@ -59,6 +59,14 @@ impl Join {
                 Ok(())
             }
             Join::Handle(h) => h.join_self(),
+        }
+    }
+
+    /// The descriptors the child needs to join (kept when it closes everything else).
+    pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
+        match self {
+            Join::Tasks(fds) => fds.iter().map(|f| f.as_raw_fd()).collect(),
+            Join::Handle(h) => h.raw_fds().collect(),
         }
     }
 }

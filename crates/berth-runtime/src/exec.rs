@@ -1,16 +1,16 @@
-//! `exec`: a new process in a running container. The namespaces are opened first; the pid namespace
-//! only applies to children, so the caller switches its own `pid_for_children` for one `clone3` and
-//! switches back; the child joins the rest (user first, mount last), the cgroup, then runs the same
-//! user/capability/seccomp path as `spawn`.
+//! `exec`: a new process in a running container. The target's namespaces are opened first; a first
+//! child joins them all (user first, mount last) and confines itself completely while it is still
+//! invisible from inside the container; only then is the user's process forked into the container's
+//! pid namespace (see [`exec`]).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use oci_spec::runtime::Process;
 use rustix::pipe::PipeFlags;
 
 use crate::cgjoin::Join;
 use crate::cgroups::Cgroup;
-use crate::child::{self, ChildStdio, Fail, Stage, at_raw};
+use crate::child::{self, ChildStdio, FORKED, Fail, Stage, at_raw};
 use crate::error::Error;
 use crate::handle::{Child, read_report, record_error};
 use crate::plan::ProcessPlan;
@@ -106,6 +106,15 @@ fn cgroup_of(pid: i32) -> Result<String, Error> {
 }
 
 /// Starts `process` inside the running container whose first process is `target_pid`.
+///
+/// Two processes, as runc's `nsexec` does, so that nothing of berth is ever visible inside the
+/// container before it is confined: the first child stays in the host's pid namespace (the container
+/// cannot see it), becomes non-dumpable, closes every descriptor it inherited, joins the cgroup and
+/// every namespace (mount last, then the pid namespace for its children), resolves the working
+/// directory inside the root and drops to the final ids, capabilities, no_new_privs and seccomp
+/// filter. Only then does it fork the process that enters the container's pid namespace — as our
+/// sibling (`CLONE_PARENT`), so the caller waits for it as for its own child — which only starts a
+/// session and `execve`s. Without a pid namespace of its own the first child `execve`s itself.
 pub fn exec(
     target_pid: i32,
     process: &Process,
@@ -126,79 +135,152 @@ pub fn exec(
     let in_userns = ns.fds.iter().any(|(_, f, _)| *f == libc::CLONE_NEWUSER);
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
         .map_err(|e| Error::sys("creating the error pipe", e.raw_os_error()))?;
+    let child_stdio = stdio.for_child();
+    let mut keep = vec![err_w.as_raw_fd()];
+    keep.extend(ns.fds.iter().map(|(fd, _, _)| fd.as_raw_fd()));
+    keep.extend(ns.pid_ns.as_ref().map(|fd| fd.as_raw_fd()));
+    keep.extend(join.iter().flat_map(|j| j.raw_fds()));
+    keep.extend(child_stdio.raw_fds());
+    keep.sort_unstable();
 
-    let self_pid_ns = match &ns.pid_ns {
-        Some(target) => {
-            let ours = std::fs::File::open("/proc/self/ns/pid").map_err(|source| Error::Sys {
-                action: "opening /proc/self/ns/pid".into(),
-                source,
-            })?;
-            sys::setns(target.as_fd(), libc::CLONE_NEWPID).map_err(|e| {
-                Error::sys(format!("entering the pid namespace of {target_pid}"), e)
-            })?;
-            Some(OwnedFd::from(ours))
-        }
-        None => None,
-    };
-    let restore = || -> Result<(), Error> {
-        match &self_pid_ns {
-            // Back to our own pid namespace for later children.
-            Some(ours) => sys::setns(ours.as_fd(), libc::CLONE_NEWPID)
-                .map_err(|e| Error::sys("returning to our pid namespace", e)),
-            None => Ok(()),
-        }
-    };
-    let (pid, pidfd) = match sys::clone3(0, into.as_ref().map(|f| f.as_fd())) {
+    let (first, first_pidfd) = match sys::clone3(0, into.as_ref().map(|f| f.as_fd())) {
         Ok(Forked::Child) => {
-            let f = match enter(&ns, join.as_ref(), stdio.for_child()) {
-                Ok(()) => child::process::finish(&plan, in_userns),
+            let errfd = err_w.as_raw_fd();
+            let f = match confine(&ns, join.as_ref(), &child_stdio, &keep)
+                .and_then(|()| child::process::prepare(&plan, in_userns, errfd, false))
+            {
+                Ok(()) if ns.pid_ns.is_some() => fork_into_pid_ns(&plan, &child_stdio, errfd),
+                Ok(()) => match child::session(&child_stdio) {
+                    Ok(()) => child::process::exec(&plan),
+                    Err(f) => f,
+                },
                 Err(f) => f,
             };
-            child::die(err_w.as_raw_fd(), f)
+            child::die(errfd, f)
         }
-        Ok(Forked::Parent { pid, pidfd }) => {
-            restore()?;
-            (pid, pidfd)
-        }
+        Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
-            restore()?;
             return Err(Error::sys(
-                format!("forking into the pid namespace of {target_pid}"),
+                format!("forking to join the container of pid {target_pid}"),
                 e,
             ));
         }
     };
     drop(err_w);
     drop(stdio);
-    match read_report(&err_r) {
-        Ok(None) => Ok(Child::new(pid, pidfd, own, None)),
-        Ok(Some(rec)) => {
-            let _ = sys::waitpid(pid);
-            Err(record_error(&rec, &plan.command, |s, i| match s {
-                Stage::Join => ns
-                    .fds
-                    .get(i)
-                    .map(|(_, _, n)| format!("{n} of pid {target_pid}"))
-                    .unwrap_or_default(),
-                Stage::Chdir => plan.cwd.to_string_lossy().into_owned(),
-                _ => String::new(),
-            }))
+    let describe = |s: Stage, i: usize| match s {
+        Stage::Join => ns
+            .fds
+            .get(i)
+            .map(|(_, _, n)| format!("{n} of pid {target_pid}"))
+            .unwrap_or_else(|| format!("pid of pid {target_pid}")),
+        Stage::Chdir => plan.cwd.to_string_lossy().into_owned(),
+        _ => String::new(),
+    };
+    // The final process, once the first child has reported forking it.
+    let mut last: Option<i32> = None;
+    let outcome = loop {
+        match read_report(&err_r) {
+            Ok(Some(rec)) if rec.stage == FORKED && last.is_none() => {
+                last = Some(rec.index as i32);
+            }
+            Ok(None) => break Ok(()),
+            Ok(Some(rec)) => break Err(record_error(&rec, &plan.command, describe)),
+            Err(e) => break Err(e),
         }
-        Err(e) => {
-            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = sys::waitpid(pid);
-            Err(e)
+    };
+    let kill_all = || {
+        let _ = sys::pidfd_send_signal(first_pidfd.as_fd(), libc::SIGKILL);
+        if let Some(pid) = last {
+            // SAFETY: kill of our own unreaped child (CLONE_PARENT made it ours), so the pid cannot
+            // have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
         }
+    };
+    let reap_last = || {
+        if let Some(pid) = last {
+            let _ = sys::waitpid(pid);
+        }
+    };
+    if let Err(e) = outcome {
+        kill_all();
+        let _ = sys::waitpid(first);
+        reap_last();
+        return Err(e);
     }
+    if ns.pid_ns.is_none() {
+        // The first child exec'd the user's program itself.
+        return Ok(Child::new(first, first_pidfd, own, None));
+    }
+    // It has forked the process and exited (or died trying).
+    let first_status = sys::waitpid(first);
+    let Some(pid) = last else {
+        let code = first_status
+            .map(|raw| crate::handle::ExitStatus::from_raw(raw).docker_code())
+            .unwrap_or(-1);
+        return Err(Error::sys(
+            format!("the process joining the container died before forking (exit code {code})"),
+            libc::ECHILD,
+        ));
+    };
+    let pidfd = rustix::process::Pid::from_raw(pid)
+        .ok_or(rustix::io::Errno::INVAL)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()))
+        .map_err(|e| {
+            kill_all();
+            reap_last();
+            Error::sys("opening a pidfd for the exec'd process", e.raw_os_error())
+        })?;
+    Ok(Child::new(pid, pidfd, own, None))
 }
 
-fn enter(ns: &Joined, join: Option<&Join>, stdio: ChildStdio<'_>) -> Result<(), Fail> {
+/// In the first child: everything up to the user's process, in the order the kernel requires
+/// (cgroup while our ids are the host's, user namespace first so the rest are permitted, mount
+/// last, then the pid namespace, which only our children enter).
+fn confine(
+    ns: &Joined,
+    join: Option<&Join>,
+    stdio: &ChildStdio<'_>,
+    keep: &[RawFd],
+) -> Result<(), Fail> {
+    child::birth(keep)?;
     if let Some(join) = join {
         join.join_self().map_err(child::at(Stage::CgroupJoin, 0))?;
     }
     for (i, (fd, flag, _)) in ns.fds.iter().enumerate() {
         sys::setns(fd.as_fd(), *flag).map_err(at_raw(Stage::Join, i))?;
     }
+    if let Some(pid_ns) = &ns.pid_ns {
+        sys::setns(pid_ns.as_fd(), libc::CLONE_NEWPID)
+            .map_err(at_raw(Stage::Join, ns.fds.len()))?;
+    }
     sys::reset_signals();
-    child::setup_stdio(&stdio)
+    child::install_stdio(stdio)
+}
+
+/// In the confined first child: forks the process that is born in the container's pid namespace,
+/// reports its pid, and exits. That process only starts its session and `execve`s.
+fn fork_into_pid_ns(plan: &ProcessPlan<'_>, stdio: &ChildStdio<'_>, errfd: RawFd) -> Fail {
+    match sys::fork_sibling() {
+        Ok(0) => {
+            let f = match child::session(stdio) {
+                Ok(()) => child::process::exec(plan),
+                Err(f) => f,
+            };
+            child::die(errfd, f)
+        }
+        Ok(pid) => {
+            let rec = child::Record {
+                stage: FORKED,
+                errno: 0,
+                index: pid as u32,
+                msg: [0; child::MSG_LEN],
+            };
+            match sys::write_all(errfd, &rec.to_bytes()) {
+                Ok(()) => sys::exit(0),
+                Err(e) => Fail::new(Stage::Fork, 0, e),
+            }
+        }
+        Err(e) => Fail::new(Stage::Fork, 0, e),
+    }
 }

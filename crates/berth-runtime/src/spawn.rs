@@ -2,7 +2,7 @@
 //! for the error pipe to close (success) or to deliver the child's failure record.
 
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -287,13 +287,23 @@ fn start_child(
         ),
         _ => None,
     };
+    let child_stdio = stdio.for_child();
+    let mut keep = vec![err_w.as_raw_fd()];
+    keep.extend(sync.as_ref().map(|(r, _)| r.as_raw_fd()));
+    keep.extend(join.iter().flat_map(|j| j.raw_fds()));
+    keep.extend(child_stdio.raw_fds());
+    keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
+    keep.extend(gate.map(|g| g.as_raw_fd()));
+    plan.held_fds(&mut keep);
+    keep.sort_unstable();
     let args = InitArgs {
         errfd: err_w.as_fd(),
         sync: sync.as_ref().map(|(r, _)| r.as_fd()),
         cgroup: join.as_ref(),
-        stdio: stdio.for_child(),
+        stdio: child_stdio,
         console: console.as_ref().map(|c| c.as_fd()),
         gate,
+        keep: &keep,
     };
     let (pid, pidfd) = match sys::clone3(plan.clone_flags, into.as_ref().map(|f| f.as_fd())) {
         Ok(Forked::Child) => child::init(plan, &args),

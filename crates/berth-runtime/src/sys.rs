@@ -295,18 +295,74 @@ pub(crate) fn reset_signals() {
     }
 }
 
-/// Marks every fd from `first` up as close-on-exec.
-pub(crate) fn cloexec_from(first: u32) -> Result<(), Errno> {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
+/// Closes every descriptor from 3 up except those in `keep` (sorted ascending, all ≥ 3). Closed, not
+/// marked close-on-exec: a descriptor that is merely close-on-exec is still usable until `execve`, and
+/// `/proc/self/fd/N` of a host directory would let the container's working directory (or any path
+/// resolved before `execve`) leave the root.
+pub(crate) fn close_fds_except(keep: &[RawFd]) -> Result<(), Errno> {
+    let close = |first: u32, last: u32| -> Result<(), Errno> {
+        if first > last {
+            return Ok(());
+        }
+        // SAFETY: close_range only closes descriptors of this process; the caller keeps no borrowed
+        // handle on any of them past this point except those in `keep`.
+        check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
+    };
+    let mut next = 3u32;
+    for &fd in keep {
+        let fd = fd as u32;
+        if fd < next {
+            continue;
+        }
+        close(next, fd - 1)?;
+        next = fd + 1;
+    }
+    close(next, u32::MAX)
+}
+
+/// `prctl(PR_SET_DUMPABLE, on)`. A non-dumpable process's `/proc/<pid>` entries (exe, fd, mem, …)
+/// belong to root of the user namespace it was born in, and only a tracer with `CAP_SYS_PTRACE`
+/// there may attach: container root cannot inspect or ptrace berth's own processes.
+pub(crate) fn set_dumpable(on: bool) -> Result<(), Errno> {
+    // SAFETY: integer arguments only.
+    check(
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0, 0, 0) } as libc::c_long,
+    )
+    .map(drop)
+}
+
+/// Whether the current working directory is reachable from the current root: the kernel's
+/// `getcwd` prefixes a directory outside the root with "(unreachable)".
+pub(crate) fn cwd_inside_root() -> Result<bool, Errno> {
+    let mut buf = [0u8; 4096];
+    // SAFETY: the buffer and its length describe stack memory we own.
+    match check(unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) }) {
+        Ok(_) => Ok(buf[0] == b'/'),
+        // A path longer than a page: not ours to judge, so refuse it.
+        Err(libc::ENAMETOOLONG) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `clone(CLONE_PARENT | SIGCHLD)`: a fork whose parent is our parent, so the process that started
+/// us waits for it. Plain `clone`, not `clone3`: this runs under the container's seccomp filter, and
+/// container profiles answer `clone3` with ENOSYS. Returns 0 in the child, the child's pid (in our
+/// pid namespace) in the parent.
+///
+/// The caller must be single-threaded; the child must leave with `_exit`/`execve`.
+pub(crate) fn fork_sibling() -> Result<i32, Errno> {
+    // SAFETY: clone with no new stack behaves like fork; no pointer arguments are passed.
     check(unsafe {
         libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
         )
     })
-    .map(drop)
+    .map(|pid| pid as i32)
 }
 
 /// `execve(path, argv, envp)`; returns only on failure.

@@ -155,6 +155,12 @@ impl JoinHandle {
         }
         Ok(())
     }
+
+    /// The descriptors the handle holds (a child that closes everything else keeps these).
+    pub(crate) fn raw_fds(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
+        use std::os::fd::AsRawFd;
+        self.fds.iter().map(|f| f.as_raw_fd())
+    }
 }
 
 /// Checks `path` and returns it without leading '/' (Docker writes "/docker/<id>"; we accept both).

@@ -57,10 +57,12 @@ pub enum Stage {
     Exec,
     Fork,
     Gate,
+    Dumpable,
+    CloseFds,
 }
 
 impl Stage {
-    const ALL: [Stage; 41] = [
+    const ALL: [Stage; 43] = [
         Stage::UsernsSync,
         Stage::Join,
         Stage::CgroupJoin,
@@ -102,6 +104,8 @@ impl Stage {
         Stage::Exec,
         Stage::Fork,
         Stage::Gate,
+        Stage::Dumpable,
+        Stage::CloseFds,
     ];
 
     fn from_u32(v: u32) -> Option<Stage> {
@@ -153,11 +157,13 @@ impl Stage {
             S::Exec => "executing",
             S::Fork => "forking into the container's pid namespace",
             S::Gate => "waiting for start",
+            S::Dumpable => "making the process non-dumpable",
+            S::CloseFds => "closing inherited descriptors",
         }
     }
 }
 
-const MSG_LEN: usize = 116;
+pub(crate) const MSG_LEN: usize = 116;
 
 /// The child's failure report: fixed size, written with one `write` (≤ PIPE_BUF, so atomic).
 #[repr(C)]
@@ -249,6 +255,17 @@ pub(crate) enum ChildStdio<'a> {
     Pty(BorrowedFd<'a>),
 }
 
+impl ChildStdio<'_> {
+    /// The descriptors that become 0–2 (kept open until they are installed).
+    pub(crate) fn raw_fds(&self) -> Vec<RawFd> {
+        match self {
+            ChildStdio::Inherit => Vec::new(),
+            ChildStdio::Fds(fds) => fds.iter().map(|f| f.as_raw_fd()).collect(),
+            ChildStdio::Pty(s) => vec![s.as_raw_fd()],
+        }
+    }
+}
+
 /// Everything `init` needs besides the plan.
 pub(crate) struct InitArgs<'a> {
     pub errfd: BorrowedFd<'a>,
@@ -259,16 +276,30 @@ pub(crate) struct InitArgs<'a> {
     pub gate: Option<BorrowedFd<'a>>,
     /// Detached mount of the pty slave for `/dev/console`.
     pub console: Option<BorrowedFd<'a>>,
+    /// Every descriptor above, sorted: the child closes all others at birth.
+    pub keep: &'a [RawFd],
 }
 
 /// The container's first process: set everything up and `execve`. Never returns.
 pub(crate) fn init(plan: &Plan<'_>, args: &InitArgs<'_>) -> ! {
     let errfd = args.errfd.as_raw_fd();
-    let f = match setup(plan, args).and_then(|()| wait_gate(errfd, args.gate)) {
-        Ok(()) => process::finish(&plan.process, plan.userns.is_some()),
+    let f = match birth(args.keep)
+        .and_then(|()| setup(plan, args))
+        .and_then(|()| wait_gate(errfd, args.gate))
+    {
+        Ok(()) => process::finish(&plan.process, plan.userns.is_some(), errfd, true),
         Err(f) => f,
     };
     die(errfd, f)
+}
+
+/// The first thing every process berth starts for a container does: become non-dumpable (no
+/// `/proc/<pid>/exe`, `fd/` or ptrace for the container until `execve` of the user's program resets
+/// it), and close every descriptor it inherited but does not need (a host directory fd is a way out
+/// of the root for anything resolved before `execve`; close-on-exec is too late).
+pub(crate) fn birth(keep: &[RawFd]) -> Result<(), Fail> {
+    sys::set_dumpable(false).map_err(at_raw(Stage::Dumpable, 0))?;
+    sys::close_fds_except(keep).map_err(at_raw(Stage::CloseFds, 0))
 }
 
 /// For `create`: report "ready" (a record with stage 0), then block until `start` writes a byte
@@ -296,7 +327,17 @@ fn wait_gate(errfd: RawFd, gate: Option<BorrowedFd<'_>>) -> Result<(), Fail> {
 /// The stage value of the "setup done, waiting for start" record.
 pub(crate) const READY: u32 = 0;
 
+/// The stage value of `exec`'s "forked the process into the pid namespace" record; its index is
+/// that process's pid.
+pub(crate) const FORKED: u32 = 0x8000_0001;
+
 fn setup(plan: &Plan<'_>, args: &InitArgs<'_>) -> Result<(), Fail> {
+    // First, while our ids are still the host's: a non-dumpable process's /proc/self files belong
+    // to host root, which a user namespace's root cannot write.
+    if let Some(v) = &plan.process.oom_score_adj {
+        write_file(c"/proc/self/oom_score_adj", v.to_bytes())
+            .map_err(at_raw(Stage::OomScore, 0))?;
+    }
     let root_dir = rootfs::open_root(plan)?;
     if let Some(sync) = args.sync {
         // The parent writes our uid/gid maps, then one byte (or closes the pipe on failure).
@@ -340,10 +381,6 @@ fn setup(plan: &Plan<'_>, args: &InitArgs<'_>) -> Result<(), Fail> {
     if plan.loopback {
         sys::loopback_up().map_err(at_raw(Stage::Loopback, 0))?;
     }
-    if let Some(v) = &plan.process.oom_score_adj {
-        write_file(c"/proc/self/oom_score_adj", v.to_bytes())
-            .map_err(at_raw(Stage::OomScore, 0))?;
-    }
     Ok(())
 }
 
@@ -353,6 +390,26 @@ pub(crate) fn write_file(path: &std::ffi::CStr, data: &[u8]) -> Result<(), Errno
     let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| e.raw_os_error())?;
     sys::write_all(fd.as_raw_fd(), data)
+}
+
+/// Stdio onto 0/1/2, without a new session (`exec` installs it before forking the process that
+/// starts the session: see [`session`]).
+pub(crate) fn install_stdio(stdio: &ChildStdio<'_>) -> Result<(), Fail> {
+    let fds = match stdio {
+        ChildStdio::Inherit => return Ok(()),
+        ChildStdio::Fds(fds) => [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()],
+        ChildStdio::Pty(s) => [s.as_raw_fd(); 3],
+    };
+    sys::install_stdio(fds).map_err(at_raw(Stage::Stdio, 0))
+}
+
+/// A new session, and for a pty (already installed on 0–2) the controlling terminal.
+pub(crate) fn session(stdio: &ChildStdio<'_>) -> Result<(), Fail> {
+    rustix::process::setsid().map_err(at(Stage::Setsid, 0))?;
+    if let ChildStdio::Pty(_) = stdio {
+        rustix::process::ioctl_tiocsctty(rustix::stdio::stdin()).map_err(at(Stage::Ctty, 0))?;
+    }
+    Ok(())
 }
 
 /// New session; stdio onto 0/1/2; for a pty also the controlling terminal.

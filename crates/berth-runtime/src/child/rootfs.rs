@@ -37,7 +37,7 @@ fn open_in_root(root: BorrowedFd<'_>, rel: &CStr) -> Result<OwnedFd, RErrno> {
 
 /// Like [`open_in_root`], creating missing directories (and the last component as an empty file
 /// when `is_file`). Works on a stack copy of the path: no allocation.
-fn ensure_in_root(
+pub(crate) fn ensure_in_root(
     root: BorrowedFd<'_>,
     rel: &CStr,
     is_file: bool,

@@ -257,6 +257,24 @@ pub(crate) struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
+    /// The descriptors the plan holds for the child (namespaces to join, premade mounts), which it
+    /// keeps when it closes every other descriptor it inherited.
+    pub(crate) fn held_fds(&self, out: &mut Vec<std::os::fd::RawFd>) {
+        use std::os::fd::AsRawFd;
+        out.extend(self.join.iter().map(|j| j.fd.as_raw_fd()));
+        out.extend(self.mounts.iter().filter_map(|m| match &m.source {
+            MountSource::Bind {
+                premade: Some(fd), ..
+            } => Some(fd.as_raw_fd()),
+            _ => None,
+        }));
+        out.extend(
+            self.overlay
+                .iter()
+                .filter_map(|o| o.premounted.as_ref().map(|fd| fd.as_raw_fd())),
+        );
+    }
+
     /// Builds the plan for `spec`. `terminal` is true when the caller hands a pty slave.
     pub(crate) fn build(
         spec: &Spec,
