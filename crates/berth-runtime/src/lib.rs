@@ -21,6 +21,7 @@ pub mod cgroups;
 mod child;
 pub mod defaults;
 mod error;
+pub mod exe;
 #[allow(clippy::result_large_err)]
 mod exec;
 mod handle;

@@ -281,6 +281,8 @@ fn run(cli: Cli) -> Result<i32> {
             id,
             command,
         } => {
+            // What enters the container is a fork of this process: a fork of a sealed copy.
+            berth_runtime::exe::run_from_sealed_copy()?;
             let rec = load(&root, &id)?;
             if status(&root, &rec) != "running" {
                 bail!("container {id} is not running");

@@ -395,6 +395,9 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
             workdir,
             args,
         } => {
+            // The process that enters the container is a fork of this one: let it be a fork of a
+            // sealed copy of berth, never of the host's binary (CVE-2019-5736).
+            berth_runtime::exe::run_from_sealed_copy()?;
             let code = engine.exec(
                 &args[0],
                 &ExecOptions {
