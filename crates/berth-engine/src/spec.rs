@@ -139,6 +139,20 @@ pub fn capability_set(add: &[String], drop: &[String]) -> Result<Vec<String>, Sp
     Ok(set)
 }
 
+/// The bounding capabilities of a spec's process ("SYS_ADMIN"...), sorted: the set its seccomp
+/// profile is made for.
+pub fn capabilities_of(spec: &Spec) -> Vec<String> {
+    let mut caps: Vec<String> = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .map(|b| b.iter().map(|c| c.to_string()).collect())
+        .unwrap_or_default();
+    caps.sort();
+    caps
+}
+
 fn to_caps(names: &[String]) -> Result<HashSet<Capability>, SpecError> {
     names
         .iter()
