@@ -1,7 +1,7 @@
 //! `berth run`/`create` options as the user gives them, and the parsers that turn their strings into
 //! values (sizes, CPUs, ulimits, volumes, tmpfs mounts, security options, signals).
 
-use crate::record::Ulimit;
+use crate::record::{DeviceMapping, Ulimit};
 use std::path::PathBuf;
 
 /// Errors in user-given options.
@@ -82,8 +82,12 @@ pub struct CreateOptions {
     pub memory: Option<String>,
     /// `--cpus` ("0.5").
     pub cpus: Option<String>,
-    /// `--pids-limit`.
+    /// `--pids-limit` (None = the default, [`DEFAULT_PIDS_LIMIT`]).
     pub pids_limit: Option<i64>,
+    /// `--device HOST[:CONTAINER][:PERMISSIONS]`.
+    pub devices: Vec<String>,
+    /// `--device-cgroup-rule "TYPE MAJOR:MINOR ACCESS"`.
+    pub device_cgroup_rules: Vec<String>,
     /// `--ulimit name=soft[:hard]`.
     pub ulimits: Vec<String>,
     /// `--network none|host`.
@@ -273,6 +277,167 @@ pub fn parse_tmpfs(s: &str) -> Result<(String, String), OptionError> {
     Ok((t.to_owned(), o.to_owned()))
 }
 
+/// Podman's default pids limit, for containers created without `--pids-limit`: a fork bomb stops
+/// there instead of at the host's pid_max.
+pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
+
+/// The pids limit to record for `--pids-limit`: the default when absent, none (unlimited) for 0
+/// or -1 as Docker treats them, the value when positive.
+pub fn pids_limit(flag: Option<i64>) -> Result<Option<i64>, OptionError> {
+    match flag {
+        None => Ok(Some(DEFAULT_PIDS_LIMIT)),
+        Some(0 | -1) => Ok(None),
+        Some(n) if n > 0 => Ok(Some(n)),
+        Some(n) => Err(OptionError::Invalid {
+            flag: "--pids-limit",
+            value: n.to_string(),
+            why: "expected a positive number, or 0 or -1 for unlimited",
+        }),
+    }
+}
+
+/// A parsed `--device-cgroup-rule`: "c 1:3 rwm", "b *:* m", "a".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// 'a', 'b' or 'c'.
+    pub kind: char,
+    /// Major number (None = any).
+    pub major: Option<i64>,
+    /// Minor number (None = any).
+    pub minor: Option<i64>,
+    /// Some of "rwm", in that order.
+    pub access: String,
+}
+
+/// Checks a device access string ("rwm", "r", "mw"...): each of r, w, m at most once, normalised to
+/// the order r, w, m.
+fn device_access(a: &str) -> Option<String> {
+    if a.is_empty() || a.len() > 3 || !a.chars().all(|c| "rwm".contains(c)) {
+        return None;
+    }
+    let out: String = "rwm".chars().filter(|c| a.contains(*c)).collect();
+    (out.len() == a.len()).then_some(out)
+}
+
+/// Parses `--device-cgroup-rule "TYPE MAJOR:MINOR ACCESS"` (Docker's format; `*` is any number,
+/// and the type `a` alone means every device with every access).
+pub fn parse_device_cgroup_rule(s: &str) -> Result<DeviceRule, OptionError> {
+    let bad = |why| OptionError::Invalid {
+        flag: "--device-cgroup-rule",
+        value: s.to_owned(),
+        why,
+    };
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let kind = match words.first().copied() {
+        Some("a") => 'a',
+        Some("b") => 'b',
+        Some("c") => 'c',
+        _ => return Err(bad("the type must be a, b or c")),
+    };
+    if kind == 'a' && words.len() == 1 {
+        return Ok(DeviceRule {
+            kind,
+            major: None,
+            minor: None,
+            access: "rwm".into(),
+        });
+    }
+    let [_, numbers, access] = words.as_slice() else {
+        return Err(bad(
+            "expected TYPE MAJOR:MINOR ACCESS, such as \"c 1:3 rwm\"",
+        ));
+    };
+    let num = |n: &str| -> Result<Option<i64>, OptionError> {
+        match n {
+            "*" => Ok(None),
+            n => n
+                .parse::<u32>()
+                .map(|v| Some(i64::from(v)))
+                .map_err(|_| bad("major and minor must be numbers or *")),
+        }
+    };
+    let (major, minor) = numbers
+        .split_once(':')
+        .ok_or_else(|| bad("expected MAJOR:MINOR, such as 1:3 or 136:*"))?;
+    Ok(DeviceRule {
+        kind,
+        major: num(major)?,
+        minor: num(minor)?,
+        access: device_access(access)
+            .ok_or_else(|| bad("the access must be some of r, w and m"))?,
+    })
+}
+
+/// Parses `--device HOST[:CONTAINER][:PERMISSIONS]` (Docker's format; both paths absolute).
+pub fn parse_device(s: &str) -> Result<DeviceMapping, OptionError> {
+    let bad = |why| OptionError::Invalid {
+        flag: "--device",
+        value: s.to_owned(),
+        why,
+    };
+    let parts: Vec<&str> = s.split(':').collect();
+    let (host, container, access) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if device_access(p).is_some() => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] => (*h, *c, *p),
+        _ => return Err(bad("expected HOST[:CONTAINER][:PERMISSIONS]")),
+    };
+    if !host.starts_with('/') || !container.starts_with("/") || container == "/" {
+        return Err(bad("device paths must be absolute"));
+    }
+    Ok(DeviceMapping {
+        path_on_host: host.to_owned(),
+        path_in_container: container.to_owned(),
+        cgroup_permissions: device_access(access)
+            .ok_or_else(|| bad("the permissions must be some of r, w and m"))?,
+    })
+}
+
+/// A `--device` with the host node's type and numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedDevice {
+    /// Path in the container.
+    pub path: String,
+    /// 'b' or 'c'.
+    pub kind: char,
+    /// Major number.
+    pub major: i64,
+    /// Minor number.
+    pub minor: i64,
+    /// Permission bits of the host node.
+    pub mode: u32,
+    /// Cgroup access.
+    pub access: String,
+}
+
+/// Looks up the host node of a `--device` (following symlinks, as /dev/disk/by-* are).
+pub fn resolve_device(m: &DeviceMapping) -> Result<ResolvedDevice, OptionError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let bad = |why| OptionError::Invalid {
+        flag: "--device",
+        value: m.path_on_host.clone(),
+        why,
+    };
+    let md = std::fs::metadata(&m.path_on_host).map_err(|_| bad("no such device on the host"))?;
+    let kind = if md.file_type().is_char_device() {
+        'c'
+    } else if md.file_type().is_block_device() {
+        'b'
+    } else {
+        return Err(bad("not a character or block device"));
+    };
+    let rdev = md.rdev();
+    Ok(ResolvedDevice {
+        path: m.path_in_container.clone(),
+        kind,
+        major: i64::from(libc::major(rdev)),
+        minor: i64::from(libc::minor(rdev)),
+        mode: md.mode() & 0o7777,
+        access: m.cgroup_permissions.clone(),
+    })
+}
+
 /// Security options after parsing `--security-opt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Security {
@@ -416,6 +581,91 @@ pub fn read_env_file(path: &std::path::Path) -> Result<Vec<String>, OptionError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pids_limit_defaults_to_2048_and_0_or_minus_1_lift_it() {
+        assert_eq!(pids_limit(None).unwrap(), Some(2048));
+        assert_eq!(pids_limit(Some(100)).unwrap(), Some(100));
+        assert_eq!(pids_limit(Some(-1)).unwrap(), None);
+        assert_eq!(pids_limit(Some(0)).unwrap(), None);
+        let e = pids_limit(Some(-5)).unwrap_err().to_string();
+        assert!(e.contains("--pids-limit") && e.contains("-5"), "{e}");
+    }
+
+    #[test]
+    fn device_cgroup_rules_parse_as_docker_writes_them() {
+        assert_eq!(
+            parse_device_cgroup_rule("c 5:1 rw").unwrap(),
+            DeviceRule {
+                kind: 'c',
+                major: Some(5),
+                minor: Some(1),
+                access: "rw".into()
+            }
+        );
+        let r = parse_device_cgroup_rule(" b  8:*  mwr ").unwrap();
+        assert_eq!(
+            (r.kind, r.major, r.minor, r.access.as_str()),
+            ('b', Some(8), None, "rwm")
+        );
+        let r = parse_device_cgroup_rule("a").unwrap();
+        assert_eq!(
+            (r.kind, r.major, r.minor, r.access.as_str()),
+            ('a', None, None, "rwm")
+        );
+        for bad in [
+            "", "x 1:3 r", "c 1:3", "c 1-3 r", "c 1:x r", "c 1:3 rx", "c 1:3 rr", "c -1:3 r",
+        ] {
+            let e = parse_device_cgroup_rule(bad).unwrap_err().to_string();
+            assert!(e.contains("--device-cgroup-rule"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn devices_parse_and_resolve_on_the_host() {
+        let m = |h: &str, c: &str, p: &str| DeviceMapping {
+            path_on_host: h.into(),
+            path_in_container: c.into(),
+            cgroup_permissions: p.into(),
+        };
+        assert_eq!(
+            parse_device("/dev/null").unwrap(),
+            m("/dev/null", "/dev/null", "rwm")
+        );
+        assert_eq!(
+            parse_device("/dev/null:r").unwrap(),
+            m("/dev/null", "/dev/null", "r")
+        );
+        assert_eq!(
+            parse_device("/dev/null:/dev/n").unwrap(),
+            m("/dev/null", "/dev/n", "rwm")
+        );
+        assert_eq!(
+            parse_device("/dev/null:/dev/n:wm").unwrap(),
+            m("/dev/null", "/dev/n", "wm")
+        );
+        for bad in [
+            "dev/null",
+            "/dev/null:n",
+            "/dev/null:/dev/n:x",
+            "/a:/b:r:w",
+            "/dev/null:/",
+        ] {
+            let e = parse_device(bad).unwrap_err().to_string();
+            assert!(e.contains("--device"), "{bad:?}: {e}");
+        }
+        let d = resolve_device(&m("/dev/null", "/dev/n", "rw")).unwrap();
+        assert_eq!(
+            (d.path.as_str(), d.kind, d.major, d.minor, d.access.as_str()),
+            ("/dev/n", 'c', 1, 3, "rw")
+        );
+        for missing in ["/no/such/device", "/etc/hostname"] {
+            let e = resolve_device(&m(missing, "/dev/x", "rwm"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(missing), "{e}");
+        }
+    }
 
     #[test]
     fn sizes() {

@@ -82,6 +82,18 @@ pub struct Ulimit {
     pub hard: u64,
 }
 
+/// One `--device` (Docker's `HostConfig.Devices` entry).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceMapping {
+    /// The device node on the host.
+    pub path_on_host: String,
+    /// Where it appears in the container.
+    pub path_in_container: String,
+    /// Cgroup access ("rwm").
+    pub cgroup_permissions: String,
+}
+
 /// Docker's `HostConfig`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -110,8 +122,14 @@ pub struct HostConfig {
     pub memory: i64,
     /// `--cpus` × 10⁹.
     pub nano_cpus: i64,
-    /// `--pids-limit` (None = unlimited).
+    /// The pids limit: `--pids-limit`, or 2048 when not given (None = unlimited).
     pub pids_limit: Option<i64>,
+    /// `--device` mappings.
+    #[serde(default)]
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule` values, as given.
+    #[serde(default)]
+    pub device_cgroup_rules: Vec<String>,
     /// `--ulimit`.
     pub ulimits: Vec<Ulimit>,
     /// Always false: berth has no privileged mode yet.

@@ -139,6 +139,20 @@ pub fn capability_set(add: &[String], drop: &[String]) -> Result<Vec<String>, Sp
     Ok(set)
 }
 
+/// The bounding capabilities of a spec's process ("SYS_ADMIN"...), sorted: the set its seccomp
+/// profile is made for.
+pub fn capabilities_of(spec: &Spec) -> Vec<String> {
+    let mut caps: Vec<String> = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().as_ref())
+        .map(|b| b.iter().map(|c| c.to_string()).collect())
+        .unwrap_or_default();
+    caps.sort();
+    caps
+}
+
 fn to_caps(names: &[String]) -> Result<HashSet<Capability>, SpecError> {
     names
         .iter()
@@ -193,6 +207,10 @@ pub struct SpecFlags {
     pub init: Option<crate::init::InitFiles>,
     /// `--userns auto`: the host range container ids 0.. map to (a new user namespace).
     pub userns: Option<crate::userns::IdRange>,
+    /// `--device` nodes, looked up on the host.
+    pub devices: Vec<crate::options::ResolvedDevice>,
+    /// `--device-cgroup-rule` rules (allow rules, after the defaults).
+    pub device_rules: Vec<crate::options::DeviceRule>,
 }
 
 fn mount(dest: &str, typ: &str, src: &str, opts: &[&str]) -> Result<Mount, SpecError> {
@@ -489,13 +507,14 @@ pub fn generate(
                 .build(),
         )?);
     }
-    let rule = |allow: bool,
-                typ: LinuxDeviceType,
-                major: Option<i64>,
-                minor: Option<i64>,
-                access: &str| {
+    let kind = |k: char| match k {
+        'a' => LinuxDeviceType::A,
+        'b' => LinuxDeviceType::B,
+        _ => LinuxDeviceType::C,
+    };
+    let allow = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut r = LinuxDeviceCgroupBuilder::default()
-            .allow(allow)
+            .allow(true)
             .typ(typ)
             .access(access);
         if let Some(m) = major {
@@ -506,31 +525,32 @@ pub fn generate(
         }
         b("device rule", r.build())
     };
-    let mut dev_rules = vec![
-        rule(false, LinuxDeviceType::A, None, None, "rwm")?,
-        rule(true, LinuxDeviceType::C, None, None, "m")?,
-        rule(true, LinuxDeviceType::B, None, None, "m")?,
-    ];
-    for (major, minor) in [
-        (1, 3),
-        (1, 5),
-        (1, 7),
-        (1, 8),
-        (1, 9),
-        (5, 0),
-        (5, 1),
-        (5, 2),
-        (10, 200),
-    ] {
-        dev_rules.push(rule(
-            true,
-            LinuxDeviceType::C,
-            Some(major),
-            Some(minor),
-            "rwm",
+    // One list for v1's devices.allow and v2's eBPF program alike; the user's devices and rules come
+    // after it, so they can open what it leaves out (the host console, 5:1).
+    let mut dev_rules = berth_runtime::defaults::device_rules();
+    for d in &flags.devices {
+        devices.push(b(
+            "device",
+            LinuxDeviceBuilder::default()
+                .path(d.path.as_str())
+                .typ(kind(d.kind))
+                .major(d.major)
+                .minor(d.minor)
+                .file_mode(d.mode)
+                .uid(0u32)
+                .gid(0u32)
+                .build(),
+        )?);
+        dev_rules.push(allow(
+            kind(d.kind),
+            Some(d.major),
+            Some(d.minor),
+            &d.access,
         )?);
     }
-    dev_rules.push(rule(true, LinuxDeviceType::C, Some(136), None, "rwm")?);
+    for r in &flags.device_rules {
+        dev_rules.push(allow(kind(r.kind), r.major, r.minor, &r.access)?);
+    }
 
     let mut rb = LinuxResourcesBuilder::default().devices(dev_rules);
     if hc.memory > 0 {
@@ -650,6 +670,8 @@ mod tests {
             no_new_privileges: true,
             init: None,
             userns: None,
+            devices: vec![],
+            device_rules: vec![],
         }
     }
 
@@ -929,6 +951,82 @@ mod tests {
         assert_eq!(
             ms[exe].source().as_deref(),
             Some(Path::new("/usr/bin/berth"))
+        );
+    }
+
+    fn device_rules(s: &Spec) -> Vec<String> {
+        s.linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(berth_runtime::cgroups::plan::device_rule)
+            .collect()
+    }
+
+    #[test]
+    fn default_device_rules_leave_out_the_host_console_and_user_devices_come_after() {
+        let s = generate(&record(), &root_user(), &paths(), &flags(NetworkMode::None)).unwrap();
+        let rules = device_rules(&s);
+        assert_eq!(
+            rules,
+            berth_runtime::defaults::device_rules()
+                .iter()
+                .map(berth_runtime::cgroups::plan::device_rule)
+                .collect::<Vec<_>>(),
+            "the spec's rules are the runtime's default list"
+        );
+        assert!(!rules.iter().any(|r| r.starts_with("c 5:1 ")), "{rules:?}");
+        let f = SpecFlags {
+            devices: vec![crate::options::ResolvedDevice {
+                path: "/dev/loop-control".into(),
+                kind: 'c',
+                major: 10,
+                minor: 237,
+                mode: 0o660,
+                access: "rw".into(),
+            }],
+            device_rules: vec![crate::options::parse_device_cgroup_rule("c 5:1 w").unwrap()],
+            ..flags(NetworkMode::None)
+        };
+        let s = generate(&record(), &root_user(), &paths(), &f).unwrap();
+        let rules = device_rules(&s);
+        assert_eq!(&rules[rules.len() - 2..], ["c 10:237 rw", "c 5:1 w"]);
+        let dev = s
+            .linux()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|d| d.path() == Path::new("/dev/loop-control"))
+            .expect("the --device node is in the spec");
+        assert_eq!(
+            (dev.typ(), dev.major(), dev.minor(), dev.file_mode()),
+            (LinuxDeviceType::C, 10, 237, Some(0o660))
+        );
+    }
+
+    #[test]
+    fn capabilities_of_is_the_final_set() {
+        let mut r = record();
+        r.host_config.cap_add = vec!["SYS_ADMIN".into()];
+        r.host_config.cap_drop = vec!["CHOWN".into()];
+        let s = generate(&r, &root_user(), &paths(), &flags(NetworkMode::None)).unwrap();
+        let caps = capabilities_of(&s);
+        assert_eq!(caps.len(), 14);
+        assert!(caps.contains(&"SYS_ADMIN".to_owned()));
+        assert!(!caps.contains(&"CHOWN".to_owned()));
+        let names: Vec<&str> = caps.iter().map(String::as_str).collect();
+        assert_eq!(
+            berth_runtime::seccomp::seccomp_capabilities(&names),
+            ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"]
         );
     }
 

@@ -118,8 +118,11 @@ pub fn mounts() -> Vec<Mount> {
     ]
 }
 
-/// Docker's default device cgroup rules: deny everything, allow `mknod` of any node, and read/write
-/// on null, zero, full, random, urandom, tty, console, ptmx and the pty slaves.
+/// The default device cgroup rules, the one list behind v1's devices.allow and v2's eBPF program:
+/// deny everything, allow `mknod` of any node, and read/write on null, zero, full, random, urandom,
+/// tty, ptmx, the pty slaves and tun. Docker also allows c 5:1, the host's console, which a container
+/// with CAP_MKNOD (a default) could then create and open; berth leaves it out. The console of a `-t`
+/// container is a bind of its pty slave (136:N) and needs no rule of its own.
 pub fn device_rules() -> Vec<LinuxDeviceCgroup> {
     let rule = |allow: bool,
                 typ: LinuxDeviceType,
@@ -145,8 +148,43 @@ pub fn device_rules() -> Vec<LinuxDeviceCgroup> {
         rule(true, C, Some(1), Some(8), "rwm"),
         rule(true, C, Some(1), Some(9), "rwm"),
         rule(true, C, Some(5), Some(0), "rwm"),
-        rule(true, C, Some(5), Some(1), "rwm"),
         rule(true, C, Some(5), Some(2), "rwm"),
         rule(true, C, Some(136), None, "rwm"),
+        rule(true, C, Some(10), Some(200), "rwm"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_rules_deny_the_host_console_and_allow_the_ptys() {
+        let rules = device_rules();
+        assert!(!rules[0].allow() && rules[0].typ() == Some(LinuxDeviceType::A));
+        let allows = |major: i64, minor: i64| {
+            rules.iter().any(|r| {
+                r.allow()
+                    && r.typ() == Some(LinuxDeviceType::C)
+                    && r.major().is_none_or(|m| m == major)
+                    && r.minor().is_none_or(|m| m == minor)
+                    && r.access().as_deref().is_some_and(|a| a.contains('r'))
+            })
+        };
+        assert!(!allows(5, 1), "the host console must stay closed");
+        for (major, minor) in [
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 2),
+            (136, 4),
+            (10, 200),
+        ] {
+            assert!(allows(major, minor), "{major}:{minor}");
+        }
+        assert!(!allows(4, 0) && !allows(10, 237));
+    }
 }

@@ -162,6 +162,17 @@ impl Engine {
             .iter()
             .map(|u| options::parse_ulimit(u))
             .collect::<Result<Vec<_>, _>>()?;
+        let pids_limit = options::pids_limit(opts.pids_limit)?;
+        let mut devices = Vec::with_capacity(opts.devices.len());
+        for d in &opts.devices {
+            let m = options::parse_device(d)?;
+            // As Docker: a device missing on the host fails the create, not a later start.
+            options::resolve_device(&m)?;
+            devices.push(m);
+        }
+        for r in &opts.device_cgroup_rules {
+            options::parse_device_cgroup_rule(r)?;
+        }
         let mut mounts = Vec::new();
         for v in &opts.volumes {
             let b = options::parse_bind(v)?;
@@ -357,7 +368,9 @@ impl Engine {
                 userns_mode: opts.userns.clone().unwrap_or_default(),
                 memory,
                 nano_cpus,
-                pids_limit: opts.pids_limit,
+                pids_limit,
+                devices,
+                device_cgroup_rules: opts.device_cgroup_rules.clone(),
                 ulimits,
                 privileged: false,
                 log_config: Default::default(),
@@ -412,6 +425,18 @@ impl Engine {
                 |other| self.containers.dir(other).exists(),
             )?),
         };
+        let devices = record
+            .host_config
+            .devices
+            .iter()
+            .map(options::resolve_device)
+            .collect::<Result<Vec<_>, _>>()?;
+        let device_rules = record
+            .host_config
+            .device_cgroup_rules
+            .iter()
+            .map(|r| options::parse_device_cgroup_rule(r))
+            .collect::<Result<Vec<_>, _>>()?;
         let spec = spec::generate(
             &record,
             &user,
@@ -424,6 +449,8 @@ impl Engine {
                 no_new_privileges: security.no_new_privileges,
                 init,
                 userns,
+                devices,
+                device_rules,
             },
         )
         .map_err(|source| Error::Spec {

@@ -77,7 +77,7 @@ impl Engine {
             id: id.clone(),
             cause: source,
         })?;
-        let seccomp = self.seccomp(&security)?;
+        let seccomp = self.seccomp(&security, &caps)?;
         let stdin = rustix::stdio::stdin();
         let stdout = rustix::stdio::stdout();
         let runtime_err = |source| Error::Runtime(Box::new(source));

@@ -134,13 +134,16 @@ impl Engine {
         Ok(())
     }
 
-    /// The seccomp program for a container's security options (None = unconfined).
-    fn seccomp(&self, sec: &Security) -> Result<Option<Program>> {
+    /// The seccomp program for a container's security options (None = unconfined). The default
+    /// profile follows `caps`, the process's final capability set, as Docker's does: an added
+    /// capability opens the syscalls it is for.
+    fn seccomp(&self, sec: &Security, caps: &[String]) -> Result<Option<Program>> {
         let cache = self.root.join("cache").join("seccomp");
         match &sec.seccomp {
             SeccompChoice::Unconfined => Ok(None),
             SeccompChoice::Default => {
-                Program::default_cached(&cache)
+                let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+                Program::for_capabilities_cached(&cache, &caps)
                     .map(Some)
                     .map_err(|source| Error::Seccomp {
                         what: "default".into(),

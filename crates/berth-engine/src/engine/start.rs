@@ -41,7 +41,7 @@ impl Engine {
         if st.status == Status::Running && crate::procs::alive(st.monitor_pid, st.monitor_start) {
             return Err(Error::AlreadyRunning(id.clone()));
         }
-        let seccomp = self.seccomp(&p.security)?;
+        let seccomp = self.seccomp(&p.security, &crate::spec::capabilities_of(&p.spec))?;
         let dir = self.containers.dir(id);
         let overlay = OverlayRoot {
             lowers: p.lowers.clone(),

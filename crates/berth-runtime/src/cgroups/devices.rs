@@ -342,6 +342,21 @@ mod tests {
     }
 
     #[test]
+    fn default_rules_keep_the_host_console_closed_in_v1_and_v2() {
+        let rules = crate::defaults::device_rules();
+        let p = program(&rules);
+        assert!(run(&p, DEV_CHAR, ACC_MKNOD, 5, 1), "mknod stays allowed");
+        assert!(!run(&p, DEV_CHAR, ACC_READ, 5, 1), "host console read");
+        assert!(!run(&p, DEV_CHAR, ACC_WRITE, 5, 1), "host console write");
+        assert!(run(&p, DEV_CHAR, ACC_READ | ACC_WRITE, 136, 3), "pty slave");
+        assert!(run(&p, DEV_CHAR, ACC_READ | ACC_WRITE, 5, 0), "/dev/tty");
+        assert!(run(&p, DEV_CHAR, ACC_READ | ACC_WRITE, 5, 2), "/dev/ptmx");
+        let v1: Vec<String> = rules.iter().map(super::super::plan::device_rule).collect();
+        assert!(!v1.iter().any(|l| l.starts_with("c 5:1 ")), "{v1:?}");
+        assert!(v1.contains(&"c 136:* rwm".to_owned()), "{v1:?}");
+    }
+
+    #[test]
     fn no_rules_deny_everything() {
         let p = program(&[]);
         assert!(!run(&p, DEV_CHAR, ACC_READ, 1, 3));

@@ -16,7 +16,9 @@ use oci_spec::runtime::{
 };
 use seccompiler::{SeccompAction, sock_filter};
 
-pub use profile::{DEFAULT_CAPABILITIES, default_profile, profile_for_capabilities};
+pub use profile::{
+    DEFAULT_CAPABILITIES, default_profile, profile_for_capabilities, seccomp_capabilities,
+};
 
 /// What went wrong compiling, caching or loading a seccomp program.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +219,19 @@ impl Program {
         cache::get_or_compile(cache_dir, cache::default_key(), || {
             Program::compile(&default_profile())
         })
+    }
+
+    /// The compiled [`profile_for_capabilities`] of a container's final capability set, from the
+    /// cache: the default program when the set opens what Docker's default set opens (CAP_NET_ADMIN
+    /// changes no syscall), else the program of its own profile, keyed by that profile's digest.
+    pub fn for_capabilities_cached(
+        cache_dir: &Path,
+        caps: &[&str],
+    ) -> Result<Program, SeccompError> {
+        if seccomp_capabilities(caps) == seccomp_capabilities(DEFAULT_CAPABILITIES) {
+            return Program::default_cached(cache_dir);
+        }
+        Program::cached(cache_dir, &profile_for_capabilities(caps))
     }
 
     /// The number of BPF instructions.

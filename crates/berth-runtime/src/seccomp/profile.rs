@@ -437,6 +437,22 @@ fn arg(
     b.build().expect("every field of a seccomp argument is set")
 }
 
+/// The capabilities of `caps` ("SYS_ADMIN" or "CAP_SYS_ADMIN") that change the profile, as
+/// "CAP_…" names in a fixed order: two capability sets with the same answer get the same profile.
+pub fn seccomp_capabilities(caps: &[&str]) -> Vec<&'static str> {
+    let has = |c: &str| {
+        caps.iter()
+            .any(|x| x.eq_ignore_ascii_case(c) || format!("CAP_{x}").eq_ignore_ascii_case(c))
+    };
+    let mut out: Vec<&'static str> = BY_CAPABILITY
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|c| has(c))
+        .collect();
+    out.dedup();
+    out
+}
+
 /// The default profile for Docker's default capabilities (see [`profile_for_capabilities`]).
 pub fn default_profile() -> LinuxSeccomp {
     profile_for_capabilities(DEFAULT_CAPABILITIES)

@@ -545,3 +545,174 @@ fn large_profiles_still_compile_and_agree() {
         }
     }
 }
+
+/// Docker's `includes: {caps: [...]}` rules for x86_64 (its i386-only names left out: umount,
+/// stime, clock_settime64), and the calls open to everyone that Docker also lists there.
+const DOCKER_CAP_RULES: &[(&str, &[&str])] = &[
+    ("CAP_DAC_READ_SEARCH", &["open_by_handle_at"]),
+    (
+        "CAP_SYS_ADMIN",
+        &[
+            "bpf",
+            "fanotify_init",
+            "fsconfig",
+            "fsmount",
+            "fsopen",
+            "fspick",
+            "lookup_dcookie",
+            "mount",
+            "mount_setattr",
+            "move_mount",
+            "name_to_handle_at",
+            "open_tree",
+            "perf_event_open",
+            "quotactl",
+            "quotactl_fd",
+            "setdomainname",
+            "sethostname",
+            "setns",
+            "syslog",
+            "umount2",
+        ],
+    ),
+    ("CAP_SYS_BOOT", &["reboot"]),
+    ("CAP_SYS_CHROOT", &["chroot"]),
+    (
+        "CAP_SYS_MODULE",
+        &["delete_module", "init_module", "finit_module"],
+    ),
+    ("CAP_SYS_PACCT", &["acct"]),
+    (
+        "CAP_SYS_PTRACE",
+        &[
+            "kcmp",
+            "pidfd_getfd",
+            "process_madvise",
+            "process_vm_readv",
+            "process_vm_writev",
+            "ptrace",
+        ],
+    ),
+    ("CAP_SYS_RAWIO", &["iopl", "ioperm"]),
+    (
+        "CAP_SYS_TIME",
+        &["settimeofday", "clock_settime", "clock_adjtime"],
+    ),
+    ("CAP_SYS_TTY_CONFIG", &["vhangup"]),
+    (
+        "CAP_SYS_NICE",
+        &[
+            "get_mempolicy",
+            "mbind",
+            "set_mempolicy",
+            "set_mempolicy_home_node",
+        ],
+    ),
+    ("CAP_SYSLOG", &["syslog"]),
+    ("CAP_BPF", &["bpf"]),
+    ("CAP_PERFMON", &["perf_event_open"]),
+];
+
+#[test]
+fn each_added_capability_opens_the_syscalls_docker_opens_for_it() {
+    let none = Program::compile(&profile_for_capabilities(&[])).unwrap();
+    for (cap, calls) in DOCKER_CAP_RULES {
+        let short = cap.strip_prefix("CAP_").unwrap();
+        let p = Program::compile(&profile_for_capabilities(&[short])).unwrap();
+        for call in *calls {
+            assert_eq!(x86(&p, call, [0; 6]), RET_ALLOW, "{call} with {cap}");
+        }
+        // Only what the capability needs: the other capabilities' calls stay shut.
+        let own = calls_of(cap);
+        for (_, others) in profile::BY_CAPABILITY {
+            for call in others.iter().filter(|c| !own.contains(c)) {
+                assert_eq!(x86(&p, call, [0; 6]), RET_ERRNO | 1, "{call} with {cap}");
+            }
+        }
+    }
+    // Without any capability, every capability-gated call is refused.
+    for (_, calls) in profile::BY_CAPABILITY {
+        for call in *calls {
+            assert_eq!(
+                x86(&none, call, [0; 6]),
+                RET_ERRNO | 1,
+                "{call} with no caps"
+            );
+        }
+    }
+}
+
+/// The calls berth's table grants for `cap`.
+fn calls_of(cap: &str) -> Vec<&'static str> {
+    profile::BY_CAPABILITY
+        .iter()
+        .filter(|(c, _)| *c == cap)
+        .flat_map(|(_, l)| l.iter().copied())
+        .collect()
+}
+
+#[test]
+fn capability_sets_that_open_the_same_calls_share_the_default_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut defaults: Vec<&str> = DEFAULT_CAPABILITIES
+        .iter()
+        .map(|c| c.strip_prefix("CAP_").unwrap())
+        .collect();
+    defaults.reverse();
+    let default = Program::default_cached(dir.path()).unwrap();
+    assert_eq!(
+        Program::for_capabilities_cached(dir.path(), &defaults).unwrap(),
+        default
+    );
+    defaults.push("NET_ADMIN");
+    assert_eq!(
+        Program::for_capabilities_cached(dir.path(), &defaults).unwrap(),
+        default
+    );
+    let count = || std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(count(), 1, "one cached program so far");
+    // An added capability that opens syscalls: its own profile, its own cache file.
+    for (i, extra) in ["SYS_ADMIN", "DAC_READ_SEARCH"].into_iter().enumerate() {
+        let mut caps = defaults.clone();
+        caps.push(extra);
+        let p = Program::for_capabilities_cached(dir.path(), &caps).unwrap();
+        assert_ne!(p, default, "{extra}");
+        assert_eq!(
+            p,
+            Program::compile(&profile_for_capabilities(&caps)).unwrap()
+        );
+        assert_eq!(count(), 2 + i, "{extra} gets a cache file of its own");
+    }
+    // Dropping a capability closes its calls (Docker: chroot only with CAP_SYS_CHROOT).
+    let dropped: Vec<&str> = defaults
+        .iter()
+        .copied()
+        .filter(|c| *c != "SYS_CHROOT")
+        .collect();
+    let p = Program::for_capabilities_cached(dir.path(), &dropped).unwrap();
+    assert_eq!(x86(&p, "chroot", [0; 6]), RET_ERRNO | 1);
+    assert_eq!(x86(&default, "chroot", [0; 6]), RET_ALLOW);
+    assert_eq!(
+        seccomp_capabilities(&["sys_admin", "CAP_SYS_ADMIN", "NET_ADMIN", "SYSLOG"]),
+        vec!["CAP_SYS_ADMIN", "CAP_SYSLOG"]
+    );
+}
+
+#[test]
+fn cache_keys_differ_by_capability_set() {
+    let keys: Vec<String> = [
+        &["CAP_SYS_ADMIN"][..],
+        &["CAP_DAC_READ_SEARCH"],
+        &["CAP_SYS_ADMIN", "CAP_DAC_READ_SEARCH"],
+        &["CAP_SYS_PTRACE"],
+        &[],
+    ]
+    .iter()
+    .map(|c| cache::profile_key(&profile_for_capabilities(c)).unwrap())
+    .collect();
+    for (i, a) in keys.iter().enumerate() {
+        for b in &keys[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+}

@@ -57,9 +57,15 @@ pub struct CreateFlags {
     /// Number of CPUs (e.g. 0.5).
     #[arg(long)]
     pub cpus: Option<String>,
-    /// Limit the number of processes (-1 = unlimited).
+    /// Limit the number of processes (default 2048; 0 or -1 = unlimited).
     #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
+    /// Add a host device: HOST[:CONTAINER][:PERMISSIONS] (permissions some of rwm).
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Allow devices in the device cgroup: "TYPE MAJOR:MINOR ACCESS" (e.g. 'c 5:1 rw').
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
     /// Ulimit options (name=soft[:hard]).
     #[arg(long)]
     pub ulimit: Vec<String>,
@@ -113,6 +119,8 @@ impl CreateFlags {
             memory: self.memory.clone(),
             cpus: self.cpus.clone(),
             pids_limit: self.pids_limit,
+            devices: self.device.clone(),
+            device_cgroup_rules: self.device_cgroup_rule.clone(),
             ulimits: self.ulimit.clone(),
             network: self.network.clone(),
             cap_add: self.cap_add.clone(),
