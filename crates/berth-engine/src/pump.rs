@@ -127,6 +127,8 @@ pub struct Pump<'a> {
     /// Container stderr (pipe read end); None with a pty.
     pub err: Option<OwnedFd>,
     /// Our input to forward (stdin), and where it goes (pipe write end or a dup of the pty master).
+    /// A non-blocking destination is fed as it drains, so a container that does not read its stdin
+    /// never stops the copying of its output.
     pub input: Option<(BorrowedFd<'a>, OwnedFd)>,
     /// Copy output to our stdout/stderr.
     pub echo: bool,
@@ -138,6 +140,21 @@ pub struct Pump<'a> {
     pub resize: Option<(BorrowedFd<'a>, BorrowedFd<'a>)>,
     /// Shed clean pages after a second without activity (the monitor, which lives long).
     pub trim_when_idle: bool,
+}
+
+/// Writes as much of `data` as `fd` takes now; None when it can take nothing more (EOF, error).
+fn write_some(fd: BorrowedFd<'_>, data: &[u8]) -> Option<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match rustix::io::write(fd, &data[done..]) {
+            Ok(0) => return None,
+            Ok(n) => done += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(_) => return None,
+        }
+    }
+    Some(done)
 }
 
 fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> bool {
@@ -165,6 +182,8 @@ impl Pump<'_> {
         forward: &mut dyn FnMut(i32),
     ) -> Result<(), PumpError> {
         let mut buf = vec![0u8; 32 * 1024];
+        // Input read from our stdin that its destination has not taken yet.
+        let mut pending: Vec<u8> = Vec::new();
         let mut exited = false;
         let mut active = self.trim_when_idle;
         let mut trim_now = false;
@@ -176,9 +195,9 @@ impl Pump<'_> {
             if exited && out_fd.is_none() && err_fd.is_none() {
                 break;
             }
-            // Slot order: out, err, input, signals, pidfd.
-            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(5);
-            let mut slots = [usize::MAX; 5];
+            // Slot order: out, err, input, signals, pidfd, input's destination.
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(6);
+            let mut slots = [usize::MAX; 6];
             if let Some(fd) = &out_fd {
                 slots[0] = fds.len();
                 fds.push(PollFd::new(fd, PollFlags::IN));
@@ -187,11 +206,17 @@ impl Pump<'_> {
                 slots[1] = fds.len();
                 fds.push(PollFd::new(fd, PollFlags::IN));
             }
-            if let Some((src, _)) = &self.input
+            if let Some((src, dst)) = &self.input
                 && !exited
             {
-                slots[2] = fds.len();
-                fds.push(PollFd::new(src, PollFlags::IN));
+                // Read more only once the destination has taken what was read before.
+                if pending.is_empty() {
+                    slots[2] = fds.len();
+                    fds.push(PollFd::new(src, PollFlags::IN));
+                } else {
+                    slots[5] = fds.len();
+                    fds.push(PollFd::new(dst, PollFlags::OUT));
+                }
             }
             let sigfd_raw = self.signals.map(|s| s.as_fd());
             if let Some(s) = &sigfd_raw {
@@ -242,12 +267,13 @@ impl Pump<'_> {
             let ready = |slot: usize, fds: &[PollFd<'_>]| {
                 slot != usize::MAX && !fds[slot].revents().is_empty()
             };
-            let (r_out, r_err, r_in, r_sig, r_pid) = (
+            let (r_out, r_err, r_in, r_sig, r_pid, r_dst) = (
                 ready(slots[0], &fds),
                 ready(slots[1], &fds),
                 ready(slots[2], &fds),
                 ready(slots[3], &fds),
                 ready(slots[4], &fds),
+                ready(slots[5], &fds),
             );
             drop(fds);
             if r_out && !self.copy_out(Stream::Stdout, &mut buf, stdout) {
@@ -259,12 +285,27 @@ impl Pump<'_> {
             if r_in && let Some((src, dst)) = self.input.as_ref().map(|(s, d)| (*s, d.as_fd())) {
                 let ok = match rustix::io::read(src, &mut buf) {
                     Ok(0) => false,
-                    Ok(n) => write_all(dst, &buf[..n]),
+                    Ok(n) => match write_some(dst, &buf[..n]) {
+                        Some(k) => {
+                            pending.extend_from_slice(&buf[k..n]);
+                            true
+                        }
+                        None => false,
+                    },
                     Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => true,
                     Err(_) => false,
                 };
                 if !ok {
                     self.input = None; // closes the container's stdin
+                }
+            }
+            if r_dst && let Some((_, dst)) = self.input.as_ref() {
+                match write_some(dst.as_fd(), &pending) {
+                    Some(k) => drop(pending.drain(..k)),
+                    None => {
+                        pending.clear();
+                        self.input = None;
+                    }
                 }
             }
             if r_sig && let Some(sfd) = self.signals {

@@ -2,7 +2,7 @@
 //! capabilities, seccomp filter and no-new-privileges; its own user, env, cwd and tty.
 
 use super::Engine;
-use super::start::{dev_null, dup};
+use super::start::{dup, plain_stdio};
 use crate::error::{Error, Result};
 use crate::pump::{self, Pump};
 use crate::record::Status;
@@ -130,24 +130,15 @@ impl Engine {
             r.map_err(pump_err)?;
             return Ok(child.wait().map_err(runtime_err)?.docker_code());
         }
-        let stdin_fd = if o.interactive {
-            dup(stdin)?
-        } else {
-            dev_null()?
-        };
-        let stdio = Stdio::Fds {
-            stdin: stdin_fd,
-            stdout: dup(stdout)?,
-            stderr: dup(rustix::stdio::stderr())?,
-        };
-        let mut child = berth_runtime::exec(st.pid, &process, None, seccomp.as_ref(), stdio)
+        let plain = plain_stdio(o.interactive, false)?;
+        let mut child = berth_runtime::exec(st.pid, &process, None, seccomp.as_ref(), plain.stdio)
             .map_err(runtime_err)?;
         let sigs = pump::signal_fd(&pump::FORWARDED, false).map_err(pump_err)?;
         let mut pm = Pump {
-            out: None,
-            err: None,
-            input: None,
-            echo: false,
+            out: plain.out,
+            err: plain.err,
+            input: plain.input.map(|w| (stdin, w)),
+            echo: true,
             log: None,
             signals: Some(&sigs),
             resize: None,

@@ -1,7 +1,9 @@
 //! Starting containers. Foreground (`run`, `start -a`): this process is the container's parent,
 //! copies its output (and the JSON log unless `--rm`), forwards stdin and signals, and records the
-//! exit. Detached (`run -d`, `start`): a monitor — this binary re-executed as `__monitor ID` in its
-//! own session — does the same without a terminal and reports the start's outcome through a pipe.
+//! exit. The container never gets the caller's terminal: a pty of its own with `-t`, else pipes
+//! relayed by the pump for whichever of our fds 0–2 are terminals (see [`plain_stdio`]).
+//! Detached (`run -d`, `start`): a monitor — this binary re-executed as `__monitor ID` in its own
+//! session — does the same without a terminal and reports the start's outcome through a pipe.
 
 use super::{Engine, Prepared, mark_exited};
 use crate::error::{Error, Result, io_err};
@@ -29,6 +31,88 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 pub(crate) fn dup(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd> {
     rustix::io::fcntl_dupfd_cloexec(fd, 3).map_err(|e| io_err("duplicate", "stdio fd")(e.into()))
+}
+
+/// The container's stdio when it has no pty of its own, and the ends this process relays.
+pub(crate) struct Plain {
+    /// What the container gets as fds 0, 1 and 2.
+    pub(crate) stdio: Stdio,
+    /// Read end of the container's stdout (and of its stderr when both go to one terminal).
+    pub(crate) out: Option<OwnedFd>,
+    /// Read end of the container's stderr.
+    pub(crate) err: Option<OwnedFd>,
+    /// Write end of the container's stdin, fed from ours.
+    pub(crate) input: Option<OwnedFd>,
+}
+
+/// The container's fds 0–2 without `-t`. The caller's terminal is never handed over: a process
+/// holding it could read what the user types, change its modes, or push input into the user's
+/// shell (TIOCSTI). Each of our fds 0–2 that is a terminal becomes a pipe that the pump relays, as
+/// with Docker and Podman; anything else (a pipe, a file, a socket) is passed as it is, so bulk
+/// output stays zero-copy. Stdin is forwarded only if `interactive` (else /dev/null). `capture`
+/// pipes stdout and stderr whatever they are (for the JSON log).
+pub(crate) fn plain_stdio(interactive: bool, capture: bool) -> Result<Plain> {
+    use rustix::termios::isatty;
+    let (stdin, stdout, stderr) = (
+        rustix::stdio::stdin(),
+        rustix::stdio::stdout(),
+        rustix::stdio::stderr(),
+    );
+    let (c_in, input) = if !interactive {
+        (dev_null()?, None)
+    } else if isatty(stdin) {
+        let (r, w) = pipe()?;
+        // The pump must never block on a container that does not read: it would stop copying
+        // the container's output, which the container may be blocked on in turn.
+        rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK)
+            .map_err(|e| io_err("set O_NONBLOCK on", "stdin pipe")(e.into()))?;
+        (r, Some(w))
+    } else {
+        (dup(stdin)?, None)
+    };
+    let relay_out = capture || isatty(stdout);
+    let relay_err = capture || isatty(stderr);
+    if !capture && relay_out && relay_err && same_file(stdout, stderr) {
+        // One pipe for both keeps the order in which the container interleaves them.
+        let (r, w) = pipe()?;
+        return Ok(Plain {
+            stdio: Stdio::Fds {
+                stdin: c_in,
+                stdout: dup(w.as_fd())?,
+                stderr: w,
+            },
+            out: Some(r),
+            err: None,
+            input,
+        });
+    }
+    let relay = |fd, yes: bool| -> Result<(OwnedFd, Option<OwnedFd>)> {
+        if yes {
+            let (r, w) = pipe()?;
+            Ok((w, Some(r)))
+        } else {
+            Ok((dup(fd)?, None))
+        }
+    };
+    let (c_out, out) = relay(stdout, relay_out)?;
+    let (c_err, err) = relay(stderr, relay_err)?;
+    Ok(Plain {
+        stdio: Stdio::Fds {
+            stdin: c_in,
+            stdout: c_out,
+            stderr: c_err,
+        },
+        out,
+        err,
+        input,
+    })
+}
+
+fn same_file(a: std::os::fd::BorrowedFd<'_>, b: std::os::fd::BorrowedFd<'_>) -> bool {
+    match (rustix::fs::fstat(a), rustix::fs::fstat(b)) {
+        (Ok(x), Ok(y)) => (x.st_dev, x.st_ino, x.st_rdev) == (y.st_dev, y.st_ino, y.st_rdev),
+        _ => false,
+    }
 }
 
 impl Engine {
@@ -186,43 +270,16 @@ impl Engine {
             return self.finish(&p, &mut child, durable);
         }
 
-        let stdin_fd = if interactive {
-            dup(stdin)?
-        } else {
-            dev_null()?
-        };
-        let (stdio, out, err) = if auto_remove {
-            (
-                Stdio::Fds {
-                    stdin: stdin_fd,
-                    stdout: dup(stdout)?,
-                    stderr: dup(rustix::stdio::stderr())?,
-                },
-                None,
-                None,
-            )
-        } else {
-            let (or, ow) = pipe()?;
-            let (er, ew) = pipe()?;
-            (
-                Stdio::Fds {
-                    stdin: stdin_fd,
-                    stdout: ow,
-                    stderr: ew,
-                },
-                Some(or),
-                Some(er),
-            )
-        };
-        let mut child = self.launch(&p, stdio, durable)?;
+        let plain = plain_stdio(interactive, !auto_remove)?;
+        let mut child = self.launch(&p, plain.stdio, durable)?;
         let sigs = pump::signal_fd(&pump::FORWARDED, false).map_err(|source| Error::Pump {
             id: id.clone(),
             cause: source,
         })?;
         let mut pm = Pump {
-            out,
-            err,
-            input: None,
+            out: plain.out,
+            err: plain.err,
+            input: plain.input.map(|w| (stdin, w)),
             echo: true,
             log: log.as_mut(),
             signals: Some(&sigs),
