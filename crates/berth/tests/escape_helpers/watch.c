@@ -8,7 +8,7 @@
  *   WRITE pid result        reopening that handle for writing (never written to), at once and at the end
  *   FD pid n -> target      a descriptor of the process
  *   SECRET pid n data       a directory descriptor of the process led to SECRET_PATH outside the root
- *   ATTACH pid result       PTRACE_SEIZE of the process
+ *   ATTACH pid result       PTRACE_SEIZE of the process (HOST-EXE if it was still the host binary)
  *   DONE seen=N             the number of processes probed
  * Pids in a fresh pid namespace are handed out in order and nothing else forks here, so the next pid is
  * always last+1: spinning on that one path keeps the window between setns and execve within reach. */
@@ -92,7 +92,12 @@ static void probe(int pid) {
     }
     probe_fds(pid);
     if (ptrace(PTRACE_SEIZE, pid, 0, 0) == 0) {
-        printf("ATTACH %d attached\n", pid);
+        /* Attaching to the container's own program after execve is ordinary; attaching to the runtime
+         * binary before it is the escape, so say which one was caught. */
+        struct stat st;
+        int host = stat(path, &st) == 0 && (unsigned long)st.st_dev == host_dev &&
+                   (unsigned long)st.st_ino == host_ino;
+        printf("ATTACH %d attached%s\n", pid, host ? " HOST-EXE" : "");
         ptrace(PTRACE_DETACH, pid, 0, 0);
     } else {
         printf("ATTACH %d %s\n", pid, strerror(errno));
