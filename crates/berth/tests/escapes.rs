@@ -312,10 +312,16 @@ fn berth_with_leaked_dir(t: &TestRoot, dir: &Path, args: &[&str]) -> Output {
     let raw = std::os::fd::AsRawFd::as_raw_fd(&leak);
     let mut c = t.berth_std();
     c.args(args).stdin(Stdio::null());
-    // SAFETY: dup2 is async-signal-safe; it runs in the forked child before exec and touches no memory.
+    // SAFETY: dup2 and fcntl are async-signal-safe; they run in the forked child before exec and touch no
+    // memory. dup2 onto itself keeps close-on-exec, so that case clears the flag instead.
     unsafe {
         c.pre_exec(move || {
-            if libc::dup2(raw, 9) < 0 {
+            let r = if raw == 9 {
+                libc::fcntl(9, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, 9)
+            };
+            if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
