@@ -542,6 +542,7 @@ fn watch_execs(t: &TestRoot, extra: &[&str], prog: &[&str], s: &HostSecret) -> S
     }
     let mut exec = vec!["exec", c.as_str()];
     exec.extend_from_slice(prog);
+    let (mut execs, mut failure) = (0, None);
     for _ in 0..200 {
         if start.elapsed() > Duration::from_secs(15) {
             break;
@@ -552,14 +553,20 @@ fn watch_execs(t: &TestRoot, extra: &[&str], prog: &[&str], s: &HostSecret) -> S
             .timeout(Duration::from_secs(10))
             .output()
             .unwrap();
+        if o.status.success() {
+            execs += 1;
+        } else if failure.is_none() {
+            failure = Some(stderr(&o));
+        }
         if stderr(&o).contains("is not running") {
             break;
         }
     }
-    ok(t, &["kill", &c]);
+    ok(t, &["kill", "-s", "TERM", &c]);
     wait_stopped(t, &c);
     let logs = stdout(&run(t, &["logs", &c]));
     ok(t, &["rm", "-f", &c]);
+    assert!(execs > 0, "no `berth exec` succeeded: {failure:?}\n{logs}");
     logs
 }
 
@@ -719,7 +726,7 @@ fn cve_2019_5736_proc_self_exe_script_does_not_run_the_host_binary() {
                 .timeout(Duration::from_secs(10))
                 .output();
         }
-        ok(&t, &["kill", &c]);
+        ok(&t, &["kill", "-s", "TERM", &c]);
         wait_stopped(&t, &c);
         let logs = stdout(&run(&t, &["logs", &c]));
         ok(&t, &["rm", "-f", &c]);

@@ -9,7 +9,7 @@
  *   FD pid n -> target      a descriptor of the process
  *   SECRET pid n data       a directory descriptor of the process led to SECRET_PATH outside the root
  *   ATTACH pid result       PTRACE_SEIZE of the process (HOST-EXE if it was still the host binary)
- *   DONE seen=N             the number of processes probed
+ *   DONE seen=N             the number of processes probed (at the end, or on SIGTERM)
  * Pids in a fresh pid namespace are handed out in order and nothing else forks here, so the next pid is
  * always last+1: spinning on that one path keeps the window between setns and execve within reach. */
 #define _GNU_SOURCE
@@ -29,6 +29,12 @@
 static unsigned long host_dev, host_ino;
 static const char *secret;
 static int held[64], held_pid[64], nheld;
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig) {
+    (void)sig;
+    stop = 1;
+}
 
 static double now(void) {
     struct timespec t;
@@ -98,7 +104,12 @@ static void probe(int pid) {
         int host = stat(path, &st) == 0 && (unsigned long)st.st_dev == host_dev &&
                    (unsigned long)st.st_ino == host_ino;
         printf("ATTACH %d attached%s\n", pid, host ? " HOST-EXE" : "");
-        ptrace(PTRACE_DETACH, pid, 0, 0);
+        /* Detaching needs a ptrace-stop; leave the process to go on as if never touched. */
+        if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) == 0) {
+            int ws;
+            if (waitpid(pid, &ws, __WALL) == pid && WIFSTOPPED(ws))
+                ptrace(PTRACE_DETACH, pid, 0, 0);
+        }
     } else {
         printf("ATTACH %d %s\n", pid, strerror(errno));
     }
@@ -116,10 +127,12 @@ int main(int argc, char **argv) {
     double end = now() + atof(argv[4]);
     setvbuf(stdout, 0, _IOLBF, 0);
     signal(SIGCHLD, SIG_IGN);
+    /* As pid 1 it only gets the signals it handles: SIGTERM ends the watch early with the summary. */
+    signal(SIGTERM, on_term);
     printf("READY\n");
     int next = getpid() + 1, seen = 0;
     char path[64], later[64];
-    while (now() < end) {
+    while (now() < end && !stop) {
         snprintf(path, sizeof path, "/proc/%d", next);
         snprintf(later, sizeof later, "/proc/%d", next + 1);
         if (access(path, F_OK) == 0) {
