@@ -107,18 +107,20 @@ fn assert_refused_or_inside(case: &str, out: &Output, workdir: &str) {
     }
 }
 
-/// The C helpers of tests/escape_helpers, built once with `gcc -static` into a scratch dir that containers
-/// get read-only at /h.
+/// The C helpers of tests/escape_helpers, built once per test run with `gcc -static` into one scratch dir
+/// (reused, like busybox.tar, so runs leave no litter) that containers get read-only at /h.
 fn helpers() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = scratch_dir().join(format!("escape-helpers-{}", std::process::id()));
+        let dir = scratch_dir().join("escape-helpers");
         std::fs::create_dir_all(&dir).unwrap();
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape_helpers");
         for name in ["watch", "shocker"] {
+            // Built under a private name and renamed, so a concurrent run never executes half a file.
+            let tmp = dir.join(format!(".{name}-{}", std::process::id()));
             let out = Command::new("gcc")
                 .args(["-static", "-O2", "-o"])
-                .arg(dir.join(name))
+                .arg(&tmp)
                 .arg(src.join(format!("{name}.c")))
                 .output()
                 .expect("run gcc");
@@ -127,6 +129,7 @@ fn helpers() -> &'static Path {
                 "gcc {name}.c: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            std::fs::rename(&tmp, dir.join(name)).unwrap();
         }
         dir
     })
@@ -407,13 +410,15 @@ fn cve_2024_21626_descriptor_leaked_by_the_caller_is_not_inherited() {
 fn v2_wrapper() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        let p = scratch_dir().join(format!("cgroup-v2-{}.sh", std::process::id()));
+        let p = scratch_dir().join("cgroup-v2.sh");
+        let tmp = scratch_dir().join(format!(".cgroup-v2-{}.sh", std::process::id()));
         std::fs::write(
-            &p,
+            &tmp,
             "set -e\nmount --make-rprivate /\numount -l /sys/fs/cgroup\n\
              mount -t cgroup2 none /sys/fs/cgroup\nexec \"$@\"\n",
         )
         .unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
         p
     })
 }
