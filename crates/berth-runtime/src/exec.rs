@@ -75,6 +75,19 @@ fn cgroup_of(pid: i32) -> Result<String, Error> {
         action: format!("reading {p}"),
         source,
     })?;
+    // On a v2 host the unified line ("0::/path") is the container's: a hybrid kernel still lists
+    // its v1 hierarchies, at "/", for a process placed only in v2.
+    if let Ok(crate::cgroups::Hierarchy::V2 { .. }) = crate::cgroups::Hierarchy::host()
+        && let Some(path) = text.lines().find_map(|l| l.strip_prefix("0::"))
+    {
+        return match path.trim_matches('/') {
+            "" => Err(Error::sys(
+                format!("pid {pid} is in the root cgroup ({p})"),
+                libc::EINVAL,
+            )),
+            _ => Ok(path.to_owned()),
+        };
+    }
     let mut fallback = None;
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');

@@ -162,7 +162,19 @@ impl Engine {
             .iter()
             .map(|u| options::parse_ulimit(u))
             .collect::<Result<Vec<_>, _>>()?;
-        let pids_limit = options::pids_limit(opts.pids_limit)?;
+        let pids_limit = match options::pids_limit(opts.pids_limit)? {
+            // The default only where the host can enforce it (as Podman does): a v2 host whose
+            // root does not offer the pids controller has no pids.max to write. A limit the user
+            // asked for is still applied, and fails clearly there.
+            Some(_)
+                if opts.pids_limit.is_none()
+                    && !berth_runtime::cgroups::Hierarchy::host()
+                        .is_ok_and(|h| h.has_controller("pids")) =>
+            {
+                None
+            }
+            l => l,
+        };
         let mut devices = Vec::with_capacity(opts.devices.len());
         for d in &opts.devices {
             let m = options::parse_device(d)?;

@@ -63,6 +63,16 @@ impl Hierarchy {
         Ok(Self::v1_at(root))
     }
 
+    /// Whether `controller` ("pids", "memory", …) can be used here: on v1 a hierarchy holds it, on
+    /// v2 the root's `cgroup.controllers` lists it.
+    pub fn has_controller(&self, controller: &str) -> bool {
+        match self {
+            Hierarchy::V1 { mounts } => mounts.iter().any(|m| m.controllers.contains(&controller)),
+            Hierarchy::V2 { root } => std::fs::read_to_string(root.join("cgroup.controllers"))
+                .is_ok_and(|s| s.split_whitespace().any(|c| c == controller)),
+        }
+    }
+
     /// The v1 layout with controllers under `root/<name>`; co-mounted controllers (symlinks to one
     /// mount) share one [`Mount`], absent controllers are left out.
     pub fn v1_at(root: &Path) -> Hierarchy {

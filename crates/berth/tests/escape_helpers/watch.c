@@ -5,7 +5,8 @@
  * usage: watch HOST_DEV HOST_INO SECRET_PATH SECONDS
  * Prints one line per finding; the test judges them from the host:
  *   EXE pid dev ino         /proc/pid/exe opened, with the file's identity (HOST-EXE if it is the host binary)
- *   WRITE pid result        reopening that handle for writing (never written to), at once and at the end
+ *   WRITE pid result        reopening a handle on the host binary for writing (never written to), at
+ *                           once and at the end
  *   FD pid n -> target      a descriptor of the process
  *   SECRET pid n data       a directory descriptor of the process led to SECRET_PATH outside the root
  *   ATTACH pid result       PTRACE_SEIZE of the process (HOST-EXE if it was still the host binary)
@@ -84,11 +85,15 @@ static void probe(int pid) {
         int host = (unsigned long)st.st_dev == host_dev && (unsigned long)st.st_ino == host_ino;
         printf("EXE %d %lu %lu%s\n", pid, (unsigned long)st.st_dev, (unsigned long)st.st_ino,
                host ? " HOST-EXE" : "");
-        char self[64];
-        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
-        int w = open(self, O_WRONLY);
-        printf("WRITE %d %s\n", pid, w >= 0 ? "opened" : strerror(errno));
-        if (w >= 0) close(w);
+        /* Only the host binary matters: a container's own program (or berth's sealed memfd copy,
+         * whose seals refuse every write) may well open for writing. */
+        if (host) {
+            char self[64];
+            snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+            int w = open(self, O_WRONLY);
+            printf("WRITE %d %s\n", pid, w >= 0 ? "opened" : strerror(errno));
+            if (w >= 0) close(w);
+        }
         if (host && nheld < 64) {
             held_pid[nheld] = pid;
             held[nheld++] = fd;
