@@ -13,6 +13,14 @@ UNIFIED=/sys/fs/cgroup/unified
 if [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = tmpfs ] && [ -f "$UNIFIED/cgroup.controllers" ]; then
   for c in $(cat "$UNIFIED/cgroup.controllers" 2>/dev/null); do
     mountpoint -q "/sys/fs/cgroup/$c" && continue
+    # A controller enabled in some v2 subtree cannot move (EBUSY): a berth run on the unified hierarchy
+    # (the tests' simulated v2 host) enables what it finds there. Disable it deepest cgroup first.
+    find "$UNIFIED" -type d | awk -F/ '{ print NF, $0 }' | sort -rn | cut -d' ' -f2- | while read -r d; do
+      grep -qw "$c" "$d/cgroup.subtree_control" 2>/dev/null && echo "-$c" > "$d/cgroup.subtree_control" || true
+    done
+    # Its emptied cgroups keep it busy until they go: remove berth's own empty ones (rmdir refuses any
+    # that still holds a process).
+    find "$UNIFIED/berth" -depth -type d -exec rmdir {} \; 2>/dev/null || true
     mkdir -p "/sys/fs/cgroup/$c"
     mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" ||
       echo "host-setup.sh: could not bind the $c controller to a v1 hierarchy; podman/crun peers may refuse to run" >&2

