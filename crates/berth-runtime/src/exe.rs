@@ -2,8 +2,9 @@
 //! is a fork of the caller, so until its `execve` its `/proc/<pid>/exe` is the caller's binary. A
 //! container root that can read it (`--cap-add SYS_PTRACE` defeats non-dumpability) would get a
 //! handle on the host's berth binary: executable, and writable once no berth process runs it
-//! (CVE-2019-5736). [`run_from_sealed_copy`] re-executes the caller from a sealed in-memory copy
-//! first, so the only binary ever in view is one nobody can change.
+//! (CVE-2019-5736). [`run_from_sealed_copy`] re-executes the caller first from a view of itself that
+//! nobody can change: a detached read-only overlay whose only layer is the binary's directory (no copy,
+//! as runc ≥ 1.2 does), or where that cannot be mounted a sealed in-memory copy.
 
 use std::ffi::{CString, c_char};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -27,14 +28,76 @@ fn is_sealed(fd: BorrowedFd<'_>) -> bool {
     rustix::fs::fcntl_get_seals(fd).is_ok_and(|s| s.contains(seals()))
 }
 
-/// Whether the running binary is already a sealed copy.
+/// `OVERLAYFS_SUPER_MAGIC` (linux/magic.h).
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// Whether `fd` is a file of a read-only overlay (what [`read_only_view`] makes; without an upper
+/// layer an overlay cannot be written whatever its mount flags say).
+fn is_read_only_overlay(fd: BorrowedFd<'_>) -> bool {
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between libcs
+    let overlay = rustix::fs::fstatfs(fd).is_ok_and(|s| s.f_type as i64 == OVERLAYFS_SUPER_MAGIC);
+    overlay
+        && rustix::fs::fstatvfs(fd)
+            .is_ok_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+}
+
+/// Whether the running binary is already an unchangeable view (a sealed copy or a read-only overlay).
 pub fn running_sealed() -> bool {
     rustix::fs::open(
         c"/proc/self/exe",
         OFlags::RDONLY | OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
-    .is_ok_and(|fd| is_sealed(fd.as_fd()))
+    .is_ok_and(|fd| is_sealed(fd.as_fd()) || is_read_only_overlay(fd.as_fd()))
+}
+
+/// The running binary seen through a detached, read-only overlay whose only layer is its directory:
+/// the same pages, no copy, and no way to write through it (an overlay without an upper layer is
+/// read-only, and the mount is attached nowhere a container could reach). `None` when it cannot be
+/// had (no overlayfs, no privilege, the binary was replaced on disk since it started).
+pub fn read_only_view() -> Option<OwnedFd> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let exe = std::fs::read_link("/proc/self/exe").ok()?;
+    let (dir, name) = (exe.parent()?, exe.file_name()?);
+    let running = rustix::fs::stat("/proc/self/exe").ok()?;
+    let fs = rustix::mount::fsopen(c"overlay", FsOpenFlags::FSOPEN_CLOEXEC).ok()?;
+    rustix::mount::fsconfig_set_string(&fs, c"source", c"berth-exe").ok()?;
+    rustix::mount::fsconfig_set_string(&fs, c"lowerdir+", dir).ok()?;
+    // An overlay without an upper layer needs two lower ones: the second, an empty detached tmpfs,
+    // adds nothing.
+    let empty = rustix::mount::fsopen(c"tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).ok()?;
+    rustix::mount::fsconfig_create(&empty).ok()?;
+    let empty = rustix::mount::fsmount(
+        &empty,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY,
+    )
+    .ok()?;
+    rustix::mount::fsconfig_set_fd(&fs, c"lowerdir+", empty.as_fd()).ok()?;
+    rustix::mount::fsconfig_create(&fs).ok()?;
+    let mnt = rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )
+    .ok()?;
+    let file = rustix::fs::openat(
+        &mnt,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    // The same binary, not one installed over it since we started: overlay reports the lower
+    // file's inode number, size and times.
+    let seen = rustix::fs::fstat(&file).ok()?;
+    let same = seen.st_ino == running.st_ino
+        && seen.st_size == running.st_size
+        && seen.st_mtime == running.st_mtime
+        && seen.st_mtime_nsec == running.st_mtime_nsec;
+    same.then_some(file)
 }
 
 /// A sealed, executable in-memory copy of the running binary.
@@ -77,15 +140,18 @@ pub fn sealed_copy() -> Result<OwnedFd, Error> {
     Ok(mfd)
 }
 
-/// Unless the running binary is already a sealed copy, replaces the process with a sealed copy of
-/// itself, same arguments and environment: returns only on error, or at once when already sealed.
+/// Unless the running binary is already an unchangeable view, replaces the process with one of
+/// itself ([`read_only_view`], else [`sealed_copy`]), same arguments and environment: returns only on error, or at once when already sealed.
 /// Call it first thing in `main` (single-threaded, nothing open that matters) for commands that
 /// put berth's own processes in view of a container.
 pub fn run_from_sealed_copy() -> Result<(), Error> {
     if running_sealed() {
         return Ok(());
     }
-    let copy = sealed_copy()?;
+    let copy = match read_only_view() {
+        Some(view) => view,
+        None => sealed_copy()?,
+    };
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
@@ -114,7 +180,7 @@ pub fn run_from_sealed_copy() -> Result<(), Error> {
         )
     };
     Err(Error::sys(
-        "re-executing berth from its sealed copy",
+        "re-executing berth from its read-only view",
         std::io::Error::last_os_error()
             .raw_os_error()
             .unwrap_or(libc::EIO),
