@@ -103,6 +103,13 @@ impl HostSecret {
     }
 }
 
+/// A fresh root with the busybox image `bb`, and a fresh host secret: where most attacks start.
+fn bb_and_secret() -> (TestRoot, HostSecret) {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    (t, HostSecret::new())
+}
+
 /// A failed run that names the working directory it refused (a clear error), or a run that stayed inside.
 fn assert_refused_or_inside(case: &str, out: &Output, workdir: &str) {
     if !out.status.success() {
@@ -228,9 +235,7 @@ fn wait_stopped(t: &TestRoot, c: &str) {
 
 #[test]
 fn cve_2024_21626_run_workdir_proc_self_fd_stays_inside() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     for a in workdir_attacks(&s, "run --rm -w") {
         a.judge(&run_sh(&t, &["-w", &a.wd], &a.attack));
     }
@@ -244,9 +249,7 @@ fn cve_2024_21626_run_workdir_proc_self_fd_stays_inside() {
 
 #[test]
 fn cve_2024_21626_detached_run_workdir_stays_inside() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     for a in workdir_attacks(&s, "run -d -w") {
         let o = run(&t, &["run", "-d", "-w", &a.wd, "bb", "sh", "-c", &a.attack]);
         a.judge(&o);
@@ -289,9 +292,7 @@ fn cve_2024_21626_image_workdir_stays_inside() {
 
 #[test]
 fn cve_2024_21626_exec_workdir_stays_inside() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     let c = sleeper(&t, ok);
     for a in workdir_attacks(&s, "exec -w") {
         a.judge(&run(&t, &["exec", "-w", &a.wd, &c, "sh", "-c", &a.attack]));
@@ -344,9 +345,7 @@ fn berth_with_leaked_dir(t: &TestRoot, dir: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn cve_2024_21626_descriptor_leaked_by_the_caller_is_not_inherited() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     let attack = s.attack("fd9");
     let leaked = |args: &[&str]| berth_with_leaked_dir(&t, s.dir.path(), args);
     let read_fd9 = "cat /proc/self/fd/9/secret; ls -l /proc/self/fd";
@@ -423,9 +422,7 @@ fn ok_v2(t: &TestRoot, args: &[&str]) -> String {
 
 #[test]
 fn cve_2024_21626_cgroup_v2_run_workdir_stays_inside() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     // berth runs on such a host at all: the container lands in a v2 cgroup.
     let cg = ok_v2(&t, &["run", "--rm", "bb", "cat", "/proc/self/cgroup"]);
     assert!(cg.lines().any(|l| l.starts_with("0::")), "{cg}");
@@ -438,9 +435,7 @@ fn cve_2024_21626_cgroup_v2_run_workdir_stays_inside() {
 
 #[test]
 fn cve_2024_21626_cgroup_v2_exec_workdir_stays_inside() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     let c = sleeper(&t, ok_v2);
     // exec works on a v2 host (it has to find the container's v2 cgroup to join it).
     let o = berth_v2(&t, &["exec", &c, "cat", "/proc/self/cgroup"]);
@@ -579,9 +574,7 @@ fn assert_nothing_reached(case: &str, logs: &str, t: &TestRoot, s: &HostSecret) 
 /// Watches `berth exec CTR /bin/true` in a container run with `extra`: nothing may reach the host, the
 /// berth binary must not change.
 fn assert_exec_child_contained(extra: &[&str], case: &str) {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     let before = sha256(&berth_bin());
     let logs = watch_execs(&t, extra, &["/bin/true"], &s);
     assert_nothing_reached(case, &logs, &t, &s);
@@ -601,9 +594,7 @@ fn cve_2019_5736_exec_child_gives_no_handle_with_sys_ptrace() {
 
 #[test]
 fn cve_2019_5736_proc_self_exe_script_does_not_run_the_host_binary() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     let before = sha256(&berth_bin());
     // The image carries a script whose interpreter is /proc/self/exe: if execve runs it from a process
     // whose executable is the host's berth, the interpreter is the host's berth binary.
@@ -852,9 +843,7 @@ fn cve_2022_0492_no_cgroup_v1_mount_or_release_agent() {
 
 #[test]
 fn shocker_open_by_handle_at_cannot_reach_the_host_root() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     let secret = s.path().to_string_lossy().into_owned();
     let vol = helpers_volume();
     // /h is a bind of a host ext4 directory: a descriptor on the host's filesystem. By default the
