@@ -3,27 +3,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use oci_spec::runtime::Spec;
-
-fn rt(root: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_berth-runtime"));
-    c.arg("--root").arg(root).stdin(Stdio::null());
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn state(root: &Path, id: &str) -> serde_json::Value {
     serde_json::from_str(&ok(rt(root).args(["state", id]))).unwrap()
@@ -37,27 +21,10 @@ fn wait_for(mut f: impl FnMut() -> bool) {
     }
 }
 
-fn bundle(r: &Rootfs, args: &[&str]) -> std::path::PathBuf {
-    let b = r.dir.path().to_owned();
-    let state_root = r.dir.path().join("state");
-    let _ = std::fs::remove_file(b.join("config.json"));
-    ok(rt(&state_root).args(["spec", "--bundle"]).arg(&b));
-    let mut s = Spec::load(b.join("config.json")).unwrap();
-    assert_eq!(s.root().as_ref().unwrap().path(), Path::new("rootfs"));
-    let p = s.process_mut().as_mut().unwrap();
-    p.set_terminal(Some(false));
-    p.set_args(Some(args.iter().map(|a| a.to_string()).collect()));
-    let mut root = s.root().clone().unwrap();
-    root.set_readonly(Some(false));
-    s.set_root(Some(root));
-    s.save(b.join("config.json")).unwrap();
-    b
-}
-
 #[test]
 fn create_start_exec_kill_delete() {
     let r = Rootfs::new();
-    let b = bundle(&r, &["sh", "-c", "echo hi > /tmp/out; exec sleep 60"]);
+    let b = bundle(&r, &["sh", "-c", "echo hi > /tmp/out; exec sleep 60"], None);
     let root = r.dir.path().join("state");
     let id = unique_id("cli");
     let pid_file = r.dir.path().join("pid");
@@ -141,7 +108,7 @@ fn create_start_exec_kill_delete() {
 #[test]
 fn run_propagates_exit_code_and_cleans_up() {
     let r = Rootfs::new();
-    let b = bundle(&r, &["sh", "-c", "exit 3"]);
+    let b = bundle(&r, &["sh", "-c", "exit 3"], None);
     let root = r.dir.path().join("state");
     let id = unique_id("clirun");
     let out = rt(&root)
@@ -159,7 +126,7 @@ fn run_propagates_exit_code_and_cleans_up() {
     assert!(!root.join(&id).exists());
     assert_no_cgroup(&id);
 
-    let b = bundle(&r, &["no-such-binary"]);
+    let b = bundle(&r, &["no-such-binary"], None);
     let id = unique_id("clirun2");
     let out = rt(&root)
         .args(["run", "--bundle"])
@@ -209,6 +176,7 @@ fn terminal_via_console_socket() {
             "-c",
             "test -t 0 && echo tty-yes; test -c /dev/console && echo console-yes",
         ],
+        None,
     );
     let mut s = Spec::load(b.join("config.json")).unwrap();
     s.process_mut().as_mut().unwrap().set_terminal(Some(true));

@@ -11,12 +11,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use oci_spec::runtime::Spec;
 
 /// The descriptor numbers an attacker tries.
 const FDS: std::ops::RangeInclusive<u32> = 3..=20;
 
-fn rt(root: &Path) -> Command {
+/// [`rt`] bounded by `timeout 30`: a runtime that hangs on an attack fails the test instead.
+fn rt_bounded(root: &Path) -> Command {
     let mut c = Command::new("timeout");
     c.arg("30")
         .arg(env!("CARGO_BIN_EXE_berth-runtime"))
@@ -24,16 +24,6 @@ fn rt(root: &Path) -> Command {
         .arg(root)
         .stdin(Stdio::null());
     c
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -92,28 +82,43 @@ impl HostSecret {
     }
 }
 
-/// A bundle on `r` running `args` in `cwd`.
-fn bundle(r: &Rootfs, args: &[&str], cwd: &str) -> PathBuf {
-    let b = r.dir.path().to_owned();
-    let _ = std::fs::remove_file(b.join("config.json"));
-    ok(rt(&b.join("state")).args(["spec", "--bundle"]).arg(&b));
-    let mut s = Spec::load(b.join("config.json")).unwrap();
-    let p = s.process_mut().as_mut().unwrap();
-    p.set_terminal(Some(false));
-    p.set_args(Some(args.iter().map(|a| a.to_string()).collect()));
-    p.set_cwd(cwd.into());
-    let mut root = s.root().clone().unwrap();
-    root.set_readonly(Some(false));
-    s.set_root(Some(root));
-    s.save(b.join("config.json")).unwrap();
-    b
+/// `create --bundle B ID` with the container's output into `log` (or nowhere): whether it succeeded.
+fn create(root: &Path, b: &Path, id: &str, log: Option<&Path>) -> bool {
+    let (out, err) = match log {
+        Some(l) => {
+            let f = std::fs::File::create(l).unwrap();
+            (Stdio::from(f.try_clone().unwrap()), Stdio::from(f))
+        }
+        None => (Stdio::null(), Stdio::null()),
+    };
+    rt_bounded(root)
+        .args(["create", "--bundle"])
+        .arg(b)
+        .arg(id)
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Creates and starts container `id` from bundle `b`, its output into `log` (or nowhere).
+fn create_and_start(root: &Path, b: &Path, id: &str, log: Option<&Path>) {
+    assert!(create(root, b, id, log), "create {id}");
+    ok(rt_bounded(root).args(["start", id]));
+}
+
+/// Deletes container `id` and checks that its cgroup is gone.
+fn remove(root: &Path, id: &str) {
+    ok(rt_bounded(root).args(["delete", "--force", id]));
+    assert_no_cgroup(id);
 }
 
 fn wait_stopped(root: &Path, id: &str) {
     let t = Instant::now();
     loop {
         let st: serde_json::Value =
-            serde_json::from_str(&ok(rt(root).args(["state", id]))).unwrap();
+            serde_json::from_str(&ok(rt_bounded(root).args(["state", id]))).unwrap();
         if st["status"] == "stopped" {
             return;
         }
@@ -122,57 +127,57 @@ fn wait_stopped(root: &Path, id: &str) {
     }
 }
 
+/// The CVE-2024-21626 attack with process.cwd `/proc/self/fd/N` for every N of [`FDS`]:
+/// `launch(root, bundle, id, n)` runs the container the `form` way and returns what it printed, which
+/// must not show the secret; the container is then removed (if it still exists) with its cgroup.
+fn cwd_attacks(
+    r: &Rootfs,
+    s: &HostSecret,
+    tag: &str,
+    form: &str,
+    mut launch: impl FnMut(&Path, &Path, &str, u32) -> String,
+) {
+    let root = r.dir.path().join("state");
+    for n in FDS {
+        let cwd = format!("/proc/self/fd/{n}");
+        let b = bundle(r, &["sh", "-c", &s.attack(&n.to_string())], Some(&cwd));
+        let id = unique_id(tag);
+        let all = launch(&root, &b, &id, n);
+        s.assert_untouched(&format!("{form}, process.cwd {cwd}"), &all);
+        let _ = rt_bounded(&root).args(["delete", "--force", &id]).output();
+        assert_no_cgroup(&id);
+    }
+}
+
 #[test]
 fn cve_2024_21626_process_cwd_through_run() {
     let r = Rootfs::new();
     let s = HostSecret::new();
-    let root = r.dir.path().join("state");
-    for n in FDS {
-        let cwd = format!("/proc/self/fd/{n}");
-        let b = bundle(&r, &["sh", "-c", &s.attack(&n.to_string())], &cwd);
-        let id = unique_id("cwd");
-        let o = rt(&root)
+    cwd_attacks(&r, &s, "cwd", "run", |root, b, id, _| {
+        let o = rt_bounded(root)
             .args(["run", "--bundle"])
-            .arg(&b)
-            .arg(&id)
+            .arg(b)
+            .arg(id)
             .output()
             .unwrap();
-        s.assert_untouched(&format!("run, process.cwd {cwd}"), &text(&o));
-        let _ = rt(&root).args(["delete", "--force", &id]).output();
-        assert_no_cgroup(&id);
-    }
+        text(&o)
+    });
 }
 
 #[test]
 fn cve_2024_21626_process_cwd_through_create_and_start() {
     let r = Rootfs::new();
     let s = HostSecret::new();
-    let root = r.dir.path().join("state");
-    for n in FDS {
-        let cwd = format!("/proc/self/fd/{n}");
-        let b = bundle(&r, &["sh", "-c", &s.attack(&n.to_string())], &cwd);
-        let id = unique_id("cwdc");
+    cwd_attacks(&r, &s, "cwdc", "create+start", |root, b, id, n| {
         let log = r.dir.path().join(format!("out-{n}"));
-        let f = std::fs::File::create(&log).unwrap();
-        let o = rt(&root)
-            .args(["create", "--bundle"])
-            .arg(&b)
-            .arg(&id)
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .status()
-            .unwrap();
-        if o.success() {
-            let st = rt(&root).args(["start", &id]).output().unwrap();
+        if create(root, b, id, Some(&log)) {
+            let st = rt_bounded(root).args(["start", id]).output().unwrap();
             if st.status.success() {
-                wait_stopped(&root, &id);
+                wait_stopped(root, id);
             }
         }
-        let all = std::fs::read_to_string(&log).unwrap_or_default();
-        s.assert_untouched(&format!("create+start, process.cwd {cwd}"), &all);
-        let _ = rt(&root).args(["delete", "--force", &id]).output();
-        assert_no_cgroup(&id);
-    }
+        std::fs::read_to_string(&log).unwrap_or_default()
+    });
 }
 
 #[test]
@@ -180,21 +185,12 @@ fn cve_2024_21626_exec_cwd() {
     let r = Rootfs::new();
     let s = HostSecret::new();
     let root = r.dir.path().join("state");
-    let b = bundle(&r, &["sleep", "120"], "/");
+    let b = bundle(&r, &["sleep", "120"], Some("/"));
     let id = unique_id("cwdx");
-    let st = rt(&root)
-        .args(["create", "--bundle"])
-        .arg(&b)
-        .arg(&id)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    ok(rt(&root).args(["start", &id]));
+    create_and_start(&root, &b, &id, None);
     for n in FDS {
         let cwd = format!("/proc/self/fd/{n}");
-        let o = rt(&root)
+        let o = rt_bounded(&root)
             .args([
                 "exec",
                 "--cwd",
@@ -208,8 +204,7 @@ fn cve_2024_21626_exec_cwd() {
             .unwrap();
         s.assert_untouched(&format!("exec --cwd {cwd}"), &text(&o));
     }
-    ok(rt(&root).args(["delete", "--force", &id]));
-    assert_no_cgroup(&id);
+    remove(&root, &id);
 }
 
 /// The watcher of crates/berth/tests/escape_helpers, built static into the container's /bin.
@@ -239,20 +234,10 @@ fn cve_2019_5736_exec_child_gives_no_handle_on_the_runtime_binary() {
     let root = r.dir.path().join("state");
     let secret = s.path().to_string_lossy().into_owned();
     let (dev, ino) = (meta.dev().to_string(), meta.ino().to_string());
-    let b = bundle(&r, &["/bin/watch", &dev, &ino, &secret, "15"], "/");
+    let b = bundle(&r, &["/bin/watch", &dev, &ino, &secret, "15"], Some("/"));
     let id = unique_id("watch");
     let log = r.dir.path().join("watch.log");
-    let f = std::fs::File::create(&log).unwrap();
-    let st = rt(&root)
-        .args(["create", "--bundle"])
-        .arg(&b)
-        .arg(&id)
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    ok(rt(&root).args(["start", &id]));
+    create_and_start(&root, &b, &id, Some(&log));
     let t = Instant::now();
     while !std::fs::read_to_string(&log).unwrap().contains("READY") {
         assert!(
@@ -266,7 +251,10 @@ fn cve_2019_5736_exec_child_gives_no_handle_on_the_runtime_binary() {
         if t.elapsed() > Duration::from_secs(12) {
             break;
         }
-        let o = rt(&root).args(["exec", &id, "/bin/true"]).output().unwrap();
+        let o = rt_bounded(&root)
+            .args(["exec", &id, "/bin/true"])
+            .output()
+            .unwrap();
         if o.status.success() {
             execs += 1;
         } else if failure.is_none() {
@@ -274,8 +262,7 @@ fn cve_2019_5736_exec_child_gives_no_handle_on_the_runtime_binary() {
         }
     }
     wait_stopped(&root, &id);
-    ok(rt(&root).args(["delete", "--force", &id]));
-    assert_no_cgroup(&id);
+    remove(&root, &id);
     let logs = std::fs::read_to_string(&log).unwrap();
     let host_pid_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
     let bad: Vec<&str> = logs

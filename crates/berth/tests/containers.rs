@@ -1040,29 +1040,7 @@ fn a_killed_cli_does_not_leave_a_running_container() {
 /// No process still runs with this root on its command line (monitors, CLIs). The detached cleaner
 /// that deletes a removed container's directory may still be finishing: it gets a few seconds.
 fn assert_no_processes(t: &TestRoot) {
-    let root = t.root().to_string_lossy().into_owned();
-    let me = std::process::id().to_string();
-    let left = || {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
-                continue;
-            }
-            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-                continue;
-            };
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&root) {
-                return Some(format!("process {name} left behind: {cmd}"));
-            }
-        }
-        None
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while let Some(p) = left() {
-        assert!(std::time::Instant::now() < deadline, "{p}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::assert_no_processes_within(t, std::time::Duration::from_secs(5));
 }
 
 #[test]

@@ -60,40 +60,10 @@ fn wait_running(t: &TestRoot, name: &str) {
     }
 }
 
-/// Processes (other than this test) with this root on their command line: monitors, CLIs,
-/// cleaners.
-fn root_processes(t: &TestRoot) -> Vec<String> {
-    let root = t.root().to_string_lossy().into_owned();
-    let me = std::process::id().to_string();
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
-            continue;
-        }
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(&root) {
-            found.push(format!("{name}: {cmd}"));
-        }
-    }
-    found
-}
-
 /// No process of this root is left. A detached cleaner may still be finishing a removal the
 /// last command made, so this waits a bounded time for the list to empty.
 fn assert_no_processes(t: &TestRoot) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = root_processes(t);
-        if left.is_empty() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "processes left behind: {left:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::assert_no_processes_within(t, Duration::from_secs(10));
 }
 
 /// Every container id ever created in this root, to check their cgroups at the end (the

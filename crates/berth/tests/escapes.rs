@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{TestRoot, ok, run, scratch_dir, stderr, stdout};
+use common::{TestRoot, ok, ok_sh, run, run_sh, scratch_dir, sh_args, stderr, stdout};
 use sha2::Digest;
 
 /// The descriptor numbers an attacker tries: every slot a leaked runtime descriptor could land in.
@@ -21,6 +21,24 @@ const FDS: std::ops::RangeInclusive<u32> = 3..=20;
 /// `../` repeated often enough to climb from any host directory to `/`.
 fn climb() -> String {
     "../".repeat(32)
+}
+
+/// A scratch directory on the host named `PREFIX…`, removed on drop.
+fn host_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(scratch_dir())
+        .unwrap_or_else(|e| panic!("temp dir {prefix}: {e}"))
+}
+
+/// `p` relative to `/`, to append to [`climb`].
+fn rel(p: &Path) -> String {
+    p.to_string_lossy().trim_start_matches('/').to_owned()
+}
+
+/// How many entries directory `p` holds.
+fn entries(p: &Path) -> usize {
+    std::fs::read_dir(p).unwrap().count()
 }
 
 /// A file on the host, outside every container, with random content, and a directory next to it where a
@@ -32,10 +50,7 @@ struct HostSecret {
 
 impl HostSecret {
     fn new() -> HostSecret {
-        let dir = tempfile::Builder::new()
-            .prefix("secret-")
-            .tempdir_in(scratch_dir())
-            .expect("secret dir");
+        let dir = host_dir("secret-");
         let content = format!("host-secret-{:032x}", rand::random::<u128>());
         std::fs::write(dir.path().join("secret"), &content).expect("write secret");
         HostSecret { dir, content }
@@ -47,22 +62,14 @@ impl HostSecret {
 
     /// The secret's path relative to `/`, to append to [`climb`].
     fn rel(&self) -> String {
-        self.path()
-            .to_string_lossy()
-            .trim_start_matches('/')
-            .to_owned()
+        rel(&self.path())
     }
 
     /// A shell line that reads the secret and writes `written-TAG` next to it, both from the working
     /// directory upwards: what a process whose cwd is a host directory can do.
     fn attack(&self, tag: &str) -> String {
         let up = climb();
-        let dir = self
-            .dir
-            .path()
-            .to_string_lossy()
-            .trim_start_matches('/')
-            .to_owned();
+        let dir = rel(self.dir.path());
         format!(
             "cat {up}{}; echo; echo pwned > {up}{dir}/written-{tag}; true",
             self.rel()
@@ -96,6 +103,13 @@ impl HostSecret {
     }
 }
 
+/// A fresh root with the busybox image `bb`, and a fresh host secret: where most attacks start.
+fn bb_and_secret() -> (TestRoot, HostSecret) {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    (t, HostSecret::new())
+}
+
 /// A failed run that names the working directory it refused (a clear error), or a run that stayed inside.
 fn assert_refused_or_inside(case: &str, out: &Output, workdir: &str) {
     if !out.status.success() {
@@ -105,6 +119,45 @@ fn assert_refused_or_inside(case: &str, out: &Output, workdir: &str) {
             "{case}: failed without naming the working directory: {err}"
         );
     }
+}
+
+/// One descriptor a CVE-2024-21626 attack names as the working directory.
+struct WorkdirAttack<'a> {
+    s: &'a HostSecret,
+    /// The descriptor number, also the attack's tag.
+    n: u32,
+    /// `/proc/self/fd/N`.
+    wd: String,
+    /// The shell line to run there ([`HostSecret::attack`]).
+    attack: String,
+    /// `FORM WD`, for the assertion messages.
+    case: String,
+}
+
+impl WorkdirAttack<'_> {
+    /// Fails if `out` shows the secret or a write next to it, or refuses without naming the directory.
+    fn judge(&self, out: &Output) {
+        self.s.assert_untouched(&self.case, out);
+        assert_refused_or_inside(&self.case, out, &self.wd);
+    }
+}
+
+/// The attack through every descriptor of [`FDS`]; `form` says how the working directory is given
+/// (`run --rm -w`).
+fn workdir_attacks<'a>(
+    s: &'a HostSecret,
+    form: &'a str,
+) -> impl Iterator<Item = WorkdirAttack<'a>> {
+    FDS.map(move |n| {
+        let wd = format!("/proc/self/fd/{n}");
+        WorkdirAttack {
+            s,
+            n,
+            attack: s.attack(&n.to_string()),
+            case: format!("{form} {wd}"),
+            wd,
+        }
+    })
 }
 
 /// The C helpers of tests/escape_helpers, built once per test run with `gcc -static` into one scratch dir
@@ -149,6 +202,24 @@ fn sha256(p: &Path) -> String {
     hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
 }
 
+/// Starts `bb sleep 120` detached through `ok` (plain `berth` or [`ok_v2`]) and returns its id.
+fn sleeper(t: &TestRoot, ok: fn(&TestRoot, &[&str]) -> String) -> String {
+    ok(t, &["run", "-d", "bb", "sleep", "120"])
+        .trim()
+        .to_owned()
+}
+
+/// Removes every container of `t` through `ok` (plain `berth` or [`ok_v2`]: the way they were made),
+/// so none outlives the test.
+fn rm_all(t: &TestRoot, ok: fn(&TestRoot, &[&str]) -> String) {
+    let ids = t.container_ids();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids.iter().map(String::as_str));
+        ok(t, &args);
+    }
+}
+
 /// Waits (bounded) until container `c` has stopped.
 fn wait_stopped(t: &TestRoot, c: &str) {
     let o = t
@@ -164,27 +235,9 @@ fn wait_stopped(t: &TestRoot, c: &str) {
 
 #[test]
 fn cve_2024_21626_run_workdir_proc_self_fd_stays_inside() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
-    for n in FDS {
-        let wd = format!("/proc/self/fd/{n}");
-        let o = run(
-            &t,
-            &[
-                "run",
-                "--rm",
-                "-w",
-                &wd,
-                "bb",
-                "sh",
-                "-c",
-                &s.attack(&n.to_string()),
-            ],
-        );
-        let case = format!("run --rm -w {wd}");
-        s.assert_untouched(&case, &o);
-        assert_refused_or_inside(&case, &o, &wd);
+    let (t, s) = bb_and_secret();
+    for a in workdir_attacks(&s, "run --rm -w") {
+        a.judge(&run_sh(&t, &["-w", &a.wd], &a.attack));
     }
     assert_eq!(
         t.container_ids(),
@@ -196,32 +249,18 @@ fn cve_2024_21626_run_workdir_proc_self_fd_stays_inside() {
 
 #[test]
 fn cve_2024_21626_detached_run_workdir_stays_inside() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
-    for n in FDS {
-        let wd = format!("/proc/self/fd/{n}");
-        let tag = n.to_string();
-        let case = format!("run -d -w {wd}");
-        let o = run(
-            &t,
-            &["run", "-d", "-w", &wd, "bb", "sh", "-c", &s.attack(&tag)],
-        );
-        s.assert_untouched(&case, &o);
-        assert_refused_or_inside(&case, &o, &wd);
+    let (t, s) = bb_and_secret();
+    for a in workdir_attacks(&s, "run -d -w") {
+        let o = run(&t, &["run", "-d", "-w", &a.wd, "bb", "sh", "-c", &a.attack]);
+        a.judge(&o);
         if o.status.success() {
             let c = stdout(&o).trim().to_owned();
             wait_stopped(&t, &c);
             let logs = run(&t, &["logs", &c]);
-            s.assert_untouched(&format!("{case} (logs)"), &logs);
+            s.assert_untouched(&format!("{} (logs)", a.case), &logs);
         }
     }
-    let ids = t.container_ids();
-    if !ids.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(ids.iter().map(String::as_str));
-        ok(&t, &args);
-    }
+    rm_all(&t, ok);
     t.assert_clean();
 }
 
@@ -229,47 +268,34 @@ fn cve_2024_21626_detached_run_workdir_stays_inside() {
 fn cve_2024_21626_image_workdir_stays_inside() {
     let t = TestRoot::new();
     let s = HostSecret::new();
-    for n in FDS {
-        let wd = format!("/proc/self/fd/{n}");
-        let img = format!("wd{n}");
+    for a in workdir_attacks(&s, "image WORKDIR") {
+        let img = format!("wd{}", a.n);
         let o = t
             .berth()
             .arg("import")
             .arg("--change")
-            .arg(format!("WORKDIR {wd}"))
+            .arg(format!("WORKDIR {}", a.wd))
             .arg(common::busybox_tar())
             .arg(&img)
             .output()
             .unwrap();
-        assert!(o.status.success(), "import WORKDIR {wd}: {}", stderr(&o));
-        let o = run(
-            &t,
-            &["run", "--rm", &img, "sh", "-c", &s.attack(&n.to_string())],
+        assert!(
+            o.status.success(),
+            "import WORKDIR {}: {}",
+            a.wd,
+            stderr(&o)
         );
-        let case = format!("image WORKDIR {wd}");
-        s.assert_untouched(&case, &o);
-        assert_refused_or_inside(&case, &o, &wd);
+        a.judge(&run(&t, &["run", "--rm", &img, "sh", "-c", &a.attack]));
     }
     t.assert_clean();
 }
 
 #[test]
 fn cve_2024_21626_exec_workdir_stays_inside() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
-    let c = ok(&t, &["run", "-d", "bb", "sleep", "120"])
-        .trim()
-        .to_owned();
-    for n in FDS {
-        let wd = format!("/proc/self/fd/{n}");
-        let o = run(
-            &t,
-            &["exec", "-w", &wd, &c, "sh", "-c", &s.attack(&n.to_string())],
-        );
-        let case = format!("exec -w {wd}");
-        s.assert_untouched(&case, &o);
-        assert_refused_or_inside(&case, &o, &wd);
+    let (t, s) = bb_and_secret();
+    let c = sleeper(&t, ok);
+    for a in workdir_attacks(&s, "exec -w") {
+        a.judge(&run(&t, &["exec", "-w", &a.wd, &c, "sh", "-c", &a.attack]));
     }
     ok(&t, &["rm", "-f", &c]);
     t.assert_clean();
@@ -284,26 +310,8 @@ fn cve_2024_21626_userns_auto_workdir_stays_inside() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    for n in FDS {
-        let wd = format!("/proc/self/fd/{n}");
-        let o = run(
-            &t,
-            &[
-                "run",
-                "--rm",
-                "--userns",
-                "auto",
-                "-w",
-                &wd,
-                "bb",
-                "sh",
-                "-c",
-                &s.attack(&n.to_string()),
-            ],
-        );
-        let case = format!("run --userns auto -w {wd}");
-        s.assert_untouched(&case, &o);
-        assert_refused_or_inside(&case, &o, &wd);
+    for a in workdir_attacks(&s, "run --userns auto -w") {
+        a.judge(&run_sh(&t, &["--userns", "auto", "-w", &a.wd], &a.attack));
     }
     t.assert_clean();
 }
@@ -337,67 +345,27 @@ fn berth_with_leaked_dir(t: &TestRoot, dir: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn cve_2024_21626_descriptor_leaked_by_the_caller_is_not_inherited() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     let attack = s.attack("fd9");
+    let leaked = |args: &[&str]| berth_with_leaked_dir(&t, s.dir.path(), args);
+    let read_fd9 = "cat /proc/self/fd/9/secret; ls -l /proc/self/fd";
     // Through the working directory...
-    let o = berth_with_leaked_dir(
-        &t,
-        s.dir.path(),
-        &[
-            "run",
-            "--rm",
-            "-w",
-            "/proc/self/fd/9",
-            "bb",
-            "sh",
-            "-c",
-            &attack,
-        ],
-    );
+    let o = leaked(&sh_args(&["-w", "/proc/self/fd/9"], &attack));
     s.assert_untouched("run -w /proc/self/fd/9 with fd 9 leaked by the caller", &o);
     assert_refused_or_inside("leaked fd 9 as -w", &o, "/proc/self/fd/9");
     // ...and straight through the descriptor in the container's process.
-    let o = berth_with_leaked_dir(
-        &t,
-        s.dir.path(),
-        &[
-            "run",
-            "--rm",
-            "bb",
-            "sh",
-            "-c",
-            "cat /proc/self/fd/9/secret; ls -l /proc/self/fd",
-        ],
-    );
+    let o = leaked(&sh_args(&[], read_fd9));
     s.assert_untouched(
         "cat /proc/self/fd/9/secret with fd 9 leaked by the caller",
         &o,
     );
-    let c = ok(&t, &["run", "-d", "bb", "sleep", "120"])
-        .trim()
-        .to_owned();
-    let o = berth_with_leaked_dir(
-        &t,
-        s.dir.path(),
-        &[
-            "exec",
-            &c,
-            "sh",
-            "-c",
-            "cat /proc/self/fd/9/secret; ls -l /proc/self/fd",
-        ],
-    );
+    let c = sleeper(&t, ok);
+    let o = leaked(&["exec", &c, "sh", "-c", read_fd9]);
     s.assert_untouched(
         "exec: cat /proc/self/fd/9/secret with fd 9 leaked by the caller",
         &o,
     );
-    let o = berth_with_leaked_dir(
-        &t,
-        s.dir.path(),
-        &["exec", "-w", "/proc/self/fd/9", &c, "sh", "-c", &attack],
-    );
+    let o = leaked(&["exec", "-w", "/proc/self/fd/9", &c, "sh", "-c", &attack]);
     s.assert_untouched("exec -w /proc/self/fd/9 with fd 9 leaked by the caller", &o);
     ok(&t, &["rm", "-f", &c]);
     t.assert_clean();
@@ -452,71 +420,35 @@ fn ok_v2(t: &TestRoot, args: &[&str]) -> String {
     stdout(&o)
 }
 
-/// Removes every container of `t` the way it was made (on v2), so no v2 cgroup outlives the test.
-fn rm_all_v2(t: &TestRoot) {
-    let ids = t.container_ids();
-    if !ids.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(ids.iter().map(String::as_str));
-        ok_v2(t, &args);
-    }
-}
-
 #[test]
 fn cve_2024_21626_cgroup_v2_run_workdir_stays_inside() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     // berth runs on such a host at all: the container lands in a v2 cgroup.
     let cg = ok_v2(&t, &["run", "--rm", "bb", "cat", "/proc/self/cgroup"]);
     assert!(cg.lines().any(|l| l.starts_with("0::")), "{cg}");
-    for n in FDS {
-        let wd = format!("/proc/self/fd/{n}");
-        let o = berth_v2(
-            &t,
-            &[
-                "run",
-                "--rm",
-                "-w",
-                &wd,
-                "bb",
-                "sh",
-                "-c",
-                &s.attack(&n.to_string()),
-            ],
-        );
-        let case = format!("(cgroup v2) run --rm -w {wd}");
-        s.assert_untouched(&case, &o);
-        assert_refused_or_inside(&case, &o, &wd);
+    for a in workdir_attacks(&s, "(cgroup v2) run --rm -w") {
+        a.judge(&berth_v2(&t, &sh_args(&["-w", &a.wd], &a.attack)));
     }
-    rm_all_v2(&t);
+    rm_all(&t, ok_v2);
     t.assert_clean();
 }
 
 #[test]
 fn cve_2024_21626_cgroup_v2_exec_workdir_stays_inside() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
-    let c = ok_v2(&t, &["run", "-d", "bb", "sleep", "120"])
-        .trim()
-        .to_owned();
+    let (t, s) = bb_and_secret();
+    let c = sleeper(&t, ok_v2);
     // exec works on a v2 host (it has to find the container's v2 cgroup to join it).
     let o = berth_v2(&t, &["exec", &c, "cat", "/proc/self/cgroup"]);
     let result = std::panic::catch_unwind(|| {
         assert!(o.status.success(), "(cgroup v2) exec: {}", stderr(&o));
-        for n in FDS {
-            let wd = format!("/proc/self/fd/{n}");
-            let o = berth_v2(
+        for a in workdir_attacks(&s, "(cgroup v2) exec -w") {
+            a.judge(&berth_v2(
                 &t,
-                &["exec", "-w", &wd, &c, "sh", "-c", &s.attack(&n.to_string())],
-            );
-            let case = format!("(cgroup v2) exec -w {wd}");
-            s.assert_untouched(&case, &o);
-            assert_refused_or_inside(&case, &o, &wd);
+                &["exec", "-w", &a.wd, &c, "sh", "-c", &a.attack],
+            ));
         }
     });
-    rm_all_v2(&t);
+    rm_all(&t, ok_v2);
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
@@ -525,17 +457,17 @@ fn cve_2024_21626_cgroup_v2_exec_workdir_stays_inside() {
 
 // ---- CVE-2019-5736 / CVE-2016-9962: the exec child before execve ----
 
-/// What the watcher (escape_helpers/watch.c) running as the container's process saw while the host ran
-/// `berth exec CTR PROG..` repeatedly; `extra` are run options (e.g. `--cap-add SYS_PTRACE`).
-fn watch_execs(t: &TestRoot, extra: &[&str], prog: &[&str], s: &HostSecret) -> String {
-    let bin = berth_bin();
-    let meta = std::fs::metadata(&bin).unwrap();
+/// Starts the watcher (escape_helpers/watch.c) detached from `image` with run options `extra`, on the
+/// lookout for the berth binary and the secret; returns the container and when it started, once the
+/// watcher is ready.
+fn start_watcher(t: &TestRoot, extra: &[&str], image: &str, s: &HostSecret) -> (String, Instant) {
+    let meta = std::fs::metadata(berth_bin()).unwrap();
     let (dev, ino) = (meta.dev().to_string(), meta.ino().to_string());
     let secret = s.path().to_string_lossy().into_owned();
     let vol = helpers_volume();
     let mut args = vec!["run", "-d", "-v", &vol];
     args.extend_from_slice(extra);
-    args.extend_from_slice(&["bb", "/h/watch", &dev, &ino, &secret, "20"]);
+    args.extend_from_slice(&[image, "/h/watch", &dev, &ino, &secret, "20"]);
     let c = ok(t, &args).trim().to_owned();
     let start = Instant::now();
     while !stdout(&run(t, &["logs", &c])).contains("READY") {
@@ -545,6 +477,22 @@ fn watch_execs(t: &TestRoot, extra: &[&str], prog: &[&str], s: &HostSecret) -> S
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    (c, start)
+}
+
+/// Stops watcher `c`, removes it and returns what it saw.
+fn stop_watcher(t: &TestRoot, c: &str) -> String {
+    ok(t, &["kill", "-s", "TERM", c]);
+    wait_stopped(t, c);
+    let logs = stdout(&run(t, &["logs", c]));
+    ok(t, &["rm", "-f", c]);
+    logs
+}
+
+/// What the watcher running as the container's process saw while the host ran `berth exec CTR PROG..`
+/// repeatedly; `extra` are run options (e.g. `--cap-add SYS_PTRACE`).
+fn watch_execs(t: &TestRoot, extra: &[&str], prog: &[&str], s: &HostSecret) -> String {
+    let (c, start) = start_watcher(t, extra, "bb", s);
     let mut exec = vec!["exec", c.as_str()];
     exec.extend_from_slice(prog);
     let (mut execs, mut failure) = (0, None);
@@ -567,10 +515,7 @@ fn watch_execs(t: &TestRoot, extra: &[&str], prog: &[&str], s: &HostSecret) -> S
             break;
         }
     }
-    ok(t, &["kill", "-s", "TERM", &c]);
-    wait_stopped(t, &c);
-    let logs = stdout(&run(t, &["logs", &c]));
-    ok(t, &["rm", "-f", &c]);
+    let logs = stop_watcher(t, &c);
     assert!(execs > 0, "no `berth exec` succeeded: {failure:?}\n{logs}");
     logs
 }
@@ -626,69 +571,42 @@ fn assert_nothing_reached(case: &str, logs: &str, t: &TestRoot, s: &HostSecret) 
     );
 }
 
-#[test]
-fn cve_2019_5736_exec_child_gives_no_handle_on_the_host_binary() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+/// Watches `berth exec CTR /bin/true` in a container run with `extra`: nothing may reach the host, the
+/// berth binary must not change.
+fn assert_exec_child_contained(extra: &[&str], case: &str) {
+    let (t, s) = bb_and_secret();
     let before = sha256(&berth_bin());
-    let logs = watch_execs(&t, &[], &["/bin/true"], &s);
-    assert_nothing_reached("default capabilities", &logs, &t, &s);
+    let logs = watch_execs(&t, extra, &["/bin/true"], &s);
+    assert_nothing_reached(case, &logs, &t, &s);
     assert_eq!(sha256(&berth_bin()), before, "the berth binary changed");
     t.assert_clean();
+}
+
+#[test]
+fn cve_2019_5736_exec_child_gives_no_handle_on_the_host_binary() {
+    assert_exec_child_contained(&[], "default capabilities");
 }
 
 #[test]
 fn cve_2019_5736_exec_child_gives_no_handle_with_sys_ptrace() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
-    let before = sha256(&berth_bin());
-    let logs = watch_execs(&t, &["--cap-add", "SYS_PTRACE"], &["/bin/true"], &s);
-    assert_nothing_reached("--cap-add SYS_PTRACE", &logs, &t, &s);
-    assert_eq!(sha256(&berth_bin()), before, "the berth binary changed");
-    t.assert_clean();
+    assert_exec_child_contained(&["--cap-add", "SYS_PTRACE"], "--cap-add SYS_PTRACE");
 }
 
 #[test]
 fn cve_2019_5736_proc_self_exe_script_does_not_run_the_host_binary() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     let before = sha256(&berth_bin());
     // The image carries a script whose interpreter is /proc/self/exe: if execve runs it from a process
     // whose executable is the host's berth, the interpreter is the host's berth binary.
-    let work = tempfile::Builder::new()
-        .prefix("exe-")
-        .tempdir_in(scratch_dir())
+    image_with(&t, "evil", |rootfs| {
+        std::fs::write(rootfs.join("bin/evil"), "#!/proc/self/exe\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            rootfs.join("bin/evil"),
+            std::fs::Permissions::from_mode(0o755),
+        )
         .unwrap();
-    let rootfs = work.path().join("rootfs");
-    common::make_busybox_rootfs(&rootfs);
-    std::fs::write(rootfs.join("bin/evil"), "#!/proc/self/exe\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        rootfs.join("bin/evil"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    let tar = work.path().join("evil.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let o = t
-        .berth()
-        .arg("import")
-        .arg(&tar)
-        .arg("evil")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    });
     // Run directly, berth's version string would come out; watched, the watcher would hold its binary.
     let c = ok(&t, &["run", "-d", "evil", "sleep", "120"])
         .trim()
@@ -702,41 +620,15 @@ fn cve_2019_5736_proc_self_exe_script_does_not_run_the_host_binary() {
     ok(&t, &["rm", "-f", &c]);
     let _ = t.container_ids();
     // Build a second container from the image holding the watcher and run the script under its eyes.
-    let bin = berth_bin();
-    let meta = std::fs::metadata(&bin).unwrap();
-    let logs = {
-        let (dev, ino) = (meta.dev().to_string(), meta.ino().to_string());
-        let secret = s.path().to_string_lossy().into_owned();
-        let vol = helpers_volume();
-        let c = ok(
-            &t,
-            &[
-                "run", "-d", "-v", &vol, "evil", "/h/watch", &dev, &ino, &secret, "20",
-            ],
-        )
-        .trim()
-        .to_owned();
-        let start = Instant::now();
-        while !stdout(&run(&t, &["logs", &c])).contains("READY") {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the watcher did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for _ in 0..20 {
-            let _ = t
-                .berth()
-                .args(["exec", &c, "/bin/evil", "exec", &c, "sleep", "1"])
-                .timeout(Duration::from_secs(10))
-                .output();
-        }
-        ok(&t, &["kill", "-s", "TERM", &c]);
-        wait_stopped(&t, &c);
-        let logs = stdout(&run(&t, &["logs", &c]));
-        ok(&t, &["rm", "-f", &c]);
-        logs
-    };
+    let (c, _) = start_watcher(&t, &[], "evil", &s);
+    for _ in 0..20 {
+        let _ = t
+            .berth()
+            .args(["exec", &c, "/bin/evil", "exec", &c, "sleep", "1"])
+            .timeout(Duration::from_secs(10))
+            .output();
+    }
+    let logs = stop_watcher(&t, &c);
     assert_nothing_reached("#!/proc/self/exe through exec", &logs, &t, &s);
     assert_eq!(sha256(&berth_bin()), before, "the berth binary changed");
     t.assert_clean();
@@ -746,10 +638,7 @@ fn cve_2019_5736_proc_self_exe_script_does_not_run_the_host_binary() {
 
 /// A busybox image named `name` with `tweak` applied to its root filesystem first.
 fn image_with(t: &TestRoot, name: &str, tweak: impl FnOnce(&Path)) {
-    let work = tempfile::Builder::new()
-        .prefix("img-")
-        .tempdir_in(scratch_dir())
-        .unwrap();
+    let work = host_dir("img-");
     let rootfs = work.path().join("rootfs");
     common::make_busybox_rootfs(&rootfs);
     tweak(&rootfs);
@@ -816,15 +705,8 @@ fn cve_2022_29162_no_inheritable_or_ambient_capabilities() {
 #[test]
 fn cve_2023_27561_symlinked_proc_in_the_image_gets_no_unmasked_procfs() {
     let t = TestRoot::new();
-    let host = tempfile::Builder::new()
-        .prefix("hostdir-")
-        .tempdir_in(scratch_dir())
-        .unwrap();
-    let host_rel = host
-        .path()
-        .to_string_lossy()
-        .trim_start_matches('/')
-        .to_owned();
+    let host = host_dir("hostdir-");
+    let host_rel = rel(host.path());
     // /proc pointing at a directory of the image (the AppArmor-bypass form) and at a host directory.
     image_with(&t, "proc-in-image", |r| {
         std::fs::remove_dir(r.join("proc")).unwrap();
@@ -869,11 +751,7 @@ fn cve_2023_27561_symlinked_proc_in_the_image_gets_no_unmasked_procfs() {
                 stderr(&o)
             );
         }
-        assert_eq!(
-            std::fs::read_dir(host.path()).unwrap().count(),
-            0,
-            "{img}: wrote into the host dir"
-        );
+        assert_eq!(entries(host.path()), 0, "{img}: wrote into the host dir");
     }
     assert_eq!(host_mounts(), before, "a mount appeared on the host");
     t.assert_clean();
@@ -882,19 +760,9 @@ fn cve_2023_27561_symlinked_proc_in_the_image_gets_no_unmasked_procfs() {
 #[test]
 fn cve_2021_30465_mount_targets_are_resolved_inside_the_root() {
     let t = TestRoot::new();
-    let host = tempfile::Builder::new()
-        .prefix("hostdir-")
-        .tempdir_in(scratch_dir())
-        .unwrap();
-    let host_rel = host
-        .path()
-        .to_string_lossy()
-        .trim_start_matches('/')
-        .to_owned();
-    let vol = tempfile::Builder::new()
-        .prefix("vol-")
-        .tempdir_in(scratch_dir())
-        .unwrap();
+    let host = host_dir("hostdir-");
+    let host_rel = rel(host.path());
+    let vol = host_dir("vol-");
     let up = climb();
     // Mount targets that are symlinks climbing out of the root, absolute and relative.
     image_with(&t, "links", |r| {
@@ -924,7 +792,7 @@ fn cve_2021_30465_mount_targets_are_resolved_inside_the_root() {
         args.extend_from_slice(&["links", "sh", "-c", &script]);
         let o = run(&t, &args);
         assert_eq!(
-            std::fs::read_dir(host.path()).unwrap().count(),
+            entries(host.path()),
             0,
             "{case:?}: the mount or the write landed on the host dir: {}{}",
             stdout(&o),
@@ -960,10 +828,7 @@ fn cve_2022_0492_no_cgroup_v1_mount_or_release_agent() {
           then echo USERNS-WROTE $c; fi; \
         done; true";
     for extra in [&[][..], &["--cap-add", "SYS_ADMIN"]] {
-        let mut args = vec!["run", "--rm"];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["bb", "sh", "-c", script]);
-        let out = ok(&t, &args);
+        let out = ok_sh(&t, extra, script);
         // With SYS_ADMIN added the mount itself is allowed, as under Docker; in the container's
         // cgroup namespace it shows only the container's own cgroup, where no release_agent exists.
         let mounted_ok = !extra.is_empty() || !out.contains("MOUNTED");
@@ -978,9 +843,7 @@ fn cve_2022_0492_no_cgroup_v1_mount_or_release_agent() {
 
 #[test]
 fn shocker_open_by_handle_at_cannot_reach_the_host_root() {
-    let t = TestRoot::new();
-    t.busybox_image("bb");
-    let s = HostSecret::new();
+    let (t, s) = bb_and_secret();
     let secret = s.path().to_string_lossy().into_owned();
     let vol = helpers_volume();
     // /h is a bind of a host ext4 directory: a descriptor on the host's filesystem. By default the
@@ -1017,7 +880,7 @@ fn masked_paths_stay_masked_through_proc_pid_root() {
           [ -z \"$(ls -A $d 2>/dev/null)\" ] || echo LISTED $d; done; \
         for w in /proc/1/root/proc/sysrq-trigger /proc/self/root/proc/sys/kernel/hostname; do \
           (printf '' > $w) 2>/dev/null && echo WRITABLE $w; done; true";
-    let out = ok(&t, &["run", "--rm", "bb", "sh", "-c", script]);
+    let out = ok_sh(&t, &[], script);
     assert_eq!(out, "", "masked or read-only paths reached:\n{out}");
     t.assert_clean();
 }
@@ -1026,31 +889,23 @@ fn masked_paths_stay_masked_through_proc_pid_root() {
 fn mounts_made_in_a_container_do_not_propagate_to_the_host() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    let vol = tempfile::Builder::new()
-        .prefix("vol-")
-        .tempdir_in(scratch_dir())
-        .unwrap();
+    let vol = host_dir("vol-");
     let v = format!("{}:/vol", vol.path().display());
     let before = host_mounts();
     // Give the container what mounting needs, then mount over its volume, its /tmp and its root's parent.
-    let out = ok(
+    let out = ok_sh(
         &t,
         &[
-            "run",
-            "--rm",
             "--cap-add",
             "SYS_ADMIN",
             "--security-opt",
             "seccomp=unconfined",
             "-v",
             &v,
-            "bb",
-            "sh",
-            "-c",
-            "mount -t tmpfs none /vol && echo MOUNTED-VOL; mount -t tmpfs none /tmp && echo MOUNTED-TMP; \
+        ],
+        "mount -t tmpfs none /vol && echo MOUNTED-VOL; mount -t tmpfs none /tmp && echo MOUNTED-TMP; \
              mount --make-rshared / 2>/dev/null; mkdir -p /vol/sub && mount -t tmpfs none /vol/sub; \
              grep -c . /proc/self/mountinfo >/dev/null; sleep 0.2",
-        ],
     );
     assert!(
         out.contains("MOUNTED-VOL"),
@@ -1081,7 +936,7 @@ fn device_nodes_of_the_host_disk_are_not_readable() {
         "mknod /tmp/disk b {maj} {min} && echo MADE; n=$(head -c 512 /tmp/disk 2>/dev/null | wc -c); \
          [ \"$n\" = 0 ] || echo READ-DISK $n; mknod /tmp/mem c 1 1 && (head -c 1 /tmp/mem >/dev/null 2>&1 && echo READ-MEM); true"
     );
-    let out = ok(&t, &["run", "--rm", "bb", "sh", "-c", &script]);
+    let out = ok_sh(&t, &[], &script);
     assert!(!out.contains("READ-"), "a host device was readable:\n{out}");
     t.assert_clean();
 }

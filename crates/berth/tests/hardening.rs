@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestRoot, inspect, ok, run, stderr, stdout};
+use common::{TestRoot, inspect, ok, ok_sh, run_sh, stderr, stdout};
 use std::path::{Path, PathBuf};
 
 /// The container's `pids.max` as the host sees it (the v1 pids hierarchy, or v2 with pids enabled).
@@ -62,36 +62,27 @@ const FORK_LOOP: &str = "sh -c 'i=0; while [ $i -lt 2100 ]; do sleep 30 & i=$((i
                          f=/sys/fs/cgroup/pids/pids.current; [ -e $f ] || f=/sys/fs/cgroup/pids.current; \
                          read n <$f; echo $n";
 
+/// Runs [`FORK_LOOP`] with `flags`: the task count pid 1 printed, and the output.
+fn fork_loop(t: &TestRoot, flags: &[&str]) -> (u64, std::process::Output) {
+    let o = run_sh(t, flags, FORK_LOOP);
+    let n: u64 = stdout(&o).trim().parse().unwrap_or_else(|_| {
+        panic!("no task count: {:?} {}", stdout(&o), stderr(&o));
+    });
+    (n, o)
+}
+
 #[test]
 fn a_fork_loop_stops_at_the_default_limit_but_not_when_unlimited() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    let o = run(&t, &["run", "--rm", "bb", "sh", "-c", FORK_LOOP]);
-    let n: u64 = stdout(&o).trim().parse().unwrap_or_else(|_| {
-        panic!("no task count: {:?} {}", stdout(&o), stderr(&o));
-    });
+    let (n, o) = fork_loop(&t, &[]);
     assert!(n <= 2048, "{n} tasks under the default limit");
     assert!(
         stderr(&o).contains("fork"),
         "no fork failure under the default limit: {}",
         &stderr(&o)[..stderr(&o).len().min(500)]
     );
-    let o = run(
-        &t,
-        &[
-            "run",
-            "--rm",
-            "--pids-limit",
-            "-1",
-            "bb",
-            "sh",
-            "-c",
-            FORK_LOOP,
-        ],
-    );
-    let n: u64 = stdout(&o).trim().parse().unwrap_or_else(|_| {
-        panic!("no task count: {:?} {}", stdout(&o), stderr(&o));
-    });
+    let (n, o) = fork_loop(&t, &["--pids-limit", "-1"]);
     assert!(
         n > 2100,
         "only {n} tasks with --pids-limit -1: {}",
@@ -108,16 +99,12 @@ fn the_host_console_is_denied_but_the_tty_console_works_and_flags_override() {
     // MKNOD is a default capability: adding it changes nothing, creating the node still works and
     // opening it (for reading or writing) is refused by the device cgroup.
     for flags in [&[][..], &["--cap-add", "MKNOD"][..]] {
-        let mut args = vec!["run", "--rm"];
-        args.extend_from_slice(flags);
-        args.extend_from_slice(&[
-            "bb",
-            "sh",
-            "-c",
+        let o = run_sh(
+            &t,
+            flags,
             "mknod /tmp/c c 5 1 && echo made && (exec 3</tmp/c) && echo read-open; \
              (exec 4>/tmp/c) && echo write-open; true",
-        ]);
-        let o = run(&t, &args);
+        );
         assert_eq!(stdout(&o), "made\n", "{flags:?}: {}", stderr(&o));
         assert_eq!(
             stderr(&o).matches("Operation not permitted").count(),
@@ -127,46 +114,20 @@ fn the_host_console_is_denied_but_the_tty_console_works_and_flags_override() {
         );
     }
     // The user's rule still opens it (write only: reading would take the host console's input).
-    let out = ok(
+    let out = ok_sh(
         &t,
-        &[
-            "run",
-            "--rm",
-            "--device-cgroup-rule",
-            "c 5:1 w",
-            "bb",
-            "sh",
-            "-c",
-            "mknod /tmp/c c 5 1 && (exec 4>/tmp/c) && echo write-open",
-        ],
+        &["--device-cgroup-rule", "c 5:1 w"],
+        "mknod /tmp/c c 5 1 && (exec 4>/tmp/c) && echo write-open",
     );
     assert_eq!(out, "write-open\n");
     // --device creates the node and allows it; without it the same node is refused.
     let script = "ls -l /dev/loop-control | cut -c1; (exec 3</dev/loop-control) && echo opened";
-    let out = ok(
-        &t,
-        &[
-            "run",
-            "--rm",
-            "--device",
-            "/dev/loop-control",
-            "bb",
-            "sh",
-            "-c",
-            script,
-        ],
-    );
+    let out = ok_sh(&t, &["--device", "/dev/loop-control"], script);
     assert_eq!(out, "c\nopened\n");
-    let o = run(
+    let o = run_sh(
         &t,
-        &[
-            "run",
-            "--rm",
-            "bb",
-            "sh",
-            "-c",
-            "mknod /tmp/l c 10 237 && (exec 3</tmp/l) && echo opened",
-        ],
+        &[],
+        "mknod /tmp/l c 10 237 && (exec 3</tmp/l) && echo opened",
     );
     assert!(
         !stdout(&o).contains("opened") && stderr(&o).contains("Operation not permitted"),
@@ -175,17 +136,10 @@ fn the_host_console_is_denied_but_the_tty_console_works_and_flags_override() {
         stderr(&o)
     );
     // With -t, /dev/console is the container's pty slave (char 136:N), usable as before.
-    let out = ok(
+    let out = ok_sh(
         &t,
-        &[
-            "run",
-            "--rm",
-            "-t",
-            "bb",
-            "sh",
-            "-c",
-            "stat -c %t /dev/console; echo via-console >/dev/console",
-        ],
+        &["-t"],
+        "stat -c %t /dev/console; echo via-console >/dev/console",
     );
     assert_eq!(out.replace('\r', ""), "88\nvia-console\n");
     t.assert_clean();
@@ -196,21 +150,9 @@ fn sys_admin_lets_mount_through_seccomp() {
     let t = TestRoot::new();
     t.busybox_image("bb");
     let script = "mkdir -p /mnt && mount -t tmpfs none /mnt && grep -c ' /mnt tmpfs' /proc/mounts";
-    let out = ok(
-        &t,
-        &[
-            "run",
-            "--rm",
-            "--cap-add",
-            "SYS_ADMIN",
-            "bb",
-            "sh",
-            "-c",
-            script,
-        ],
-    );
+    let out = ok_sh(&t, &["--cap-add", "SYS_ADMIN"], script);
     assert_eq!(out, "1\n");
-    let o = run(&t, &["run", "--rm", "bb", "sh", "-c", script]);
+    let o = run_sh(&t, &[], script);
     assert_ne!(o.status.code(), Some(0));
     assert!(
         stderr(&o).contains("Operation not permitted") || stderr(&o).contains("permission denied"),
@@ -269,41 +211,27 @@ fn dac_read_search_lets_open_by_handle_at_through_seccomp() {
         .expect("helper dir");
     open_by_handle_helper(dir.path());
     let vol = format!("{}:/h:ro", dir.path().display());
-    let plain = ok(&t, &["run", "--rm", "-v", &vol, "bb", "/h/obh"]);
+    // `berth run --rm FLAGS -v HELPER:/h:ro bb /h/obh`'s output.
+    let obh = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["-v", &vol, "bb", "/h/obh"]);
+        ok(&t, &args)
+    };
+    let plain = obh(&[]);
     assert_eq!(plain, "errno=1\n");
-    let added = ok(
-        &t,
-        &[
-            "run",
-            "--rm",
-            "--cap-add",
-            "DAC_READ_SEARCH",
-            "-v",
-            &vol,
-            "bb",
-            "/h/obh",
-        ],
-    );
+    let added = obh(&["--cap-add", "DAC_READ_SEARCH"]);
     assert!(
         added.starts_with("errno=") && added != "errno=1\n",
         "open_by_handle_at still refused with DAC_READ_SEARCH: {added}"
     );
     // The kernel gives the same answer with no seccomp at all: the filter no longer stands between.
-    let unconfined = ok(
-        &t,
-        &[
-            "run",
-            "--rm",
-            "--cap-add",
-            "DAC_READ_SEARCH",
-            "--security-opt",
-            "seccomp=unconfined",
-            "-v",
-            &vol,
-            "bb",
-            "/h/obh",
-        ],
-    );
+    let unconfined = obh(&[
+        "--cap-add",
+        "DAC_READ_SEARCH",
+        "--security-opt",
+        "seccomp=unconfined",
+    ]);
     assert_eq!(added, unconfined);
     t.assert_clean();
 }

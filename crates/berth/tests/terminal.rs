@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestRoot, ok};
+use common::{TestRoot, ok, sh_args};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::pty::OpenptFlags;
 use std::fs::File;
@@ -231,27 +231,7 @@ fn assert_interactive(s: &Session) {
 
 /// No process still runs with this root on its command line.
 fn assert_no_processes(t: &TestRoot) {
-    let root = t.root().to_string_lossy().into_owned();
-    let me = std::process::id().to_string();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    'scan: loop {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
-                continue;
-            }
-            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-                continue;
-            };
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&root) {
-                assert!(Instant::now() < deadline, "process {name} left: {cmd}");
-                std::thread::sleep(Duration::from_millis(20));
-                continue 'scan;
-            }
-        }
-        return;
-    }
+    common::assert_no_processes_within(t, Duration::from_secs(5));
 }
 
 #[test]
@@ -259,27 +239,17 @@ fn run_rm_relays_a_terminal_and_passes_files_through() {
     let t = TestRoot::new();
     t.busybox_image("bb");
     let script = plain_script();
-    let s = session(
-        &t,
-        &["run", "--rm", "bb", "sh", "-c", &script],
-        None,
-        TYPED_AHEAD,
-        PLAIN_STEPS,
-    );
+    let s = session(&t, &sh_args(&[], &script), None, TYPED_AHEAD, PLAIN_STEPS);
     assert_plain(&s, true);
     // stderr on a regular file: the container writes that file itself (no relay, no copy).
     let dir = tempfile::tempdir_in(common::scratch_dir()).unwrap();
     let errf = dir.path().join("stderr");
     let s = session(
         &t,
-        &[
-            "run",
-            "--rm",
-            "bb",
-            "sh",
-            "-c",
+        &sh_args(
+            &[],
             "[ -f /proc/self/fd/2 ] && echo fd2: file; [ -t 1 ] && echo fd1: tty; echo to-err >&2; exit 5",
-        ],
+        ),
         Some(&errf),
         b"",
         &[],
@@ -297,13 +267,7 @@ fn run_rm_interactive_relays_stdin_and_its_eof() {
     let t = TestRoot::new();
     t.busybox_image("bb");
     let script = interactive_script();
-    let s = session(
-        &t,
-        &["run", "--rm", "-i", "bb", "sh", "-c", &script],
-        None,
-        b"",
-        INTERACTIVE_STEPS,
-    );
+    let s = session(&t, &sh_args(&["-i"], &script), None, b"", INTERACTIVE_STEPS);
     assert_interactive(&s);
     t.assert_clean();
     assert_no_processes(&t);

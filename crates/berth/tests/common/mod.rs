@@ -275,3 +275,60 @@ pub fn inspect(t: &TestRoot, c: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&ok(t, &["inspect", c])).expect("inspect json");
     v[0].clone()
 }
+
+/// The arguments of `berth run --rm FLAGS bb sh -c SCRIPT` (`bb`: the busybox image the tests import).
+pub fn sh_args<'a>(flags: &[&'a str], script: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["bb", "sh", "-c", script]);
+    args
+}
+
+/// Runs `berth run --rm FLAGS bb sh -c SCRIPT` and returns its output, whatever the exit code.
+pub fn run_sh(t: &TestRoot, flags: &[&str], script: &str) -> std::process::Output {
+    run(t, &sh_args(flags, script))
+}
+
+/// Runs `berth run --rm FLAGS bb sh -c SCRIPT`, asserts success and returns standard output.
+pub fn ok_sh(t: &TestRoot, flags: &[&str], script: &str) -> String {
+    ok(t, &sh_args(flags, script))
+}
+
+/// Processes (other than this test) with this root on their command line: monitors, CLIs,
+/// cleaners.
+pub fn root_processes(t: &TestRoot) -> Vec<String> {
+    let root = t.root().to_string_lossy().into_owned();
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) || name == me {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&root) {
+            found.push(format!("{name}: {cmd}"));
+        }
+    }
+    found
+}
+
+/// Asserts that no process of this root is left once `within` has passed: a detached cleaner may
+/// still be finishing a removal the last command made.
+pub fn assert_no_processes_within(t: &TestRoot, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = root_processes(t);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processes left behind: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
