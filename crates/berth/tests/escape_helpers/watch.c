@@ -85,9 +85,9 @@ static void probe(int pid) {
         int host = (unsigned long)st.st_dev == host_dev && (unsigned long)st.st_ino == host_ino;
         printf("EXE %d %lu %lu%s\n", pid, (unsigned long)st.st_dev, (unsigned long)st.st_ino,
                host ? " HOST-EXE" : "");
-        /* Only the host binary matters: a container's own program (or berth's sealed memfd copy,
-         * whose seals refuse every write) may well open for writing. */
-        if (host) {
+        /* Only the host binary matters: a container's own program may well open for writing. A view
+         * of it (same inode number on another device: berth's read-only overlay) must refuse. */
+        if (host || (unsigned long)st.st_ino == host_ino) {
             char self[64];
             snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
             int w = open(self, O_WRONLY);
