@@ -186,3 +186,62 @@ pub fn run_from_sealed_copy() -> Result<(), Error> {
             .unwrap_or(libc::EIO),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek};
+
+    fn running_binary() -> Vec<u8> {
+        std::fs::read("/proc/self/exe").unwrap()
+    }
+
+    fn contents(fd: &OwnedFd) -> Vec<u8> {
+        // A duplicate shares the offset, which the copy left at the end.
+        let mut f = std::fs::File::from(fd.try_clone().unwrap());
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn the_test_binary_is_not_a_sealed_view() {
+        assert!(!running_sealed());
+    }
+
+    #[test]
+    fn the_read_only_view_is_the_running_binary_and_refuses_writing() {
+        // Mounting needs root (as the rest of the runtime's tests); an unprivileged run has no view.
+        if !rustix::process::geteuid().is_root() {
+            assert!(read_only_view().is_none());
+            return;
+        }
+        let view = read_only_view().expect("a read-only overlay view of the test binary");
+        assert!(is_read_only_overlay(view.as_fd()));
+        assert!(
+            contents(&view) == running_binary(),
+            "the view shows other bytes"
+        );
+        let reopen = format!("/proc/self/fd/{}", view.as_raw_fd());
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&reopen)
+            .expect_err("the view opened for writing");
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    }
+
+    #[test]
+    fn the_sealed_copy_is_the_running_binary_and_refuses_writing() {
+        let copy = sealed_copy().unwrap();
+        assert!(is_sealed(copy.as_fd()));
+        assert!(
+            contents(&copy) == running_binary(),
+            "the copy holds other bytes"
+        );
+        let err = rustix::io::pwrite(&copy, b"x", 0).expect_err("the sealed copy took a write");
+        assert_eq!(err, rustix::io::Errno::PERM);
+        let err = rustix::fs::ftruncate(&copy, 0).expect_err("the sealed copy shrank");
+        assert_eq!(err, rustix::io::Errno::PERM);
+    }
+}
