@@ -1,9 +1,14 @@
 //! `--init`: a minimal init as the container's pid 1 — starts the command as pid 2, forwards the
 //! signals it receives to it, reaps every orphan, and exits with the command's Docker exit code
-//! (128 + signal when it was killed). It is this very binary, bind-mounted read-only into the
-//! container's `/dev` (a private tmpfs, so the image is untouched) together with the dynamic
-//! loader and the libraries it is linked against, and started through that loader, so it runs on
-//! any image.
+//! (128 + signal when it was killed). It is this very binary, mounted into the container's `/dev` (a
+//! private tmpfs, so the image is untouched) together with the dynamic loader and the libraries it is
+//! linked against, and started through that loader, so it runs on any image.
+//!
+//! Never the host's own files: a container allowed to mount (`--cap-add SYS_ADMIN`) could remount a
+//! read-only bind of them read-write, and the loader maps the binary without the "text busy" guard an
+//! `execve` gives. They are copied once per berth build into the state root ([`InitFiles::copied_into`])
+//! and that copy is mounted as a read-only overlay without an upper layer, which no remount can make
+//! writable ([`InitFiles::mount_source`]).
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
@@ -18,6 +23,8 @@ pub const INIT_DIR: &str = "/dev/.berth-init";
 /// process (found in /proc/self/maps).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitFiles {
+    /// The directory holding all of them (the copy in the state root), once copied.
+    pub dir: Option<PathBuf>,
     /// The berth executable.
     pub exe: PathBuf,
     /// The dynamic loader (None for a static build).
@@ -53,7 +60,77 @@ impl InitFiles {
                 libs.push(p.to_owned());
             }
         }
-        Ok(InitFiles { exe, loader, libs })
+        Ok(InitFiles {
+            dir: None,
+            exe,
+            loader,
+            libs,
+        })
+    }
+
+    /// The same files copied into `cache/init-<key>/` (made once, atomically: a temporary directory,
+    /// fsync, rename; `key` names the host files' identities, so a new berth or libc gets a new copy).
+    pub fn copied_into(&self, cache: &Path) -> std::io::Result<InitFiles> {
+        use std::hash::{Hash, Hasher};
+        use std::os::unix::fs::MetadataExt;
+        let files: Vec<&PathBuf> = std::iter::once(&self.exe)
+            .chain(self.loader.iter())
+            .chain(self.libs.iter())
+            .collect();
+        // A name, not a digest of the contents: it only has to change when a host file does.
+        let mut h = std::hash::DefaultHasher::new();
+        for f in &files {
+            let m = std::fs::metadata(f)?;
+            (f, m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()).hash(&mut h);
+        }
+        let key = format!("{:016x}", h.finish());
+        let dir = cache.join(format!("init-{key}"));
+        let name = |p: &Path| p.file_name().map(|n| n.to_owned()).unwrap_or_default();
+        if !dir.is_dir() {
+            std::fs::create_dir_all(cache)?;
+            let tmp = cache.join(format!(".init-{key}.tmp-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir(&tmp)?;
+            for (i, f) in files.iter().enumerate() {
+                // The binary itself is always "berth" inside (argv names it so).
+                let to = if i == 0 {
+                    tmp.join("berth")
+                } else {
+                    tmp.join(name(f))
+                };
+                std::fs::copy(f, &to)?;
+                std::fs::File::open(&to)?.sync_all()?;
+            }
+            std::fs::File::open(&tmp)?.sync_all()?;
+            match std::fs::rename(&tmp, &dir) {
+                Ok(()) => std::fs::File::open(cache)?.sync_all()?,
+                // Another command made it first: theirs holds the same files.
+                Err(_) if dir.is_dir() => {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let empty = cache.join("init-empty");
+        match std::fs::create_dir(&empty) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        Ok(InitFiles {
+            exe: dir.join("berth"),
+            loader: self.loader.as_ref().map(|l| dir.join(name(l))),
+            libs: self.libs.iter().map(|l| dir.join(name(l))).collect(),
+            dir: Some(dir),
+        })
+    }
+
+    /// For a copy ([`InitFiles::copied_into`]): the overlay `lowerdir` that shows it, read-only, at
+    /// [`INIT_DIR`] — the copy above an empty directory, since an overlay without an upper layer needs
+    /// two lower ones.
+    pub fn mount_source(&self) -> Option<String> {
+        let dir = self.dir.as_ref()?;
+        let empty = dir.parent()?.join("init-empty");
+        Some(format!("lowerdir={}:{}", dir.display(), empty.display()))
     }
 
     /// (host file, container path) pairs to bind-mount read-only.
@@ -177,6 +254,46 @@ pub fn run(argv: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_copy_is_made_once_holds_every_file_and_shows_as_a_two_layer_overlay() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = t.path().join("cache");
+        let f = InitFiles::of_this_process().unwrap();
+        let c = f.copied_into(&cache).unwrap();
+        let dir = c.dir.clone().unwrap();
+        assert_eq!(c.exe, dir.join("berth"));
+        assert_eq!(
+            std::fs::read(&c.exe).unwrap(),
+            std::fs::read(&f.exe).unwrap()
+        );
+        for (host, copy) in f.libs.iter().zip(&c.libs) {
+            assert_eq!(copy.parent(), Some(dir.as_path()));
+            assert_eq!(copy.file_name(), host.file_name());
+            assert_eq!(std::fs::read(copy).unwrap(), std::fs::read(host).unwrap());
+        }
+        assert_eq!(
+            c.mount_source().unwrap(),
+            format!(
+                "lowerdir={}:{}",
+                dir.display(),
+                cache.join("init-empty").display()
+            )
+        );
+        assert!(cache.join("init-empty").is_dir());
+        // Again: the same directory, nothing left beside it.
+        let again = f.copied_into(&cache).unwrap();
+        assert_eq!(again, c);
+        let names: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(
+            f.mount_source().is_none(),
+            "host files have no overlay view"
+        );
+    }
 
     #[test]
     fn init_files_of_this_test_binary() {

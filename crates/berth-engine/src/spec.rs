@@ -417,8 +417,22 @@ pub fn generate(
         )?);
     }
     if let Some(init) = &flags.init {
-        for (host, inside) in init.mounts() {
-            mounts.push(bind(&inside, &host, true)?);
+        match init.mount_source() {
+            // The copy in the state root, as an overlay no remount can make writable. In a user
+            // namespace the files are binds (the overlay would have to be mounted by the container's
+            // root, which may not traverse the state root): that root is not the files' owner and
+            // cannot write them whatever it remounts.
+            Some(lowerdir) if flags.userns.is_none() => mounts.push(mount(
+                crate::init::INIT_DIR,
+                "overlay",
+                "overlay",
+                &["ro", "nosuid", "nodev", &lowerdir],
+            )?),
+            _ => {
+                for (host, inside) in init.mounts() {
+                    mounts.push(bind(&inside, &host, true)?);
+                }
+            }
         }
     }
     for m in &rec.mounts {
@@ -905,6 +919,7 @@ mod tests {
     #[test]
     fn init_runs_first_from_dev_and_is_mounted_read_only() {
         let init = crate::init::InitFiles {
+            dir: None,
             exe: "/usr/bin/berth".into(),
             loader: Some("/lib64/ld-linux-x86-64.so.2".into()),
             libs: vec!["/lib/x86_64-linux-gnu/libc.so.6".into()],

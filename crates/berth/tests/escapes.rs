@@ -940,3 +940,41 @@ fn device_nodes_of_the_host_disk_are_not_readable() {
     assert!(!out.contains("READ-"), "a host device was readable:\n{out}");
     t.assert_clean();
 }
+
+/// The libc this test runs on (the one `--init` brings along from the host).
+fn host_libc() -> PathBuf {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("/libc.so"))
+        .map(PathBuf::from)
+        .expect("libc in /proc/self/maps")
+}
+
+#[test]
+fn init_files_cannot_be_opened_for_writing_even_with_sys_admin() {
+    // `--init` runs berth (through the host's loader and libraries) as pid 1. Mapped by the loader,
+    // not exec'd, the binary has no "text busy" guard; a container that may mount could remount a
+    // read-only bind of the host files read-write. Opened for writing only, never written.
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    let (exe, libc) = (berth_bin(), host_libc());
+    let before = (sha256(&exe), sha256(&libc));
+    let script = "cd /dev/.berth-init || exit 9; for f in *; do \
+          mount -o remount,rw,bind /dev/.berth-init/$f 2>/dev/null; \
+          mount -o remount,rw /dev/.berth-init 2>/dev/null; \
+          (: >> $f) 2>/dev/null && echo OPENED $f; done; true";
+    for extra in [
+        &["--init"][..],
+        &["--init", "--cap-add", "SYS_ADMIN"],
+        &["--init", "--cap-add", "SYS_ADMIN", "--userns", "auto"],
+    ] {
+        let out = ok_sh(&t, extra, script);
+        assert!(
+            !out.contains("OPENED"),
+            "{extra:?}: the init's files opened for writing:\n{out}"
+        );
+    }
+    assert_eq!((sha256(&exe), sha256(&libc)), before, "a host file changed");
+    t.assert_clean();
+}

@@ -422,7 +422,9 @@ impl Engine {
         let init = if record.host_config.init {
             Some(
                 crate::init::InitFiles::of_this_process()
-                    .map_err(io_err("find the files of", "the --init binary"))?,
+                    .map_err(io_err("find the files of", "the --init binary"))?
+                    .copied_into(&self.root.join("cache"))
+                    .map_err(io_err("copy into the state root", "the --init files"))?,
             )
         } else {
             None
