@@ -460,7 +460,32 @@ fn cve_2024_21626_cgroup_v2_exec_workdir_stays_inside() {
 /// Starts the watcher (escape_helpers/watch.c) detached from `image` with run options `extra`, on the
 /// lookout for the berth binary and the secret; returns the container and when it started, once the
 /// watcher is ready.
-fn start_watcher(t: &TestRoot, extra: &[&str], image: &str, s: &HostSecret) -> (String, Instant) {
+/// How a test runs berth: on this host ([`plain`]) or on a simulated cgroup v2 host ([`berth_v2`]).
+type Berth = fn(&TestRoot, &[&str]) -> Output;
+
+/// `berth ARGS` on this host, bounded.
+fn plain(t: &TestRoot, args: &[&str]) -> Output {
+    t.berth()
+        .args(args)
+        .timeout(Duration::from_secs(10))
+        .output()
+        .unwrap()
+}
+
+/// Runs `berth ARGS` through `b`, asserts success and returns standard output.
+fn ok_with(b: Berth, t: &TestRoot, args: &[&str]) -> String {
+    let o = b(t, args);
+    assert!(o.status.success(), "berth {args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+fn start_watcher(
+    b: Berth,
+    t: &TestRoot,
+    extra: &[&str],
+    image: &str,
+    s: &HostSecret,
+) -> (String, Instant) {
     let meta = std::fs::metadata(berth_bin()).unwrap();
     let (dev, ino) = (meta.dev().to_string(), meta.ino().to_string());
     let secret = s.path().to_string_lossy().into_owned();
@@ -468,9 +493,9 @@ fn start_watcher(t: &TestRoot, extra: &[&str], image: &str, s: &HostSecret) -> (
     let mut args = vec!["run", "-d", "-v", &vol];
     args.extend_from_slice(extra);
     args.extend_from_slice(&[image, "/h/watch", &dev, &ino, &secret, "20"]);
-    let c = ok(t, &args).trim().to_owned();
+    let c = ok_with(b, t, &args).trim().to_owned();
     let start = Instant::now();
-    while !stdout(&run(t, &["logs", &c])).contains("READY") {
+    while !stdout(&b(t, &["logs", &c])).contains("READY") {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "the watcher did not start"
@@ -481,18 +506,18 @@ fn start_watcher(t: &TestRoot, extra: &[&str], image: &str, s: &HostSecret) -> (
 }
 
 /// Stops watcher `c`, removes it and returns what it saw.
-fn stop_watcher(t: &TestRoot, c: &str) -> String {
-    ok(t, &["kill", "-s", "TERM", c]);
+fn stop_watcher(b: Berth, t: &TestRoot, c: &str) -> String {
+    ok_with(b, t, &["kill", "-s", "TERM", c]);
     wait_stopped(t, c);
-    let logs = stdout(&run(t, &["logs", c]));
-    ok(t, &["rm", "-f", c]);
+    let logs = stdout(&b(t, &["logs", c]));
+    ok_with(b, t, &["rm", "-f", c]);
     logs
 }
 
 /// What the watcher running as the container's process saw while the host ran `berth exec CTR PROG..`
 /// repeatedly; `extra` are run options (e.g. `--cap-add SYS_PTRACE`).
-fn watch_execs(t: &TestRoot, extra: &[&str], prog: &[&str], s: &HostSecret) -> String {
-    let (c, start) = start_watcher(t, extra, "bb", s);
+fn watch_execs(b: Berth, t: &TestRoot, extra: &[&str], prog: &[&str], s: &HostSecret) -> String {
+    let (c, start) = start_watcher(b, t, extra, "bb", s);
     let mut exec = vec!["exec", c.as_str()];
     exec.extend_from_slice(prog);
     let (mut execs, mut failure) = (0, None);
@@ -500,12 +525,7 @@ fn watch_execs(t: &TestRoot, extra: &[&str], prog: &[&str], s: &HostSecret) -> S
         if start.elapsed() > Duration::from_secs(15) {
             break;
         }
-        let o = t
-            .berth()
-            .args(&exec)
-            .timeout(Duration::from_secs(10))
-            .output()
-            .unwrap();
+        let o = b(t, &exec);
         if o.status.success() {
             execs += 1;
         } else if failure.is_none() {
@@ -515,7 +535,7 @@ fn watch_execs(t: &TestRoot, extra: &[&str], prog: &[&str], s: &HostSecret) -> S
             break;
         }
     }
-    let logs = stop_watcher(t, &c);
+    let logs = stop_watcher(b, t, &c);
     assert!(execs > 0, "no `berth exec` succeeded: {failure:?}\n{logs}");
     logs
 }
@@ -573,10 +593,10 @@ fn assert_nothing_reached(case: &str, logs: &str, t: &TestRoot, s: &HostSecret) 
 
 /// Watches `berth exec CTR /bin/true` in a container run with `extra`: nothing may reach the host, the
 /// berth binary must not change.
-fn assert_exec_child_contained(extra: &[&str], case: &str) {
+fn assert_exec_child_contained(b: Berth, extra: &[&str], case: &str) {
     let (t, s) = bb_and_secret();
     let before = sha256(&berth_bin());
-    let logs = watch_execs(&t, extra, &["/bin/true"], &s);
+    let logs = watch_execs(b, &t, extra, &["/bin/true"], &s);
     assert_nothing_reached(case, &logs, &t, &s);
     assert_eq!(sha256(&berth_bin()), before, "the berth binary changed");
     t.assert_clean();
@@ -584,12 +604,23 @@ fn assert_exec_child_contained(extra: &[&str], case: &str) {
 
 #[test]
 fn cve_2019_5736_exec_child_gives_no_handle_on_the_host_binary() {
-    assert_exec_child_contained(&[], "default capabilities");
+    assert_exec_child_contained(plain, &[], "default capabilities");
 }
 
 #[test]
 fn cve_2019_5736_exec_child_gives_no_handle_with_sys_ptrace() {
-    assert_exec_child_contained(&["--cap-add", "SYS_PTRACE"], "--cap-add SYS_PTRACE");
+    assert_exec_child_contained(plain, &["--cap-add", "SYS_PTRACE"], "--cap-add SYS_PTRACE");
+}
+
+#[test]
+fn cve_2019_5736_exec_child_on_cgroup_v2_holds_no_cgroup_directory() {
+    // On v2 the exec child is born in its cgroup through a directory descriptor (CLONE_INTO_CGROUP):
+    // that descriptor, a host directory, must be closed before the container can look.
+    assert_exec_child_contained(
+        berth_v2,
+        &["--cap-add", "SYS_PTRACE"],
+        "(cgroup v2) --cap-add SYS_PTRACE",
+    );
 }
 
 #[test]
@@ -618,9 +649,8 @@ fn cve_2019_5736_proc_self_exe_script_does_not_run_the_host_binary() {
         "the host's berth ran as the script's interpreter:\n{all}"
     );
     ok(&t, &["rm", "-f", &c]);
-    let _ = t.container_ids();
     // Build a second container from the image holding the watcher and run the script under its eyes.
-    let (c, _) = start_watcher(&t, &[], "evil", &s);
+    let (c, _) = start_watcher(plain, &t, &[], "evil", &s);
     for _ in 0..20 {
         let _ = t
             .berth()
@@ -628,7 +658,7 @@ fn cve_2019_5736_proc_self_exe_script_does_not_run_the_host_binary() {
             .timeout(Duration::from_secs(10))
             .output();
     }
-    let logs = stop_watcher(&t, &c);
+    let logs = stop_watcher(plain, &t, &c);
     assert_nothing_reached("#!/proc/self/exe through exec", &logs, &t, &s);
     assert_eq!(sha256(&berth_bin()), before, "the berth binary changed");
     t.assert_clean();
