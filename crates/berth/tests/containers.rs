@@ -46,6 +46,28 @@ fn run_prints_output_and_returns_the_process_exit_code() {
 }
 
 #[test]
+fn an_unknown_flag_is_named_as_one_not_taken_for_the_image() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    for (args, flag) in [
+        (&["run", "--rm", "-p", "8080:80", "bb", "true"][..], "-p"),
+        (&["create", "--bogus", "bb", "true"], "--bogus"),
+        (&["exec", "--bogus", "somecontainer", "true"], "--bogus"),
+    ] {
+        let o = run(&t, args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("unexpected argument '{flag}'")) && !err.contains("reference"),
+            "{args:?}: {err}"
+        );
+    }
+    // After the image, hyphens belong to the command.
+    assert_eq!(ok(&t, &["run", "--rm", "bb", "echo", "-n", "-x"]), "-x");
+    t.assert_clean();
+}
+
+#[test]
 fn missing_and_non_executable_commands_exit_127_and_126() {
     let t = TestRoot::new();
     t.busybox_image("bb");

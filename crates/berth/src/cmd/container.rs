@@ -94,7 +94,7 @@ pub struct CreateFlags {
     #[arg(long, value_enum, default_value = "missing")]
     pub pull: super::dist::PullPolicy,
     /// IMAGE [COMMAND] [ARG...]
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1.., value_name = "IMAGE [COMMAND [ARG...]]")]
+    #[arg(required = true, trailing_var_arg = true, num_args = 1.., value_name = "IMAGE [COMMAND [ARG...]]")]
     pub args: Vec<String>,
 }
 
@@ -219,7 +219,7 @@ pub enum ContainerCommand {
         #[arg(short = 'w', long = "workdir")]
         workdir: Option<String>,
         /// CONTAINER COMMAND [ARG...]
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 2.., value_name = "CONTAINER COMMAND [ARG...]")]
+        #[arg(required = true, trailing_var_arg = true, num_args = 2.., value_name = "CONTAINER COMMAND [ARG...]")]
         args: Vec<String>,
     },
     /// Stop running containers (stop signal, then SIGKILL after a grace period).
