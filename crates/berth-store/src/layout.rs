@@ -119,8 +119,19 @@ pub fn index_for(state: &MetaState) -> Index {
     }
 }
 
-/// Rewrites `ROOT/index.json` (atomically) for a state.
+/// Rewrites `ROOT/index.json` (atomically) for a state. Called under the metadata's exclusive lock,
+/// so any `.index.json.tmp-*` already there is what a killed writer left: it is removed first.
 pub fn write_index(root: &Path, state: &MetaState) -> Result<()> {
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(".index.json.tmp-"))
+            {
+                fsutil::remove_file_if_exists(&e.path())?;
+            }
+        }
+    }
     let json = serde_json::to_vec_pretty(&index_for(state)).expect("index serialises");
     fsutil::write_atomic(&root.join("index.json"), &json)
 }
@@ -155,6 +166,24 @@ pub fn host_platform() -> Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writing_the_index_removes_what_a_killed_writer_left() {
+        let t = tempfile::tempdir().unwrap();
+        let stale = t.path().join(".index.json.tmp-0123abcd");
+        std::fs::write(&stale, b"half an index").unwrap();
+        let other = t.path().join(".other.tmp-0123abcd");
+        std::fs::write(&other, b"not ours").unwrap();
+        write_index(t.path(), &MetaState::default()).unwrap();
+        assert!(!stale.exists(), "the stale temp index is still there");
+        assert!(
+            other.exists(),
+            "a file that is not the index's temp was removed"
+        );
+        let idx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(t.path().join("index.json")).unwrap()).unwrap();
+        assert_eq!(idx["schemaVersion"], 2);
+    }
 
     #[test]
     fn descriptor_round_trips_and_checks_digest() {
