@@ -194,6 +194,39 @@ fn images_tag_rmi_and_inspect_print_like_docker() {
     );
     assert_eq!(ok(&t, &["images", "-q"]), format!("{short}\n"));
     assert_eq!(ok(&t, &["images", "-q", "--no-trunc"]), format!("{id}\n"));
+    // Go templates, as `ps` takes them: a bare one, and `table` with Docker's column titles.
+    let mut names: Vec<String> = ok(&t, &["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bb:latest", "example.com/team/app:v1"]);
+    let custom = ok(
+        &t,
+        &[
+            "images",
+            "--format",
+            "table {{.ID}}\\t{{.Repository}}",
+            "bb",
+        ],
+    );
+    let lines: Vec<&str> = custom.lines().collect();
+    assert_eq!(lines.len(), 2, "{custom}");
+    assert!(
+        lines[0].starts_with("IMAGE ID") && lines[0].ends_with("REPOSITORY"),
+        "{custom}"
+    );
+    assert!(
+        lines[1].starts_with(short) && lines[1].ends_with("bb"),
+        "{custom}"
+    );
+    let bad = t
+        .berth()
+        .args(["images", "--format", "{{.Nope}}"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(stderr(&bad).contains("Nope"), "{}", stderr(&bad));
     let json = ok(&t, &["images", "--format", "json", "bb"]);
     let row: Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(row["Repository"], "bb");

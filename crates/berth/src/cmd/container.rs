@@ -460,9 +460,9 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
             }
             let mut so = std::io::stdout().lock();
             if let Some(f) = format {
-                let f = template::unescape(&f);
+                let f = super::format::unescape(&f);
                 for v in &out {
-                    writeln!(so, "{}", template::render(&f, v)?)?;
+                    writeln!(so, "{}", super::format::render(&f, v)?)?;
                 }
                 return Ok(if failed { 1 } else { 0 });
             }
@@ -617,36 +617,13 @@ fn ps(
         return Ok(0);
     }
     let rows: Vec<serde_json::Value> = list.iter().map(|c| ps_row(c, no_trunc)).collect();
-    let format = format.unwrap_or("table");
-    if format == "json" {
-        for v in &rows {
-            writeln!(out, "{v}")?;
-        }
-        return Ok(0);
-    }
-    let (table, tmpl) = if format == "table" {
-        (true, PS_TABLE)
-    } else if let Some(t) = format.strip_prefix("table") {
-        (true, t.trim_start())
-    } else {
-        (false, format)
-    };
-    let tmpl = template::unescape(tmpl);
-    let mut lines = Vec::new();
-    if table {
-        lines.push(template::header(&tmpl, ps_header)?);
-    }
-    for v in &rows {
-        lines.push(template::render(&tmpl, v)?);
-    }
-    let text = if table {
-        template::align(&lines)
-    } else {
-        lines
-    };
-    for l in text {
-        writeln!(out, "{l}")?;
-    }
+    super::format::write_rows(
+        &mut out,
+        format.unwrap_or("table"),
+        PS_TABLE,
+        &rows,
+        ps_header,
+    )?;
     Ok(0)
 }
 
@@ -689,117 +666,6 @@ fn ps_row(c: &ContainerSummary, no_trunc: bool) -> serde_json::Value {
     })
 }
 
-/// The subset of Go templates that `--format` needs: `{{.A.B}}`, `{{json .A}}`, `{{json .}}`,
-/// literal text, and Docker's `\t`/`\n` escapes; `table` output aligned on tabs.
-mod template {
-    use serde_json::Value;
-
-    /// Turns the two-character escapes `\t` and `\n` into a tab and a newline, as Docker does.
-    pub fn unescape(t: &str) -> String {
-        t.replace("\\t", "\t").replace("\\n", "\n")
-    }
-
-    enum Part<'a> {
-        Text(&'a str),
-        Field { json: bool, path: Vec<&'a str> },
-    }
-
-    fn parse(t: &str) -> anyhow::Result<Vec<Part<'_>>> {
-        let mut parts = Vec::new();
-        let mut rest = t;
-        while let Some(open) = rest.find("{{") {
-            if open > 0 {
-                parts.push(Part::Text(&rest[..open]));
-            }
-            let close = rest[open..]
-                .find("}}")
-                .ok_or_else(|| anyhow::anyhow!("template: unclosed action in {t:?}"))?;
-            let action = rest[open + 2..open + close].trim();
-            let (json, expr) = match action.strip_prefix("json") {
-                Some(e) if e.starts_with(char::is_whitespace) => (true, e.trim()),
-                _ => (false, action),
-            };
-            let path = expr
-                .strip_prefix('.')
-                .ok_or_else(|| anyhow::anyhow!("template: unsupported action {{{{{action}}}}}"))?;
-            let path = if path.is_empty() {
-                Vec::new()
-            } else {
-                path.split('.').collect()
-            };
-            parts.push(Part::Field { json, path });
-            rest = &rest[open + close + 2..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest));
-        }
-        Ok(parts)
-    }
-
-    /// Renders `t` against `v`.
-    pub fn render(t: &str, v: &Value) -> anyhow::Result<String> {
-        let mut out = String::new();
-        for p in parse(t)? {
-            match p {
-                Part::Text(s) => out.push_str(s),
-                Part::Field { json, path } => {
-                    let mut cur = v;
-                    for key in &path {
-                        cur = cur.get(key).ok_or_else(|| {
-                            anyhow::anyhow!("template: can't evaluate field {key}")
-                        })?;
-                    }
-                    match (json, cur) {
-                        (true, x) => out.push_str(&x.to_string()),
-                        (false, Value::String(s)) => out.push_str(s),
-                        (false, Value::Null) => out.push_str("<no value>"),
-                        (false, x) => out.push_str(&x.to_string()),
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The header line of a `table` template: each field replaced by its column title.
-    pub fn header(t: &str, title: impl Fn(&str) -> String) -> anyhow::Result<String> {
-        let mut out = String::new();
-        for p in parse(t)? {
-            match p {
-                Part::Text(s) => out.push_str(s),
-                Part::Field { path, .. } => out.push_str(&title(&path.join("."))),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Aligns tab-separated cells into columns three spaces apart (Docker's tabwriter look).
-    pub fn align(lines: &[String]) -> Vec<String> {
-        let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
-        let mut widths: Vec<usize> = Vec::new();
-        for r in &rows {
-            for (i, cell) in r.iter().enumerate() {
-                if widths.len() <= i {
-                    widths.push(0);
-                }
-                widths[i] = widths[i].max(cell.chars().count());
-            }
-        }
-        rows.iter()
-            .map(|r| {
-                let mut line = String::new();
-                for (i, cell) in r.iter().enumerate() {
-                    line.push_str(cell);
-                    if i + 1 < r.len() {
-                        line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
-                    }
-                }
-                line.trim_end().to_owned()
-            })
-            .collect()
-    }
-}
-
 /// A container-specific exit code carried by an error (126, 127), if any.
 pub fn exit_code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     let code = e.downcast_ref::<berth_engine::Error>()?.exit_code();
@@ -816,34 +682,6 @@ fn inspect_image(g: &Globals, name: &str) -> anyhow::Result<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates_render_fields_json_and_tables() {
-        let v = serde_json::json!({"ID": "abc", "Names": "web", "State": {"Status": "running", "Pid": 7}, "N": null});
-        assert_eq!(
-            template::render("{{.Names}} {{ .State.Status }}/{{.State.Pid}}", &v).unwrap(),
-            "web running/7"
-        );
-        assert_eq!(
-            template::render("{{json .State}}", &v).unwrap(),
-            r#"{"Pid":7,"Status":"running"}"#
-        );
-        assert_eq!(template::render("{{.N}}", &v).unwrap(), "<no value>");
-        assert!(template::render("{{.Nope}}", &v).is_err());
-        assert!(template::render("{{range .}}", &v).is_err());
-        let t = template::unescape(r"{{.ID}}\t{{.Names}}");
-        let lines = vec![
-            template::header(&t, ps_header).unwrap(),
-            template::render(&t, &v).unwrap(),
-        ];
-        assert_eq!(
-            template::align(&lines),
-            vec![
-                "CONTAINER ID   NAMES".to_owned(),
-                "abc            web".to_owned()
-            ]
-        );
-    }
 
     #[test]
     fn ps_helpers() {

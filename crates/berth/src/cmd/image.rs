@@ -428,24 +428,6 @@ fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     match a.format.as_deref() {
-        Some("json") | Some("{{json .}}") => {
-            for (repo, tag, img) in &rows {
-                let v = json!({
-                    "Containers": "N/A",
-                    "CreatedAt": created_at(img),
-                    "CreatedSince": created_since(img),
-                    "Digest": "<none>",
-                    "ID": id_of(img),
-                    "Repository": repo,
-                    "SharedSize": "N/A",
-                    "Size": human_size(img.size),
-                    "Tag": tag,
-                    "UniqueSize": "N/A",
-                    "VirtualSize": human_size(img.size),
-                });
-                writeln!(out, "{v}")?;
-            }
-        }
         None | Some("table") => {
             let mut table =
                 vec![["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"].map(str::to_owned)];
@@ -460,9 +442,45 @@ fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<u8> {
             }
             write_table(&mut out, &table)?;
         }
-        Some(other) => bail!("unsupported --format {other:?}: use table or json"),
+        Some(format) => {
+            let rows: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(repo, tag, img)| {
+                    json!({
+                        "Containers": "N/A",
+                        "CreatedAt": created_at(img),
+                        "CreatedSince": created_since(img),
+                        "Digest": "<none>",
+                        "ID": id_of(img),
+                        "Repository": repo,
+                        "SharedSize": "N/A",
+                        "Size": human_size(img.size),
+                        "Tag": tag,
+                        "UniqueSize": "N/A",
+                        "VirtualSize": human_size(img.size),
+                    })
+                })
+                .collect();
+            super::format::write_rows(&mut out, format, IMAGES_TABLE, &rows, images_header)?;
+        }
     }
     Ok(0)
+}
+
+/// Docker's default `images` table, as a template (for `--format table`).
+const IMAGES_TABLE: &str = "{{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.CreatedSince}}\\t{{.Size}}";
+
+/// Column titles of `images --format 'table …'`, as Docker names them.
+fn images_header(field: &str) -> String {
+    match field {
+        "ID" => "IMAGE ID".to_owned(),
+        "CreatedSince" => "CREATED".to_owned(),
+        "CreatedAt" => "CREATED AT".to_owned(),
+        "SharedSize" => "SHARED SIZE".to_owned(),
+        "UniqueSize" => "UNIQUE SIZE".to_owned(),
+        "VirtualSize" => "VIRTUAL SIZE".to_owned(),
+        other => other.to_ascii_uppercase(),
+    }
 }
 
 /// Writes columns the way Docker's tabwriter does (minimum width 10, padding 3).

@@ -2,6 +2,7 @@
 
 pub mod container;
 pub mod dist;
+pub mod format;
 pub mod image;
 pub mod registry;
 
