@@ -677,3 +677,31 @@ fn inspect_falls_back_to_images_like_docker() {
     let err = fails(&t, &["inspect", "nothing-here"], 1);
     assert!(err.contains("no such object: nothing-here"), "{err}");
 }
+
+#[test]
+fn save_removes_what_a_killed_save_of_the_same_file_left() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    let dir = tempfile::tempdir_in(common::scratch_dir()).unwrap();
+    let out = dir.path().join("out.tar");
+    let abandoned = dir.path().join(".out.tar.berth-save-99999-0000abcd.tmp");
+    let in_use = dir.path().join(".out.tar.berth-save-99998-0000abcd.tmp");
+    let other = dir.path().join(".other.tar.berth-save-99999-0000abcd.tmp");
+    for p in [&abandoned, &in_use, &other] {
+        std::fs::write(p, b"half an archive").unwrap();
+        sh(&format!("touch -d '1 hour ago' {}", p.display()));
+    }
+    // A save still writing holds its temporary locked.
+    let held = std::fs::File::open(&in_use).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    ok(&t, &["save", "-o", out.to_str().unwrap(), "bb"]);
+    assert!(out.is_file());
+    assert!(
+        !abandoned.exists(),
+        "the abandoned temporary is still there"
+    );
+    assert!(in_use.exists(), "a temporary a live save holds was removed");
+    assert!(other.exists(), "another file's temporary was removed");
+    drop(held);
+    t.assert_clean();
+}

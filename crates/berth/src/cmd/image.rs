@@ -276,10 +276,18 @@ fn save(store: &Store, a: SaveArgs) -> anyhow::Result<u8> {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            let tmp = tempfile_in(dir)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            remove_abandoned_saves(dir, &name);
+            let tmp = tempfile_in(dir, &name);
             let result = (|| -> anyhow::Result<()> {
-                let f = std::fs::File::create(&tmp)
+                let f = std::fs::File::create_new(&tmp)
                     .with_context(|| format!("create {}", tmp.display()))?;
+                // Held while it is written: a later save of the same file can tell it is in use.
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+                    .with_context(|| format!("lock {}", tmp.display()))?;
                 let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
                 store.save(&names, &mut w)?;
                 let f = w.into_inner().map_err(|e| e.into_error())?;
@@ -296,15 +304,47 @@ fn save(store: &Store, a: SaveArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn tempfile_in(dir: &Path) -> anyhow::Result<PathBuf> {
+/// The temporary name `save -o DIR/NAME` writes under: `.NAME.berth-save-<pid>-<nanos>.tmp`.
+fn tempfile_in(dir: &Path, name: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .subsec_nanos();
-    Ok(dir.join(format!(
-        ".berth-save-{}-{nanos:08x}.tmp",
+    dir.join(format!(
+        ".{name}{SAVE_TMP}{}-{nanos:08x}.tmp",
         std::process::id()
-    )))
+    ))
+}
+
+const SAVE_TMP: &str = ".berth-save-";
+
+/// Removes what killed saves of `dir/name` left: temporaries no live save holds locked (a writer
+/// keeps its own locked until the rename) and that have not been written for a while (so one just
+/// created, not yet locked, is spared).
+fn remove_abandoned_saves(dir: &Path, name: &str) {
+    let prefix = format!(".{name}{SAVE_TMP}");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(n) = file.to_str() else { continue };
+        if !(n.starts_with(&prefix) && n.ends_with(".tmp")) {
+            continue;
+        }
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|d| d.as_secs() >= 2));
+        let Ok(f) = std::fs::File::open(e.path()) else {
+            continue;
+        };
+        if stale
+            && rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Docker's `HumanSizeWithPrecision(size, 3)`: decimal units, three significant digits.
