@@ -216,6 +216,39 @@ async fn an_index_is_built_from_what_the_storage_already_holds() {
 }
 
 #[tokio::test]
+async fn a_push_is_searchable_at_once_through_the_instance_that_took_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // An hour between event polls: only the instance's own update can make the push visible.
+    let a = server_on(dir.path(), 3_600_000).await;
+    let c = Client::new(&a.url);
+    let t0 = Instant::now();
+    while !a.state.search.is_ready() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "index never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let d = c.push_image("now/app", "v1", b"a layer").await;
+    let v = search(&c, "q=now/app").await;
+    assert_eq!(total(&v), 1, "{v}");
+    assert_eq!(v["results"][0]["digest"], d);
+    // A deleted tag is gone at once too.
+    let r = c
+        .http
+        .delete(format!("{}/v2/now/app/manifests/v1", c.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v = search(&c, "q=now/app").await;
+    assert!(
+        pairs(&v).iter().all(|(_, t)| t.as_deref() != Some("v1")),
+        "{v}"
+    );
+}
+
+#[tokio::test]
 async fn a_push_through_one_instance_is_searchable_through_another() {
     let dir = tempfile::tempdir().unwrap();
     let a = server_on(dir.path(), 100).await;

@@ -215,6 +215,7 @@ pub(super) async fn put(
         },
     )
     .await;
+    index_now(state, name).await;
     let mut headers = vec![
         ("location", format!("/v2/{name}/manifests/{digest}")),
         ("docker-content-digest", digest),
@@ -303,6 +304,7 @@ pub(super) async fn delete(
             },
         )
         .await;
+        index_now(state, name).await;
         return Ok(empty_response(StatusCode::ACCEPTED, &[]));
     }
     let d = names::parse_digest(reference)?;
@@ -339,5 +341,14 @@ pub(super) async fn delete(
         },
     )
     .await;
+    index_now(state, name).await;
     Ok(empty_response(StatusCode::ACCEPTED, &[]))
+}
+
+/// Updates this instance's search index for `name` before the change is acknowledged, so a client
+/// that pushed through this instance finds it at once; other instances follow the event.
+async fn index_now(state: &AppState, name: &str) {
+    if let Err(e) = state.search.rescan_repository(&state.storage, name).await {
+        tracing::warn!(repo = name, error = %e, "search: indexing the change failed; the event poll retries");
+    }
 }
