@@ -42,24 +42,6 @@ fn b<T>(what: &'static str, r: Result<T, oci_spec::OciSpecError>) -> Result<T, S
     r.map_err(|source| SpecError::Build { what, source })
 }
 
-/// Docker's default capability set.
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FSETID",
-    "FOWNER",
-    "MKNOD",
-    "NET_RAW",
-    "SETGID",
-    "SETUID",
-    "SETFCAP",
-    "SETPCAP",
-    "NET_BIND_SERVICE",
-    "SYS_CHROOT",
-    "KILL",
-    "AUDIT_WRITE",
-];
-
 /// Every capability name the kernel knows (for `--cap-add ALL`).
 pub const ALL_CAPS: [&str; 41] = [
     "CHOWN",
@@ -125,7 +107,11 @@ pub fn capability_set(add: &[String], drop: &[String]) -> Result<Vec<String>, Sp
     let mut set: Vec<String> = if drops.iter().any(|c| c == "ALL") {
         Vec::new()
     } else {
-        DEFAULT_CAPS.iter().map(|c| (*c).to_owned()).collect()
+        // The runtime's list, the one place Docker's defaults live.
+        berth_runtime::defaults::docker_capabilities()
+            .iter()
+            .map(|c| cap_name(&c.to_string()))
+            .collect()
     };
     if adds.iter().any(|c| c == "ALL") {
         set = ALL_CAPS.iter().map(|c| (*c).to_owned()).collect();
@@ -359,52 +345,8 @@ pub fn generate(
         &hc.ulimits,
     )?;
 
-    let mut mounts = vec![
-        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount(
-            "/dev",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "strictatime", "mode=755", "size=65536k"],
-        )?,
-        mount(
-            "/dev/pts",
-            "devpts",
-            "devpts",
-            &[
-                "nosuid",
-                "noexec",
-                "newinstance",
-                "ptmxmode=0666",
-                "mode=0620",
-                "gid=5",
-            ],
-        )?,
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        )?,
-        mount(
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &["ro", "nosuid", "noexec", "nodev"],
-        )?,
-        mount(
-            "/dev/mqueue",
-            "mqueue",
-            "mqueue",
-            &["nosuid", "noexec", "nodev"],
-        )?,
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
-        )?,
-    ];
+    // Docker's defaults, from the runtime (the one place they live).
+    let mut mounts = berth_runtime::defaults::mounts();
     for (file, dest) in [
         ("resolv.conf", "/etc/resolv.conf"),
         ("hostname", "/etc/hostname"),
