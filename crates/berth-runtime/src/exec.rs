@@ -77,31 +77,29 @@ fn cgroup_of(pid: i32) -> Result<String, Error> {
     })?;
     // On a v2 host the unified line ("0::/path") is the container's: a hybrid kernel still lists
     // its v1 hierarchies, at "/", for a process placed only in v2.
-    if let Ok(crate::cgroups::Hierarchy::V2 { .. }) = crate::cgroups::Hierarchy::host()
-        && let Some(path) = text.lines().find_map(|l| l.strip_prefix("0::"))
-    {
-        return match path.trim_matches('/') {
-            "" => Err(Error::sys(
-                format!("pid {pid} is in the root cgroup ({p})"),
-                libc::EINVAL,
-            )),
-            _ => Ok(path.to_owned()),
-        };
-    }
-    let mut fallback = None;
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, ctrls, path) = (
-            parts.next(),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or(""),
-        );
-        if ctrls.split(',').any(|c| c == "memory" || c == "pids") {
-            fallback = Some(path.to_owned());
-            break;
-        }
-        if fallback.is_none() && (ctrls.is_empty() || !ctrls.starts_with("name=")) {
-            fallback = Some(path.to_owned());
+    let unified = matches!(
+        crate::cgroups::Hierarchy::host(),
+        Ok(crate::cgroups::Hierarchy::V2 { .. })
+    );
+    let mut fallback = unified
+        .then(|| text.lines().find_map(|l| l.strip_prefix("0::")))
+        .flatten()
+        .map(str::to_owned);
+    if fallback.is_none() {
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, ctrls, path) = (
+                parts.next(),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            if ctrls.split(',').any(|c| c == "memory" || c == "pids") {
+                fallback = Some(path.to_owned());
+                break;
+            }
+            if fallback.is_none() && (ctrls.is_empty() || !ctrls.starts_with("name=")) {
+                fallback = Some(path.to_owned());
+            }
         }
     }
     match fallback {
@@ -190,35 +188,40 @@ pub fn exec(
         Stage::Chdir => plan.cwd.to_string_lossy().into_owned(),
         _ => String::new(),
     };
-    // The final process, once the first child has reported forking it.
-    let mut last: Option<i32> = None;
+    // The final process and a pidfd for it, once the first child has reported forking it. It is
+    // our own unreaped child (CLONE_PARENT), so its pid cannot have been reused meanwhile.
+    let mut last: Option<(i32, OwnedFd)> = None;
     let outcome = loop {
         match read_report(&err_r) {
             Ok(Some(rec)) if rec.stage == FORKED && last.is_none() => {
-                last = Some(rec.index as i32);
+                let pid = rec.index as i32;
+                match rustix::process::Pid::from_raw(pid)
+                    .ok_or(rustix::io::Errno::INVAL)
+                    .and_then(|p| {
+                        rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+                    }) {
+                    Ok(fd) => last = Some((pid, fd)),
+                    Err(e) => {
+                        let _ = sys::waitpid(pid);
+                        break Err(Error::sys(
+                            "opening a pidfd for the exec'd process",
+                            e.raw_os_error(),
+                        ));
+                    }
+                }
             }
             Ok(None) => break Ok(()),
             Ok(Some(rec)) => break Err(record_error(&rec, &plan.command, describe)),
             Err(e) => break Err(e),
         }
     };
-    let kill_all = || {
-        let _ = sys::pidfd_send_signal(first_pidfd.as_fd(), libc::SIGKILL);
-        if let Some(pid) = last {
-            // SAFETY: kill of our own unreaped child (CLONE_PARENT made it ours), so the pid cannot
-            // have been reused.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    };
-    let reap_last = || {
-        if let Some(pid) = last {
-            let _ = sys::waitpid(pid);
-        }
-    };
     if let Err(e) = outcome {
-        kill_all();
+        let _ = sys::pidfd_send_signal(first_pidfd.as_fd(), libc::SIGKILL);
         let _ = sys::waitpid(first);
-        reap_last();
+        if let Some((pid, fd)) = &last {
+            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+            let _ = sys::waitpid(*pid);
+        }
         return Err(e);
     }
     if ns.pid_ns.is_none() {
@@ -227,24 +230,18 @@ pub fn exec(
     }
     // It has forked the process and exited (or died trying).
     let first_status = sys::waitpid(first);
-    let Some(pid) = last else {
-        let code = first_status
-            .map(|raw| crate::handle::ExitStatus::from_raw(raw).docker_code())
-            .unwrap_or(-1);
-        return Err(Error::sys(
-            format!("the process joining the container died before forking (exit code {code})"),
-            libc::ECHILD,
-        ));
-    };
-    let pidfd = rustix::process::Pid::from_raw(pid)
-        .ok_or(rustix::io::Errno::INVAL)
-        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()))
-        .map_err(|e| {
-            kill_all();
-            reap_last();
-            Error::sys("opening a pidfd for the exec'd process", e.raw_os_error())
-        })?;
-    Ok(Child::new(pid, pidfd, own, None))
+    match last {
+        Some((pid, pidfd)) => Ok(Child::new(pid, pidfd, own, None)),
+        None => {
+            let code = first_status
+                .map(|raw| crate::handle::ExitStatus::from_raw(raw).docker_code())
+                .unwrap_or(-1);
+            Err(Error::sys(
+                format!("the process joining the container died before forking (exit code {code})"),
+                libc::ECHILD,
+            ))
+        }
+    }
 }
 
 /// In the first child: everything up to the user's process, in the order the kernel requires
