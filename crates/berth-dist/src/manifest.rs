@@ -23,7 +23,7 @@ pub enum Document {
     /// An OCI index or Docker manifest list.
     Index(Index),
     /// An OCI or Docker schema 2 image manifest, with its media type.
-    Manifest(Manifest, String),
+    Manifest(Box<Manifest>, String),
 }
 
 /// Parses a manifest response body. `content_type` is the response's `Content-Type` (without
@@ -69,7 +69,7 @@ pub fn parse(body: &[u8], content_type: Option<&str>, what: &str) -> Result<Docu
         for l in &m.layers {
             layer_supported(l).map_err(bad)?;
         }
-        Ok(Document::Manifest(m, kind))
+        Ok(Document::Manifest(Box::new(m), kind))
     }
 }
 
@@ -96,25 +96,8 @@ pub fn layer_supported(layer: &Descriptor) -> std::result::Result<(), String> {
 
 /// Parses `os/arch[/variant]`.
 pub fn parse_platform(s: &str) -> Result<Platform> {
-    let parts: Vec<&str> = s.split('/').collect();
-    if parts.len() < 2 || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
-        return Err(Error::Invalid(format!(
-            "invalid platform {s:?}: expected os/arch[/variant]"
-        )));
-    }
-    Ok(Platform {
-        os: parts[0].to_owned(),
-        architecture: parts[1].to_owned(),
-        variant: parts.get(2).map(|v| (*v).to_owned()),
-    })
-}
-
-/// `os/arch[/variant]` of a platform.
-pub fn platform_string(p: &Platform) -> String {
-    match &p.variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
-    }
+    s.parse()
+        .map_err(|e: berth_oci::PlatformError| Error::Invalid(e.to_string()))
 }
 
 /// The variant a platform means when it names none (arm64 is v8; others have no default).
@@ -171,13 +154,13 @@ pub fn choose<'a>(index: &'a Index, wanted: &Platform, reference: &str) -> Resul
         let mut offered: Vec<String> = index
             .manifests
             .iter()
-            .filter_map(|d| d.platform.as_ref().map(platform_string))
+            .filter_map(|d| d.platform.as_ref().map(Platform::to_string))
             .filter(|p| !p.starts_with("unknown/"))
             .collect();
         offered.dedup();
         Error::NoPlatform {
             reference: reference.to_owned(),
-            platform: platform_string(wanted),
+            platform: wanted.to_string(),
             offered: if offered.is_empty() {
                 "none".into()
             } else {

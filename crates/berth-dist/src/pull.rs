@@ -214,7 +214,7 @@ pub async fn pull(
     let mut downloaded = body.len() as u64;
     let (manifest_bytes, manifest, media_type, manifest_digest, index_digest) =
         match manifest::parse(&body, ctype.as_deref(), &what)? {
-            Document::Manifest(m, t) => (body, m, t, digest, None),
+            Document::Manifest(m, t) => (body, *m, t, digest, None),
             Document::Index(index) => {
                 let desc = manifest::choose(&index, &wanted, &shown)?.clone();
                 let what = format!("manifest {} of {shown}", desc.digest);
@@ -223,7 +223,7 @@ pub async fn pull(
                     .await?;
                 downloaded += body.len() as u64;
                 match manifest::parse(&body, ctype.as_deref(), &what)? {
-                    Document::Manifest(m, t) => (body, m, t, d, Some(digest)),
+                    Document::Manifest(m, t) => (body, *m, t, d, Some(digest)),
                     Document::Index(_) => {
                         return Err(Error::BadManifest {
                             what,

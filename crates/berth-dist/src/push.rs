@@ -9,7 +9,7 @@
 use crate::client::{Body, Client, Scope, SentBytes};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink, LayerStatus};
-use berth_oci::{Digest, Reference, media_type};
+use berth_oci::{Descriptor, Digest, Reference, media_type};
 use berth_store::Store;
 use futures::{StreamExt, TryStreamExt};
 use http::header::{ACCEPT, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
@@ -65,12 +65,6 @@ struct ManifestDoc {
     layers: Option<Vec<Descriptor>>,
     #[serde(default)]
     manifests: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Descriptor {
-    digest: Digest,
-    size: u64,
 }
 
 /// One blob to send: where it is in the store.

@@ -59,27 +59,19 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> St
     }
 }
 
-/// Writes `data` to `path` atomically: a temp file in the same dir, optional fsync, rename,
-/// optional fsync of the directory. `durable = false` is for state that dies with the container.
+/// Writes `data` to `path` atomically (berth-fs): `durable = false` is for state that dies with
+/// the container.
 pub fn write_atomic(path: &Path, data: &[u8], durable: bool) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    f.write_all(data).map_err(io("write", &tmp))?;
-    if durable {
-        f.sync_all().map_err(io("fsync", &tmp))?;
-    }
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io("rename into place", path))?;
-    if durable {
-        let d = std::fs::File::open(dir).map_err(io("open", dir))?;
-        d.sync_all().map_err(io("fsync", dir))?;
-    }
-    Ok(())
+    let durability = if durable {
+        berth_fs::Durability::Durable
+    } else {
+        berth_fs::Durability::Volatile
+    };
+    berth_fs::write_atomic(path, data, durability).map_err(|e| StoreError::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// An exclusive lock on one container's directory; released on drop.

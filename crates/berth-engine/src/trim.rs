@@ -95,11 +95,23 @@ mod tests {
 
     #[test]
     fn dropping_clean_pages_shrinks_rss_and_keeps_working() {
-        let before = rss_kib().unwrap();
-        let advised = drop_clean_pages();
-        let after = rss_kib().unwrap();
-        assert!(advised > 0);
-        assert!(after < before, "rss {before} -> {after} kB");
+        // Other test threads of this binary fault pages in at the same time, so one measurement
+        // can be swamped: the drop must show in at least one of a few tries.
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let before = rss_kib().unwrap();
+            let advised = drop_clean_pages();
+            let after = rss_kib().unwrap();
+            assert!(advised > 0);
+            seen.push((before, after));
+            if after < before {
+                break;
+            }
+        }
+        assert!(
+            seen.iter().any(|(b, a)| a < b),
+            "rss never shrank (before, after kB): {seen:?}"
+        );
         // Code and constants fault back in transparently.
         let v: Vec<String> = (0..100).map(|i| format!("{i:04}")).collect();
         assert_eq!(v[42], "0042");

@@ -8,11 +8,12 @@
 //! has been hashed: the blob is fsynced and renamed into `blobs/sha256/` only when digest, size
 //! and diff ID match, and the snapshot is published after that.
 
+use crate::Image;
 use crate::Store;
 use crate::error::{Error, Result};
 use crate::meta::{ImageRecord, LayerRecord};
 use crate::snapshot::{self, Hashing, PendingSnapshot, UnpackStats};
-use crate::{Image, time};
+use berth_oci::time;
 use berth_oci::{Digest, Digester, Reference};
 use rustix::fs::{FlockOperation, flock};
 use std::fs::{self, File, OpenOptions};
@@ -235,7 +236,7 @@ impl Store {
             config_size: new.config.len() as u64,
             layers,
             created,
-            added: time::now(),
+            added: time::now_rfc3339(),
             sources: new.source.iter().cloned().collect(),
             index_digests: new.index_digest.iter().cloned().collect(),
         };

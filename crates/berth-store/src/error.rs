@@ -180,3 +180,19 @@ impl Error {
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<berth_fs::FsError> for Error {
+    fn from(e: berth_fs::FsError) -> Error {
+        Error::Io {
+            action: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
+impl From<berth_oci::PlatformError> for Error {
+    fn from(e: berth_oci::PlatformError) -> Error {
+        Error::BadPlatform(e.0)
+    }
+}

@@ -1,9 +1,8 @@
 //! Small filesystem helpers: atomic replacement of a file and directory fsync.
 
 use crate::error::{Error, Result};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
 /// A random 16-hex-digit name for temporary files, so concurrent writers never collide.
 pub(crate) fn random_name(prefix: &str) -> String {
@@ -12,36 +11,16 @@ pub(crate) fn random_name(prefix: &str) -> String {
 
 /// fsyncs a directory so a rename or unlink inside it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io("sync directory", dir, e))
+    Ok(berth_fs::sync_dir(dir)?)
 }
 
-/// Replaces `path` with `bytes` atomically: temp file in the same directory, fsync, rename,
-/// fsync of the directory. A reader sees the old or the new content, never a mix.
+/// Replaces `path` with `bytes` atomically and durably (berth-fs's one way of doing it).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp: PathBuf = dir.join(random_name(&format!(".{name}.tmp-")));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(bytes)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    Ok(berth_fs::write_atomic(
+        path,
+        bytes,
+        berth_fs::Durability::Durable,
+    )?)
 }
 
 /// Creates a directory and its parents.

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::meta::MetaState;
-use berth_oci::{Digest, media_type};
+use berth_oci::media_type;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,36 +17,7 @@ pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
 /// The content of `oci-layout`.
 pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
-/// A content descriptor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// Media type of the target.
-    #[serde(default)]
-    pub media_type: String,
-    /// Digest of the target.
-    pub digest: Digest,
-    /// Size of the target in bytes.
-    pub size: u64,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// Platform, in indexes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-}
-
-/// A platform in an index entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    /// CPU architecture (GOARCH).
-    pub architecture: String,
-    /// Operating system (GOOS).
-    pub os: String,
-    /// Architecture variant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
+pub use berth_oci::{Descriptor, Platform};
 
 /// An image manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,27 +61,12 @@ pub fn index_for(state: &MetaState) -> Index {
     let mut manifests = Vec::new();
     for (id, rec) in &state.images {
         let refs = state.refs_of(id);
-        let desc = Descriptor {
-            media_type: rec.manifest_media_type.clone(),
-            digest: rec.manifest_digest.clone(),
-            size: rec.manifest_size,
-            annotations: None,
-            platform: None,
-        };
-        if refs.is_empty() {
-            manifests.push(desc.clone());
-        }
-        for r in refs {
-            let mut a = BTreeMap::new();
-            a.insert(ANNOTATION_IMAGE_NAME.to_owned(), r.to_string());
-            if let Some(tag) = r.tag() {
-                a.insert(ANNOTATION_REF_NAME.to_owned(), tag.to_owned());
-            }
-            manifests.push(Descriptor {
-                annotations: Some(a),
-                ..desc.clone()
-            });
-        }
+        let desc = Descriptor::new(
+            rec.manifest_media_type.clone(),
+            rec.manifest_digest.clone(),
+            rec.manifest_size,
+        );
+        manifests.extend(named_entries(&desc, &refs));
     }
     Index {
         schema_version: 2,
@@ -119,19 +75,31 @@ pub fn index_for(state: &MetaState) -> Index {
     }
 }
 
+/// The index entries of one manifest: one per name (annotated with the full name and the tag, as
+/// containerd and Docker write them), or one unannotated entry when it has no name.
+pub fn named_entries(desc: &Descriptor, refs: &[berth_oci::Reference]) -> Vec<Descriptor> {
+    if refs.is_empty() {
+        return vec![desc.clone()];
+    }
+    refs.iter()
+        .map(|r| {
+            let mut a = BTreeMap::new();
+            a.insert(ANNOTATION_IMAGE_NAME.to_owned(), r.to_string());
+            if let Some(tag) = r.tag() {
+                a.insert(ANNOTATION_REF_NAME.to_owned(), tag.to_owned());
+            }
+            Descriptor {
+                annotations: Some(a),
+                ..desc.clone()
+            }
+        })
+        .collect()
+}
+
 /// Rewrites `ROOT/index.json` (atomically) for a state. Called under the metadata's exclusive lock,
 /// so any `.index.json.tmp-*` already there is what a killed writer left: it is removed first.
 pub fn write_index(root: &Path, state: &MetaState) -> Result<()> {
-    if let Ok(entries) = std::fs::read_dir(root) {
-        for e in entries.flatten() {
-            if e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(".index.json.tmp-"))
-            {
-                fsutil::remove_file_if_exists(&e.path())?;
-            }
-        }
-    }
+    berth_fs::remove_stale_temps(&root.join("index.json"))?;
     let json = serde_json::to_vec_pretty(&index_for(state)).expect("index serialises");
     fsutil::write_atomic(&root.join("index.json"), &json)
 }
@@ -148,19 +116,7 @@ pub fn ensure_oci_layout(root: &Path) -> Result<()> {
 
 /// The platform berth runs on, in OCI terms (GOOS/GOARCH).
 pub fn host_platform() -> Platform {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        "loongarch64" => "loong64",
-        other => other,
-    };
-    Platform {
-        architecture: arch.to_owned(),
-        os: "linux".to_owned(),
-        variant: None,
-    }
+    Platform::host()
 }
 
 #[cfg(test)]
@@ -183,18 +139,5 @@ mod tests {
         let idx: serde_json::Value =
             serde_json::from_slice(&std::fs::read(t.path().join("index.json")).unwrap()).unwrap();
         assert_eq!(idx["schemaVersion"], 2);
-    }
-
-    #[test]
-    fn descriptor_round_trips_and_checks_digest() {
-        let json = format!(
-            r#"{{"mediaType":"x","digest":"{}","size":3}}"#,
-            Digest::of(b"abc")
-        );
-        let d: Descriptor = parse(json.as_bytes(), "descriptor").unwrap();
-        assert_eq!(d.size, 3);
-        assert_eq!(serde_json::to_string(&d).unwrap(), json);
-        let bad = r#"{"mediaType":"x","digest":"sha256:zz","size":3}"#;
-        assert!(parse::<Descriptor>(bad.as_bytes(), "descriptor").is_err());
     }
 }

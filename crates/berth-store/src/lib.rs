@@ -21,7 +21,6 @@ pub mod layout;
 mod lock;
 pub mod meta;
 pub mod snapshot;
-mod time;
 
 pub use download::{LayerDownload, LayerFetch, LayerStats, NewImage};
 pub use error::{Error, Result};

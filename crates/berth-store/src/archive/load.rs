@@ -12,7 +12,8 @@ use crate::layout::{
     self, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor, Index, Manifest,
 };
 use crate::meta::{ImageRecord, LayerRecord};
-use crate::{Image, Store, snapshot, time};
+use crate::{Image, Store, snapshot};
+use berth_oci::time;
 use berth_oci::{Digest, Reference, media_type};
 use oci_spec::image::ImageConfiguration;
 use serde::Deserialize;
@@ -116,7 +117,7 @@ impl Store {
             }
         }
         self.blobs().sync()?;
-        let added = time::now();
+        let added = time::now_rfc3339();
         let root = self.root().to_path_buf();
         self.meta().update(
             |s| {
@@ -442,22 +443,10 @@ fn prepare(
         let m = Manifest {
             schema_version: 2,
             media_type: Some(media_type::OCI_MANIFEST.to_owned()),
-            config: Descriptor {
-                media_type: media_type::OCI_CONFIG.to_owned(),
-                digest: id.clone(),
-                size: config.size,
-                annotations: None,
-                platform: None,
-            },
+            config: Descriptor::new(media_type::OCI_CONFIG.to_owned(), id.clone(), config.size),
             layers: records
                 .iter()
-                .map(|(l, _)| Descriptor {
-                    media_type: l.media_type.clone(),
-                    digest: l.digest.clone(),
-                    size: l.size,
-                    annotations: None,
-                    platform: None,
-                })
+                .map(|(l, _)| Descriptor::new(l.media_type.clone(), l.digest.clone(), l.size))
                 .collect(),
         };
         serde_json::to_vec(&m).expect("manifest serialises")

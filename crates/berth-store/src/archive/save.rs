@@ -2,7 +2,7 @@
 //! Docker's manifest.json, so `berth load`, `docker load` and `podman load` all accept it.
 
 use crate::error::{Error, Result};
-use crate::layout::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor, Index, OCI_LAYOUT};
+use crate::layout::{Descriptor, Index, OCI_LAYOUT};
 use crate::{Store, resolve};
 use berth_oci::{Digest, Reference, media_type};
 use serde::Serialize;
@@ -90,28 +90,13 @@ impl Store {
                 tar.append_data(&mut h, &path, file.take(size))
                     .map_err(werr)?;
             }
-            let desc = Descriptor {
-                media_type: rec.manifest_media_type.clone(),
-                digest: rec.manifest_digest.clone(),
-                size: rec.manifest_size,
-                annotations: None,
-                platform: None,
-            };
+            let desc = Descriptor::new(
+                rec.manifest_media_type.clone(),
+                rec.manifest_digest.clone(),
+                rec.manifest_size,
+            );
             let refs = &names[id];
-            if refs.is_empty() {
-                index.push(desc.clone());
-            }
-            for r in refs {
-                let mut a = BTreeMap::new();
-                a.insert(ANNOTATION_IMAGE_NAME.to_owned(), r.to_string());
-                if let Some(t) = r.tag() {
-                    a.insert(ANNOTATION_REF_NAME.to_owned(), t.to_owned());
-                }
-                index.push(Descriptor {
-                    annotations: Some(a),
-                    ..desc.clone()
-                });
-            }
+            index.extend(crate::layout::named_entries(&desc, refs));
             docker.push(DockerEntry {
                 config: format!("blobs/sha256/{}", id.hex()),
                 repo_tags: if refs.is_empty() {

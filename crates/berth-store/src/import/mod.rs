@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::layout::{self, Descriptor, Manifest};
 use crate::meta::{ImageRecord, LayerRecord};
 use crate::snapshot::SnapshotError;
-use crate::{Image, Layer, Store, snapshot, time};
+use crate::{Image, Layer, Store, snapshot};
 use berth_oci::media_type::LayerCompression;
+use berth_oci::time;
 use berth_oci::{Digest, Reference, media_type};
 use scan::{Tee, layer_media_type, sniff};
 use serde_json::{Map, Value, json};
@@ -75,7 +76,7 @@ impl Store {
         // The snapshot stays until the image is recorded: removals and GC take the exclusive
         // lock, and `_lease` holds it shared.
 
-        let created = time::now();
+        let created = time::now_rfc3339();
         let comment = opts
             .message
             .clone()
@@ -96,20 +97,16 @@ impl Store {
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(media_type::OCI_MANIFEST.to_owned()),
-            config: Descriptor {
-                media_type: media_type::OCI_CONFIG.to_owned(),
-                digest: config_digest.clone(),
-                size: config_bytes.len() as u64,
-                annotations: None,
-                platform: None,
-            },
-            layers: vec![Descriptor {
-                media_type: layer.media_type.clone(),
-                digest: layer.digest.clone(),
-                size: layer.size,
-                annotations: None,
-                platform: None,
-            }],
+            config: Descriptor::new(
+                media_type::OCI_CONFIG.to_owned(),
+                config_digest.clone(),
+                config_bytes.len() as u64,
+            ),
+            layers: vec![Descriptor::new(
+                layer.media_type.clone(),
+                layer.digest.clone(),
+                layer.size,
+            )],
         };
         let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
         let manifest_digest = self.blobs().write(&manifest_bytes)?;
@@ -128,7 +125,7 @@ impl Store {
                 media_type: layer.media_type,
             }],
             created: Some(created),
-            added: time::now(),
+            added: time::now_rfc3339(),
             sources: Vec::new(),
             index_digests: Vec::new(),
         };
@@ -177,21 +174,7 @@ fn unpack_input(
 
 /// Parses `os/arch[/variant]`.
 pub(crate) fn parse_platform(s: &str) -> Result<layout::Platform> {
-    let parts: Vec<&str> = s.split('/').collect();
-    let ok = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    match parts.as_slice() {
-        [os, arch] if ok(os) && ok(arch) => Ok(layout::Platform {
-            os: (*os).into(),
-            architecture: (*arch).into(),
-            variant: None,
-        }),
-        [os, arch, v] if ok(os) && ok(arch) && ok(v) => Ok(layout::Platform {
-            os: (*os).into(),
-            architecture: (*arch).into(),
-            variant: Some((*v).into()),
-        }),
-        _ => Err(Error::BadPlatform(s.to_owned())),
-    }
+    Ok(s.parse()?)
 }
 
 #[cfg(test)]

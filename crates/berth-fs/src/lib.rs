@@ -1,0 +1,205 @@
+//! berth-fs: the one way berth replaces a file — a temporary name beside it, write, fsync,
+//! rename, fsync of the directory — so a reader sees the old content or the new, never a torn
+//! file, and a crash leaves at most a temporary that [`remove_stale_temps`] recognises.
+//!
+//! The lowest crate of the workspace with I/O (berth-oci is pure data); the store, the engine and
+//! the runtime's command line use it.
+#![deny(missing_docs)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A filesystem operation that failed, naming what it was doing and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {}: {source}", path.display())]
+pub struct FsError {
+    /// What was being done ("create", "write", "rename into place", …).
+    pub op: &'static str,
+    /// The path it was done to.
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl FsError {
+    fn new(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FsError + use<> {
+        let path = path.to_owned();
+        move |source| FsError { op, path, source }
+    }
+}
+
+/// Whether an update must survive a power cut (fsync of file and directory) or only a crash of
+/// the writer (state that dies with the machine anyway, like a container's runtime state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file before the rename and the directory after it.
+    Durable,
+    /// Rename only: atomic for readers, not durable across a power cut.
+    Volatile,
+}
+
+/// The prefix of the temporaries [`write_atomic`] uses for `path`: `.NAME.tmp-`.
+pub fn temp_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.tmp-")
+}
+
+/// A name no other writer (in this process or another) is using at the same moment.
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{:x}-{n:x}-{t:08x}", std::process::id())
+}
+
+/// Replaces `path` with `bytes` atomically (see the crate docs). On failure the temporary is
+/// removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> Result<(), FsError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = temp_prefix(path);
+    let (tmp, mut f) = loop {
+        let tmp = dir.join(format!("{prefix}{}", unique_suffix()));
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(FsError::new("create", &tmp)(e)),
+        }
+    };
+    let result = (|| {
+        f.write_all(bytes).map_err(FsError::new("write", &tmp))?;
+        if durability == Durability::Durable {
+            f.sync_all().map_err(FsError::new("fsync", &tmp))?;
+        }
+        drop(f);
+        fs::rename(&tmp, path).map_err(FsError::new("rename into place", path))?;
+        if durability == Durability::Durable {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// fsyncs a directory so a rename or unlink inside it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(FsError::new("fsync directory", dir))
+}
+
+/// Removes the temporaries a killed [`write_atomic`] of `path` left beside it. Only for a caller
+/// that holds the lock guarding `path` (no live writer can own one then). Returns how many.
+pub fn remove_stale_temps(path: &Path) -> Result<usize, FsError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = temp_prefix(path);
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(FsError::new("read directory", dir)(e)),
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        if e.file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix))
+        {
+            match fs::remove_file(e.path()) {
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(FsError::new("remove", &e.path())(err)),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn replaces_and_leaves_no_temporary() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.json");
+        write_atomic(&p, b"one", Durability::Durable).unwrap();
+        write_atomic(&p, b"two", Durability::Volatile).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(names(t.path()), ["state.json"]);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("d");
+        fs::create_dir(&p).unwrap();
+        fs::write(p.join("keep"), b"x").unwrap();
+        // A directory that is not empty cannot be replaced by a rename.
+        let e = write_atomic(&p, b"file", Durability::Durable).unwrap_err();
+        assert_eq!(e.op, "rename into place");
+        assert!(e.to_string().contains(&p.display().to_string()), "{e}");
+        assert_eq!(names(t.path()), ["d"]);
+        assert!(p.join("keep").exists());
+        let missing = t.path().join("no/such/dir/f");
+        let e = write_atomic(&missing, b"x", Durability::Durable).unwrap_err();
+        assert_eq!(e.op, "create");
+    }
+
+    #[test]
+    fn stale_temporaries_of_one_file_only_are_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("index.json");
+        fs::write(t.path().join(".index.json.tmp-dead"), b"half").unwrap();
+        fs::write(t.path().join(".index.json.tmp-dead2"), b"half").unwrap();
+        fs::write(t.path().join(".other.json.tmp-dead"), b"not ours").unwrap();
+        assert_eq!(remove_stale_temps(&p).unwrap(), 2);
+        assert_eq!(names(t.path()), [".other.json.tmp-dead"]);
+        assert_eq!(remove_stale_temps(&t.path().join("gone/x")).unwrap(), 0);
+    }
+
+    #[test]
+    fn concurrent_writers_never_tear_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomic(p, &[i; 4096], Durability::Volatile).unwrap();
+                    }
+                });
+            }
+        });
+        let got = fs::read(&p).unwrap();
+        assert_eq!(got.len(), 4096);
+        assert!(got.iter().all(|&b| b == got[0]));
+        assert_eq!(names(t.path()), ["f"]);
+    }
+}
