@@ -1,0 +1,84 @@
+//! What the tests of several berth crates share, so that each is written once: temporary state roots and
+//! the checks that a test left nothing behind ([`root`]), busybox root filesystems ([`busybox`]), layer
+//! and OCI image builders ([`image`]), a berth registry serving inside the test process ([`registry`]),
+//! one moto S3 server per test binary ([`s3`]), a TLS certificate authority ([`tls`]), digests, random
+//! bytes and free ports.
+//!
+//! A dev-dependency only: nothing but tests may depend on it. Helpers panic with a message naming what
+//! failed, as a test's own assertion would.
+
+pub mod busybox;
+pub mod image;
+pub mod registry;
+pub mod root;
+pub mod s3;
+pub mod tls;
+
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+
+/// `sha256:<hex>` of some bytes.
+pub fn digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// `n` random bytes (incompressible content for big blobs).
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    rand::fill(&mut v[..]);
+    v
+}
+
+/// A short random lowercase-hex name, `prefix` first (buckets, prefixes, repositories).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", hex::encode(rand::random::<[u8; 6]>()))
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for servers that must be told theirs up front).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// The repository's root directory (where `scripts/` lives).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// A directory for test data on the disk that holds the build (`target/tmp/berth-tests`): overlayfs upper
+/// directories and large images do not belong on whatever filesystem `$TMPDIR` is.
+pub fn scratch_dir() -> PathBuf {
+    let p = repo_root().join("target/tmp/berth-tests");
+    std::fs::create_dir_all(&p).expect("create the test scratch dir");
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_is_sha256_of_the_bytes() {
+        assert_eq!(
+            digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique("b"), unique("b"));
+        assert!(unique("b").starts_with('b'));
+    }
+
+    #[test]
+    fn free_port_can_be_bound() {
+        let p = free_port();
+        std::net::TcpListener::bind(("127.0.0.1", p)).expect("bind the free port");
+    }
+}

@@ -1,0 +1,135 @@
+//! An S3-protocol server (moto, started by `scripts/s3.sh`) for the tests that run storage on S3: one
+//! server per test binary, started on first use, each test with a bucket of its own. The server is
+//! stopped by a watchdog once the test binary's process is gone, however it ended.
+
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The test binary's moto server: its port.
+struct Server {
+    port: u16,
+}
+
+fn script() -> std::path::PathBuf {
+    crate::repo_root().join("scripts/s3.sh")
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let port = crate::free_port();
+        let out = Command::new("bash")
+            .arg(script())
+            .args(["start", &port.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/s3.sh");
+        assert!(
+            out.status.success(),
+            "scripts/s3.sh start {port} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The watchdog outlives no one: it polls this process and stops moto when it has gone, so a
+        // test binary that panicked, aborted or was killed leaves no server behind either.
+        let watch = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.3; done; exec bash {script} stop {port}",
+            pid = std::process::id(),
+            script = script().display(),
+        );
+        Command::new("setsid")
+            .args(["-f", "bash", "-c", &watch])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("start the moto watchdog");
+        Server { port }
+    })
+}
+
+/// A bucket of its own on the test binary's S3 server.
+#[derive(Debug)]
+pub struct S3 {
+    /// The server's port on 127.0.0.1.
+    pub port: u16,
+    /// The bucket made for this test.
+    pub bucket: String,
+}
+
+impl S3 {
+    /// A new, empty bucket (starting the server if this binary has none yet).
+    pub fn start() -> S3 {
+        let port = server().port;
+        let bucket = crate::unique("t");
+        let url = format!("http://127.0.0.1:{port}/{bucket}");
+        // moto checks no signature, so a plain CreateBucket does.
+        let r = reqwest::blocking::Client::new()
+            .put(&url)
+            .send()
+            .unwrap_or_else(|e| panic!("create bucket {url}: {e}"));
+        assert!(
+            r.status().is_success(),
+            "create bucket {url}: {}",
+            r.status()
+        );
+        S3 { port, bucket }
+    }
+
+    /// The endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The keys in the bucket below `prefix` (all of them for `""`), sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        let http = reqwest::blocking::Client::new();
+        loop {
+            let mut req = http
+                .get(format!("{}/{}", self.endpoint(), self.bucket))
+                .query(&[("list-type", "2"), ("prefix", prefix)]);
+            if let Some(t) = &token {
+                req = req.query(&[("continuation-token", t.as_str())]);
+            }
+            let body = req.send().and_then(|r| r.text()).expect("ListObjectsV2");
+            keys.extend(xml_values(&body, "Key"));
+            token = xml_values(&body, "NextContinuationToken")
+                .into_iter()
+                .next();
+            if token.is_none() {
+                break;
+            }
+        }
+        keys.sort();
+        keys
+    }
+}
+
+/// The texts of every `<tag>…</tag>` in an S3 XML reply (keys are XML-escaped there).
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(open.as_str())
+        .skip(1)
+        .filter_map(|s| s.split_once(close.as_str()).map(|(v, _)| v))
+        .map(|v| {
+            v.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xml_values_are_unescaped() {
+        let x =
+            "<R><Key>a&amp;b</Key><Key>c</Key><NextContinuationToken>t</NextContinuationToken></R>";
+        assert_eq!(super::xml_values(x, "Key"), ["a&b", "c"]);
+        assert_eq!(super::xml_values(x, "NextContinuationToken"), ["t"]);
+    }
+}
