@@ -42,6 +42,31 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// This machine's first non-loopback IPv4 address: what a test serves on to be "another host" (a
+/// registry there is not trusted for plain HTTP the way a loopback one is). Read from the kernel's
+/// local routing table, so it needs no tool and no root.
+pub fn host_ip() -> std::net::Ipv4Addr {
+    let trie = std::fs::read_to_string("/proc/net/fib_trie").expect("read /proc/net/fib_trie");
+    let mut last: Option<std::net::Ipv4Addr> = None;
+    for line in trie.lines() {
+        let t = line.trim_start();
+        if let Some(a) = t.strip_prefix("|-- ").or_else(|| t.strip_prefix("+-- ")) {
+            last = a.split(['/', ' ']).next().and_then(|a| a.parse().ok());
+        } else if t.starts_with("/32 host LOCAL")
+            && let Some(ip) = last.filter(|ip| !ip.is_loopback())
+        {
+            return ip;
+        }
+    }
+    panic!("this test needs a non-loopback IPv4 address on the machine");
+}
+
+/// The /24 network around [`host_ip`], as `a.b.c.0/24`.
+pub fn host_net24() -> String {
+    let [a, b, c, _] = host_ip().octets();
+    format!("{a}.{b}.{c}.0/24")
+}
+
 /// The repository's root directory (where `scripts/` lives).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,6 +99,14 @@ mod tests {
     fn unique_names_differ() {
         assert_ne!(unique("b"), unique("b"));
         assert!(unique("b").starts_with('b'));
+    }
+
+    #[test]
+    fn the_host_ip_is_a_local_address() {
+        let ip = host_ip();
+        assert!(!ip.is_loopback());
+        std::net::TcpListener::bind((ip, 0)).expect("bind the host address");
+        assert!(host_net24().ends_with(".0/24"));
     }
 
     #[test]

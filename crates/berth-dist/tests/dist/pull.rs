@@ -2,11 +2,9 @@
 //! platforms, shared layers, corrupt blobs and lying configs, resume after a cut connection,
 //! concurrent pulls, and the errors for missing tags and unreachable registries.
 
-mod common;
-
+use crate::common::{Compression, Registry, TestLayer, client, layer, random_bytes, store};
 use berth_dist::{Error, Event, LayerStatus, PullOptions, pull};
 use berth_oci::{Digest, Reference};
-use common::{Compression, Registry, TestLayer, client, layer, random_bytes, store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,6 +97,10 @@ fn other_arch() -> (&'static str, String) {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn pulls_by_tag_and_by_digest_with_gzip_zstd_and_plain_layers() {
     let reg = Registry::start().await;
     let layers = [
@@ -183,6 +185,10 @@ async fn put_arch_image(reg: &Registry, repo: &str, arch: &str) -> (String, usiz
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn index_picks_the_host_platform_or_the_asked_one() {
     let reg = Registry::start().await;
     let (other, host) = other_arch();
@@ -246,6 +252,10 @@ async fn index_picks_the_host_platform_or_the_asked_one() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn layers_shared_between_images_download_once() {
     let reg = Registry::start().await;
     let base = layer(&[("base", &random_bytes(200_000)[..])], Compression::Gzip);
@@ -268,7 +278,7 @@ async fn layers_shared_between_images_download_once() {
         .await
         .unwrap();
     assert_eq!(p2.layers_downloaded, 1);
-    let base_digest = common::digest(&base.blob);
+    let base_digest = crate::common::digest(&base.blob);
     assert_eq!(statuses(&events, &base_digest), vec![LayerStatus::Exists]);
     assert!(p2.bytes_downloaded < 100_000, "{}", p2.bytes_downloaded);
     assert_eq!(file_in(&st, &p2.image, "b").unwrap(), b"B");
@@ -280,7 +290,7 @@ async fn corrupt_case(compression: Compression) {
     let l = layer(&[("data", &random_bytes(100_000)[..])], compression);
     reg.put_image("bad", "v", std::slice::from_ref(&l), ("linux", "amd64"))
         .await;
-    let ld = common::digest(&l.blob);
+    let ld = crate::common::digest(&l.blob);
     let path = reg.blob_path(&ld);
     let mut bytes = std::fs::read(&path).unwrap();
     for b in &mut bytes[50_000..50_100] {
@@ -311,6 +321,10 @@ async fn corrupt_layer_is_rejected_leaving_nothing() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn config_lying_about_diff_ids_publishes_nothing() {
     let reg = Registry::start().await;
     let real = layer(&[("x", b"real")], Compression::Gzip);
@@ -334,7 +348,7 @@ async fn config_lying_about_diff_ids_publishes_nothing() {
         ),
         "{err}"
     );
-    assert_store_empty(&st, &common::digest(&real.blob));
+    assert_store_empty(&st, &crate::common::digest(&real.blob));
 }
 
 /// A TCP proxy to `upstream` that, while `limit` is non-zero, closes each connection after
@@ -378,13 +392,17 @@ async fn cutting_proxy(upstream: SocketAddr, limit: Arc<AtomicU64>) -> String {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn interrupted_download_resumes_with_a_range_request() {
     let reg = Registry::start().await;
     let content = random_bytes(2_000_000);
     let l = layer(&[("big", &content[..])], Compression::Gzip);
     reg.put_image("resume", "v", std::slice::from_ref(&l), ("linux", "amd64"))
         .await;
-    let ld = common::digest(&l.blob);
+    let ld = crate::common::digest(&l.blob);
     let limit = Arc::new(AtomicU64::new(700_000));
     let host = cutting_proxy(reg.addr, limit.clone()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -406,7 +424,7 @@ async fn interrupted_download_resumes_with_a_range_request() {
     );
 
     limit.store(0, Ordering::SeqCst);
-    let client = common::client(dir.path());
+    let client = crate::common::client(dir.path());
     let (o, events) = opts(None);
     let p = pull(&client, &st, &r, &o).await.unwrap();
     assert_eq!(
@@ -424,12 +442,16 @@ async fn interrupted_download_resumes_with_a_range_request() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn resume_with_a_bogus_partial_is_refused_and_the_next_pull_works() {
     let reg = Registry::start().await;
     let l = layer(&[("f", &random_bytes(300_000)[..])], Compression::Zstd);
     reg.put_image("bogus", "v", std::slice::from_ref(&l), ("linux", "amd64"))
         .await;
-    let ld = common::digest(&l.blob);
+    let ld = crate::common::digest(&l.blob);
     let dir = tempfile::tempdir().unwrap();
     let client = client(dir.path());
     let (_t, st) = store();
@@ -447,6 +469,10 @@ async fn resume_with_a_bogus_partial_is_refused_and_the_next_pull_works() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn concurrent_pulls_sharing_layers_all_succeed() {
     let reg = Registry::start().await;
     let base = layer(&[("base", &random_bytes(500_000)[..])], Compression::Gzip);
@@ -536,6 +562,10 @@ async fn missing_tag_is_not_found_and_closed_port_is_unreachable() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn the_same_blob_twice_in_one_image_gets_both_snapshots() {
     let reg = Registry::start().await;
     let l = layer(&[("same", b"twice")], Compression::Gzip);
@@ -552,6 +582,10 @@ async fn the_same_blob_twice_in_one_image_gets_both_snapshots() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn docker_manifest_list_and_schema2_media_types() {
     let reg = Registry::start().await;
     let (_, host) = other_arch();
@@ -573,7 +607,7 @@ async fn docker_manifest_list_and_schema2_media_types() {
     let md = reg
         .put_manifest(
             "dock",
-            &common::digest(&manifest),
+            &crate::common::digest(&manifest),
             "application/vnd.docker.distribution.manifest.v2+json",
             &manifest,
         )

@@ -3,8 +3,7 @@
 //! registry, chunked uploads counted on the server, and the errors (no such image, a blob missing
 //! locally, a registry that refuses or is gone).
 
-mod common;
-
+use crate::common::{Compression, Registry, TestLayer, digest, layer, random_bytes};
 use berth_dist::auth::Credential;
 use berth_dist::client::{Body, Scope};
 use berth_dist::events::{Event, LayerStatus};
@@ -12,7 +11,6 @@ use berth_dist::{Client, Config, Error, PushOptions, Pushed, push};
 use berth_oci::Reference;
 use berth_registry::config::{AccessRule, Config as RegistryConfig, CrossMount};
 use berth_store::{Image, Store};
-use common::{Compression, Registry, TestLayer, digest, layer, random_bytes};
 use http::{HeaderMap, Method};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -271,9 +269,9 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let reg = Registry::start().await;
-        let (_store_dir, store) = common::store();
+        let (_store_dir, store) = crate::common::store();
         let _client_dir = tempfile::tempdir().unwrap();
-        let client = common::client(_client_dir.path());
+        let client = crate::common::client(_client_dir.path());
         Fixture {
             reg,
             store,
@@ -291,6 +289,10 @@ impl Fixture {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn push_sends_every_blob_and_the_manifest_byte_for_byte() {
     let fx = Fixture::new().await;
     let (reg, store, client) = (&fx.reg, &fx.store, &fx.client);
@@ -344,12 +346,16 @@ async fn push_sends_every_blob_and_the_manifest_byte_for_byte() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn repush_of_an_unchanged_image_sends_no_blob_data() {
     let reg = Registry::start().await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     load(&store, &two_layers(), "localhost/app:1");
     let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let client = crate::common::client(dir.path());
     let target = format!("{}/team/app:v1", reg.host);
     push_to(
         &client,
@@ -366,7 +372,7 @@ async fn repush_of_an_unchanged_image_sends_no_blob_data() {
     let manifest_puts_before = requests(&reg, "manifest", "PUT").await;
 
     // A new client, as a new `berth push` would have.
-    let client = common::client(dir.path());
+    let client = crate::common::client(dir.path());
     let events = Events::default();
     let start = Instant::now();
     let pushed = push_to(&client, &store, "localhost/app:1", &target, &events)
@@ -413,6 +419,10 @@ async fn repush_of_an_unchanged_image_sends_no_blob_data() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn push_to_another_repository_mounts_the_blobs() {
     let fx = Fixture::new().await;
     let (reg, store) = (&fx.reg, &fx.store);
@@ -453,12 +463,16 @@ async fn push_to_another_repository_mounts_the_blobs() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn with_mounts_off_the_blobs_are_uploaded_instead() {
     let reg = Registry::start_with(|c| c.api.cross_mount = CrossMount::Off).await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     let image = load(&store, &two_layers(), "localhost/app:1");
     let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let client = crate::common::client(dir.path());
     push_quiet(&client, &store, "localhost/app:1", &reg.host, "team/app:v1")
         .await
         .unwrap();
@@ -489,13 +503,17 @@ async fn with_mounts_off_the_blobs_are_uploaded_instead() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn tag_then_push_to_a_second_registry() {
     let one = Registry::start().await;
     let two = Registry::start().await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     let image = load(&store, &two_layers(), "localhost/app:1");
     let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let client = crate::common::client(dir.path());
     push_quiet(&client, &store, "localhost/app:1", &one.host, "team/app:v1")
         .await
         .unwrap();
@@ -529,16 +547,20 @@ async fn tag_then_push_to_a_second_registry() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn large_blobs_go_in_chunks() {
     let reg = Registry::start().await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     let big = layer(&[("big", &random_bytes(1 << 20))], Compression::None);
     let image = load(&store, std::slice::from_ref(&big), "localhost/big:1");
     let dir = tempfile::tempdir().unwrap();
     let chunk = 64 * 1024;
     let client = Client::new(Config {
         chunk_size: chunk,
-        ..common::client(dir.path()).config().clone()
+        ..crate::common::client(dir.path()).config().clone()
     })
     .unwrap();
     let events = Events::default();
@@ -575,15 +597,19 @@ async fn large_blobs_go_in_chunks() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn a_single_put_upload_reports_progress_as_it_goes() {
     let reg = Registry::start().await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     let big = layer(&[("big", &random_bytes(3 << 20))], Compression::None);
     load(&store, std::slice::from_ref(&big), "localhost/big:1");
     let dir = tempfile::tempdir().unwrap();
     let events = Events::default();
     push_to(
-        &common::client(dir.path()),
+        &crate::common::client(dir.path()),
         &store,
         "localhost/big:1",
         &format!("{}/team/big:v1", reg.host),
@@ -623,14 +649,18 @@ async fn no_such_local_image_is_an_error_and_nothing_is_sent() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn a_blob_missing_locally_is_an_error_before_anything_is_sent() {
     let reg = Registry::start().await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     let image = load(&store, &two_layers(), "localhost/app:1");
     let gone = &image.layers[1].digest;
     std::fs::remove_file(store.blobs().path(gone)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let client = crate::common::client(dir.path());
 
     let err = push_quiet(&client, &store, "localhost/app:1", &reg.host, "team/app:v1")
         .await
@@ -671,7 +701,7 @@ fn token_auth(dir: &Path) -> impl FnOnce(&mut RegistryConfig) {
 }
 
 fn client_as(dir: &Path, host: &str, user: &str) -> Client {
-    let c = common::client(dir);
+    let c = crate::common::client(dir);
     c.auth()
         .store(
             host,
@@ -685,10 +715,14 @@ fn client_as(dir: &Path, host: &str, user: &str) -> Client {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn push_with_tokens_mounts_and_a_reader_is_refused() {
     let auth_dir = tempfile::tempdir().unwrap();
     let reg = Registry::start_with(token_auth(auth_dir.path())).await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     let image = load(&store, &two_layers(), "localhost/app:1");
 
     let dir = tempfile::tempdir().unwrap();
@@ -756,15 +790,19 @@ async fn push_with_tokens_mounts_and_a_reader_is_refused() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn a_registry_that_is_gone_is_an_error() {
     let reg = Registry::start().await;
     let host = reg.host.clone();
     drop(reg);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     load(&store, &two_layers(), "localhost/app:1");
     let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let client = crate::common::client(dir.path());
 
     let err = push_to(
         &client,
@@ -835,16 +873,20 @@ async fn flaky_proxy(upstream: std::net::SocketAddr, cut_after: u64) -> String {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn a_chunked_upload_cut_off_midway_resumes_from_what_the_registry_holds() {
     let reg = Registry::start().await;
     let proxy = flaky_proxy(reg.addr, 300 * 1024).await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     let big = layer(&[("big", &random_bytes(1 << 20))], Compression::None);
     let image = load(&store, std::slice::from_ref(&big), "localhost/big:1");
     let dir = tempfile::tempdir().unwrap();
     let client = Client::new(Config {
         chunk_size: 64 * 1024,
-        ..common::client(dir.path()).config().clone()
+        ..crate::common::client(dir.path()).config().clone()
     })
     .unwrap();
     let events = Events::default();
@@ -878,6 +920,10 @@ async fn a_chunked_upload_cut_off_midway_resumes_from_what_the_registry_holds() 
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn pushing_another_image_to_a_taken_tag_moves_the_tag() {
     let fx = Fixture::new().await;
     let (reg, store, client) = (&fx.reg, &fx.store, &fx.client);
@@ -909,9 +955,13 @@ async fn pushing_another_image_to_a_taken_tag_moves_the_tag() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn a_docker_schema2_manifest_goes_with_its_own_media_type() {
     let reg = Registry::start().await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     let mut layers = two_layers();
     layers.truncate(1);
     layers[0].media_type = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -920,7 +970,7 @@ async fn a_docker_schema2_manifest_goes_with_its_own_media_type() {
         .unwrap()
         .remove(0);
     let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let client = crate::common::client(dir.path());
 
     let pushed = push_quiet(
         &client,
@@ -938,16 +988,20 @@ async fn a_docker_schema2_manifest_goes_with_its_own_media_type() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn an_imported_image_pushes() {
     let reg = Registry::start().await;
-    let (_t, store) = common::store();
+    let (_t, store) = crate::common::store();
     let rootfs = layer(&[("etc/os-release", b"ID=test\n")], Compression::Gzip);
     let name = reference("localhost/imported:1");
     let image = store
         .import(&rootfs.blob[..], Some(&name), &Default::default())
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let client = common::client(dir.path());
+    let client = crate::common::client(dir.path());
 
     let pushed = push_quiet(
         &client,
@@ -967,12 +1021,16 @@ async fn an_imported_image_pushes() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "e2e"),
+    ignore = "e2e tier: needs root (unpacking sets owners)"
+)]
 async fn push_by_digest_and_a_digest_that_is_not_the_image() {
     let fx = Fixture::new().await;
     let (reg, store, client) = (&fx.reg, &fx.store, &fx.client);
     let image = load(store, &two_layers(), "localhost/app:1");
 
-    let wrong = format!("{}/team/app@{}", reg.host, common::digest(b"other"));
+    let wrong = format!("{}/team/app@{}", reg.host, crate::common::digest(b"other"));
     let err = push_to(client, store, "localhost/app:1", &wrong, &Events::default())
         .await
         .unwrap_err();

@@ -1,14 +1,12 @@
 //! Authentication against the real berth registry in this process: Basic mode, bearer tokens
 //! with per-repository rules, anonymous pull, the token cache, and `login`.
 
-mod common;
-
+use crate::common::{Registry, digest};
 use base64::Engine as _;
 use berth_dist::auth::Credential;
 use berth_dist::client::{Body, Scope};
 use berth_dist::{Client, Error};
 use berth_registry::config::{AccessRule, Config as RegistryConfig};
-use common::{Registry, digest};
 use http::{HeaderMap, Method};
 use std::path::Path;
 
@@ -58,13 +56,13 @@ fn auth(dir: &Path, tokens: bool, anonymous_pull: bool) -> impl FnOnce(&mut Regi
 fn client_as(dir: &Path, host: &str, user: Option<&str>) -> Client {
     match user {
         Some(u) => client_with(dir, host, u, USERS.iter().find(|(n, _)| *n == u).unwrap().1),
-        None => common::client(dir),
+        None => crate::common::client(dir),
     }
 }
 
 /// A client holding the credential `user`/`password` for `host`, right or wrong.
 fn client_with(dir: &Path, host: &str, user: &str, password: &str) -> Client {
-    let c = common::client(dir);
+    let c = crate::common::client(dir);
     let cred = Credential {
         username: user.into(),
         secret: password.into(),
@@ -395,7 +393,7 @@ async fn login_checks_the_password_in_both_modes() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::start_with(auth(dir.path(), tokens, false)).await;
         let host = reg.host.clone();
-        let c = common::client(dir.path());
+        let c = crate::common::client(dir.path());
         let good = Credential {
             username: "bob".into(),
             secret: "bob-pw".into(),
@@ -430,7 +428,7 @@ async fn login_checks_the_password_in_both_modes() {
     // A registry without auth accepts any login.
     let dir = tempfile::tempdir().unwrap();
     let open = Registry::start().await;
-    let c = common::client(dir.path());
+    let c = crate::common::client(dir.path());
     c.login(
         &open.host,
         &Credential {
@@ -506,7 +504,7 @@ async fn a_mirror_for_docker_hub_gets_its_own_credential_never_docker_hubs() {
         .unwrap();
     let mirrored = |name: &str| {
         let d = dir.path().join(name);
-        let base = common::client(&d).config().clone();
+        let base = crate::common::client(&d).config().clone();
         berth_dist::Client::new(berth_dist::Config {
             default_registry: Some(host.clone()),
             ..base

@@ -2,22 +2,18 @@
 //! and by CIDR), TLS with a CA from `certs_dir`, no credentials across a redirect to another
 //! host, and credentials in files and credential helpers.
 
-mod common;
-
+use crate::common::Registry;
 use berth_dist::auth::{AuthStore, Credential, DOCKER_HUB_KEY};
 use berth_dist::client::{Body, Scope};
 use berth_dist::{Client, Config, Error};
 use berth_registry::config::{Config as RegistryConfig, TlsConfig};
 use berth_registry::storage::StorageSpec;
-use common::Registry;
 use http::{HeaderMap, Method};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The machine's address that is not loopback, so the registry counts as secure by default.
-const OUTSIDE_IP: &str = "192.0.2.2";
 
 fn config(dir: &Path) -> Config {
     Config {
@@ -82,73 +78,6 @@ async fn serve(
     panic!("registry on {ip}:{port} did not come up");
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `ca.crt`, and `server.crt` (leaf + CA) / `server.key` for `ip`, signed by it.
-fn certificates(dir: &Path, ip: &str) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut a = vec![
-        "req",
-        "-x509",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=berth-dist test CA",
-    ];
-    a.extend(ec);
-    a.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
-    openssl(dir, &a);
-    let mut a = vec!["req", "-new", "-subj", "/CN=registry"];
-    a.extend(ec);
-    a.extend(["-keyout", "server.key", "-out", "server.csr"]);
-    openssl(dir, &a);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        format!("basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:{ip}\n"),
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "leaf.crt",
-        ],
-    );
-    let chain = std::fs::read_to_string(dir.join("leaf.crt")).unwrap()
-        + &std::fs::read_to_string(dir.join("ca.crt")).unwrap();
-    std::fs::write(dir.join("server.crt"), chain).unwrap();
-}
-
 #[tokio::test]
 async fn loopback_registries_are_spoken_to_over_plain_http_quickly() {
     let reg = Registry::start().await;
@@ -176,19 +105,16 @@ async fn loopback_registries_are_spoken_to_over_plain_http_quickly() {
 #[tokio::test]
 async fn other_hosts_use_http_only_when_listed_as_insecure() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port(OUTSIDE_IP);
-    let server = serve(OUTSIDE_IP, port, dir.path(), None).await;
-    let host = format!("{OUTSIDE_IP}:{port}");
+    let ip = berth_testkit::host_ip().to_string();
+    let port = free_port(&ip);
+    let server = serve(&ip, port, dir.path(), None).await;
+    let host = format!("{ip}:{port}");
 
     let secure = Client::new(config(dir.path())).unwrap();
     let e = get_v2(&secure, &host).await.unwrap_err();
     assert!(matches!(e, Error::Unreachable { .. }), "{e}");
 
-    for listed in [
-        host.clone(),
-        "192.0.2.0/24".to_owned(),
-        OUTSIDE_IP.to_owned(),
-    ] {
+    for listed in [host.clone(), berth_testkit::host_net24(), ip.clone()] {
         let c = Client::new(Config {
             insecure: vec![listed.clone()],
             ..config(dir.path())
@@ -206,14 +132,15 @@ async fn other_hosts_use_http_only_when_listed_as_insecure() {
 #[tokio::test]
 async fn tls_registry_trusted_through_certs_dir() {
     let dir = tempfile::tempdir().unwrap();
-    certificates(dir.path(), OUTSIDE_IP);
-    let port = free_port(OUTSIDE_IP);
+    let ip = berth_testkit::host_ip().to_string();
+    berth_testkit::tls::Ca::new().write(dir.path(), &[&ip]);
+    let port = free_port(&ip);
     let tls = TlsConfig {
         cert: dir.path().join("server.crt"),
         key: dir.path().join("server.key"),
     };
-    let server = serve(OUTSIDE_IP, port, dir.path(), Some(tls)).await;
-    let host = format!("{OUTSIDE_IP}:{port}");
+    let server = serve(&ip, port, dir.path(), Some(tls)).await;
+    let host = format!("{ip}:{port}");
 
     // Without the CA: the handshake fails and the error says so.
     let c = Client::new(config(dir.path())).unwrap();
