@@ -13,8 +13,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The machine's address that is not loopback, so the registry counts as secure by default.
-
 fn config(dir: &Path) -> Config {
     Config {
         auth_file: dir.join("auth.json"),
