@@ -66,6 +66,7 @@ impl S3 {
         // moto checks no signature, so a plain CreateBucket does.
         let r = reqwest::blocking::Client::new()
             .put(&url)
+            .header("authorization", MOTO_AUTH)
             .send()
             .unwrap_or_else(|e| panic!("create bucket {url}: {e}"));
         assert!(
@@ -89,23 +90,45 @@ impl S3 {
         loop {
             let mut req = http
                 .get(format!("{}/{}", self.endpoint(), self.bucket))
+                .header("authorization", MOTO_AUTH)
                 .query(&[("list-type", "2"), ("prefix", prefix)]);
             if let Some(t) = &token {
                 req = req.query(&[("continuation-token", t.as_str())]);
             }
-            let body = req.send().and_then(|r| r.text()).expect("ListObjectsV2");
-            keys.extend(xml_values(&body, "Key"));
-            token = xml_values(&body, "NextContinuationToken")
-                .into_iter()
-                .next();
-            if token.is_none() {
+            let r = req.send().expect("ListObjectsV2");
+            assert_eq!(r.status(), 200, "list bucket {}", self.bucket);
+            let xml = r.text().expect("ListObjectsV2 body");
+            keys.extend(xml_values(&xml, "Key"));
+            if xml_values(&xml, "IsTruncated").first().map(String::as_str) != Some("true") {
                 break;
             }
+            token = xml_values(&xml, "NextContinuationToken").into_iter().next();
+            assert!(token.is_some(), "a truncated listing without a token");
         }
         keys.sort();
         keys
     }
+
+    /// An object's bytes, or `None` when there is none under `key`.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let url = format!("{}/{}/{key}", self.endpoint(), self.bucket);
+        let r = reqwest::blocking::Client::new()
+            .get(&url)
+            .header("authorization", MOTO_AUTH)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        if r.status() == 404 {
+            return None;
+        }
+        assert_eq!(r.status(), 200, "GET {url}");
+        Some(r.bytes().expect("object body").to_vec())
+    }
 }
+
+/// moto checks no signature, but serves objects to anonymous requests only when their ACL is public;
+/// any `Authorization` header makes a request an authenticated one.
+pub const MOTO_AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, \
+                             SignedHeaders=host, Signature=0";
 
 /// The texts of every `<tag>…</tag>` in an S3 XML reply (keys are XML-escaped there).
 fn xml_values(xml: &str, tag: &str) -> Vec<String> {

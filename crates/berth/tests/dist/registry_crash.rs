@@ -3,12 +3,10 @@
 //! monolithic upload killed mid-body is never served and can simply be retried. No partial blob
 //! may ever be visible under `blobs/`.
 
-mod registry_util;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use registry_util::{Api, Registry, S3, Store, digest, random_bytes, slow_body, with_query};
+use crate::registry_util::{Api, Registry, S3, Store, digest, random_bytes, slow_body, with_query};
 
 const REPO: &str = "e2e/crash";
 /// Size of each small chunk PATCHed before the kill.

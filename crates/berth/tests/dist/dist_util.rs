@@ -2,13 +2,11 @@
 //! a registries.toml of its own, so credentials never touch the machine's), test images built as
 //! OCI layouts from busybox, distribution 2.8 (`../shared/conformance/docker-registry.sh`), podman
 //! with its own storage, a throttling TCP proxy, and listings of a state root to prove that a
-//! failed command left nothing visible. Test files declare `mod common; mod registry_util;
-//! mod dist_util;`.
+//! failed command left nothing visible.
 #![allow(dead_code)]
 
-use crate::common::{TestRoot, busybox_tar};
-use crate::registry_util::{self, Finished, S3, free_port, repo_root};
-use sha2::{Digest as _, Sha256};
+use crate::common::TestRoot;
+use crate::registry_util::{Finished, S3, free_port, repo_root};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -21,10 +19,7 @@ use std::time::Duration;
 /// How long one berth command may take before the test calls it hung.
 pub const LIMIT: Duration = Duration::from_secs(300);
 
-/// `sha256:<hex>` of some bytes.
-pub fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
+pub use berth_testkit::digest as sha256;
 
 /// One test's berth: a state root, and a HOME whose registries.toml names its own credentials
 /// file and Docker config directory.
@@ -82,7 +77,8 @@ impl Env {
     pub fn run(&self, args: &[&str]) -> Finished {
         let mut c = self.cmd();
         c.args(args);
-        registry_util::run_limited(c, LIMIT).unwrap_or_else(|e| panic!("berth {args:?}: {e:#}"))
+        crate::registry_util::run_limited(c, LIMIT)
+            .unwrap_or_else(|e| panic!("berth {args:?}: {e:#}"))
     }
 
     /// Runs `berth ARGS` and asserts it succeeded.
@@ -220,23 +216,7 @@ pub fn listing_diff(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) 
 }
 
 /// An OCI image layout (directory and tar archive) built for a test.
-pub struct TestImage {
-    /// The layout directory (`skopeo copy oci:DIR:TAG`).
-    pub layout: PathBuf,
-    /// The same as a tar archive (`berth load -i`, `oci-archive:`).
-    pub archive: PathBuf,
-    /// The name the archive gives it (`io.containerd.image.name`).
-    pub name: String,
-    /// The tag in the layout (`org.opencontainers.image.ref.name`).
-    pub tag: String,
-    /// Layer blob digests, bottom first.
-    pub layers: Vec<String>,
-    /// The manifest digest.
-    pub manifest: String,
-    /// The config digest (the image id).
-    pub config: String,
-    _dir: tempfile::TempDir,
-}
+pub use berth_testkit::image::OciImage as TestImage;
 
 /// A layer to put in a test image.
 pub enum LayerSpec<'a> {
@@ -246,135 +226,18 @@ pub enum LayerSpec<'a> {
     Files(&'a [(&'a str, &'a [u8])]),
 }
 
-fn write_blob(layout: &Path, data: &[u8]) -> (String, usize) {
-    let d = sha256(data);
-    let p = layout
-        .join("blobs/sha256")
-        .join(d.trim_start_matches("sha256:"));
-    std::fs::write(p, data).expect("write blob");
-    (d, data.len())
-}
-
-fn tar_of_dir(dir: &Path) -> Vec<u8> {
-    let out = Command::new("tar")
-        .args(["--numeric-owner", "--owner=0", "--group=0", "--sort=name"])
-        .arg("--mtime=@0")
-        .arg("-C")
-        .arg(dir)
-        .args(["-cf", "-", "."])
-        .output()
-        .expect("run tar");
-    assert!(out.status.success(), "tar failed");
-    out.stdout
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("gzip")
-        .args(["-1", "-n", "-c"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run gzip");
-    let mut stdin = child.stdin.take().unwrap();
-    let data = data.to_vec();
-    let w = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().expect("gzip output");
-    w.join().unwrap().expect("feed gzip");
-    assert!(out.status.success());
-    out.stdout
-}
-
 /// Builds an image named `name` (a full reference, e.g. `localhost/test/app:1`) with `layers`;
 /// its command is `sh`.
 pub fn make_image(name: &str, layers: &[LayerSpec]) -> TestImage {
-    let dir = tempfile::Builder::new()
-        .prefix("img-")
-        .tempdir_in(crate::common::scratch_dir())
-        .expect("temp dir");
-    let layout = dir.path().join("layout");
-    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    let mut descs = Vec::new();
-    let mut diff_ids = Vec::new();
-    let mut digests = Vec::new();
-    for (i, spec) in layers.iter().enumerate() {
-        let (raw, media, blob) = match spec {
-            LayerSpec::Busybox => {
-                let raw = std::fs::read(busybox_tar()).expect("busybox tar");
-                let gz = gzip(&raw);
-                (raw, "application/vnd.oci.image.layer.v1.tar+gzip", gz)
-            }
-            LayerSpec::Files(files) => {
-                let d = dir.path().join(format!("layer{i}"));
-                for (path, data) in *files {
-                    let p = d.join(path.trim_start_matches('/'));
-                    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-                    std::fs::write(&p, data).unwrap();
-                }
-                std::fs::create_dir_all(&d).unwrap();
-                let raw = tar_of_dir(&d);
-                (raw.clone(), "application/vnd.oci.image.layer.v1.tar", raw)
-            }
-        };
-        diff_ids.push(sha256(&raw));
-        let (d, size) = write_blob(&layout, &blob);
-        digests.push(d.clone());
-        descs.push(serde_json::json!({"mediaType": media, "digest": d, "size": size}));
-    }
-    let config = serde_json::to_vec(&serde_json::json!({
-        "created": "2026-01-01T00:00:00Z",
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {
-            "Cmd": ["sh"],
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-        },
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": layers.iter().map(|_| serde_json::json!({"created_by": "dist_util"})).collect::<Vec<_>>(),
-    }))
-    .unwrap();
-    let (cd, cs) = write_blob(&layout, &config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-        "layers": descs,
-    }))
-    .unwrap();
-    let (md, ms) = write_blob(&layout, &manifest);
-    let tag = name.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": md, "size": ms,
-                "annotations": {
-                    "io.containerd.image.name": name,
-                    "org.opencontainers.image.ref.name": tag,
-                },
-            }],
-        }))
-        .unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    let archive = dir.path().join("image.tar");
-    std::fs::write(&archive, tar_of_dir(&layout)).unwrap();
-    TestImage {
-        layout,
-        archive,
-        name: name.to_owned(),
-        tag: tag.to_owned(),
-        layers: digests,
-        manifest: md,
-        config: cd,
-        _dir: dir,
-    }
+    use berth_testkit::image::{Compression, busybox_layer, layer, oci_image};
+    let layers: Vec<_> = layers
+        .iter()
+        .map(|l| match l {
+            LayerSpec::Busybox => busybox_layer(),
+            LayerSpec::Files(files) => layer(files, Compression::None),
+        })
+        .collect();
+    oci_image(name, &layers)
 }
 
 /// busybox plus a layer holding `/hello.txt` = `hello from LABEL`: two layers, one gzip, one
@@ -490,7 +353,8 @@ impl Podman {
             .args(["--storage-driver", "overlay"])
             .args(args)
             .stdin(Stdio::null());
-        registry_util::run_limited(c, LIMIT).unwrap_or_else(|e| panic!("podman {args:?}: {e:#}"))
+        crate::registry_util::run_limited(c, LIMIT)
+            .unwrap_or_else(|e| panic!("podman {args:?}: {e:#}"))
     }
 
     /// The same, asserting success.
@@ -539,7 +403,7 @@ pub fn skopeo_copy(src: &str, dest: &str) {
         dest,
     ])
     .stdin(Stdio::null());
-    let f = registry_util::run_limited(c, LIMIT).expect("run skopeo");
+    let f = crate::registry_util::run_limited(c, LIMIT).expect("run skopeo");
     assert_eq!(
         f.code,
         Some(0),

@@ -4,9 +4,7 @@
 //! itself (it could read what the user types, change the terminal's modes, or push input into the
 //! user's shell with TIOCSTI): berth relays through pipes, as Docker and Podman do.
 
-mod common;
-
-use common::{TestRoot, ok, sh_args};
+use crate::common::{TestRoot, ok, sh_args};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::pty::OpenptFlags;
 use std::fs::File;
@@ -231,7 +229,7 @@ fn assert_interactive(s: &Session) {
 
 /// No process still runs with this root on its command line.
 fn assert_no_processes(t: &TestRoot) {
-    common::assert_no_processes_within(t, Duration::from_secs(5));
+    crate::common::assert_no_processes_within(t, Duration::from_secs(5));
 }
 
 #[test]
@@ -242,7 +240,7 @@ fn run_rm_relays_a_terminal_and_passes_files_through() {
     let s = session(&t, &sh_args(&[], &script), None, TYPED_AHEAD, PLAIN_STEPS);
     assert_plain(&s, true);
     // stderr on a regular file: the container writes that file itself (no relay, no copy).
-    let dir = tempfile::tempdir_in(common::scratch_dir()).unwrap();
+    let dir = tempfile::tempdir_in(crate::common::scratch_dir()).unwrap();
     let errf = dir.path().join("stderr");
     let s = session(
         &t,

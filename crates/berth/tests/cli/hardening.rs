@@ -2,14 +2,12 @@
 //! pids limit, the host console denied by the device rules, and seccomp that follows the
 //! capabilities a container is given.
 
-mod common;
-
-use common::{TestRoot, inspect, ok, ok_sh, run_sh, stderr, stdout};
+use crate::common::{TestRoot, inspect, ok, ok_sh, run_sh, stderr, stdout};
 use std::path::{Path, PathBuf};
 
 /// The container's `pids.max` as the host sees it (the v1 pids hierarchy, or v2 with pids enabled).
 fn host_pids_max(id: &str) -> String {
-    let dir = common::cgroup_dirs_for(id)
+    let dir = crate::common::cgroup_dirs_for(id)
         .into_iter()
         .find(|d| d.join("pids.max").exists())
         .unwrap_or_else(|| panic!("no cgroup with pids.max for {id}"));
@@ -207,7 +205,7 @@ fn dac_read_search_lets_open_by_handle_at_through_seccomp() {
     t.busybox_image("bb");
     let dir = tempfile::Builder::new()
         .prefix("obh-")
-        .tempdir_in(common::scratch_dir())
+        .tempdir_in(crate::common::scratch_dir())
         .expect("helper dir");
     open_by_handle_helper(dir.path());
     let vol = format!("{}:/h:ro", dir.path().display());

@@ -4,9 +4,7 @@
 //! blobs and snapshots as they were; malformed input fails the same way; and a container cannot
 //! change the layers of its image.
 
-mod common;
-
-use common::{TestRoot, busybox_tar, scratch_dir};
+use crate::common::{TestRoot, busybox_tar, scratch_dir};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,11 +3,7 @@
 //! or `--insecure` for one command, or for every command once registries.toml lists it; and a named
 //! registries.toml that is missing or wrong is an error, not silently the defaults.
 
-mod common;
-mod dist_util;
-mod registry_util;
-
-use dist_util::{Env, busybox_image};
+use crate::dist_util::{Env, busybox_image};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
@@ -38,7 +34,7 @@ struct Served {
 impl Served {
     fn start(ip: &str) -> Served {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = registry_util::berth()
+        let mut child = crate::registry_util::berth()
             .args([
                 "registry",
                 "serve",
@@ -104,7 +100,7 @@ fn plain_http_only_where_allowed() {
     let before = env2.listing();
     let msg = env2.fails(&["pull", &name]);
     assert!(msg.contains(&reg.addr), "{msg}");
-    assert_eq!(dist_util::listing_diff(&before, &env2.listing()), "");
+    assert_eq!(crate::dist_util::listing_diff(&before, &env2.listing()), "");
     env2.ok(&["pull", "--insecure", &name]);
 
     // Listed in registries.toml: every command may use plain HTTP there.

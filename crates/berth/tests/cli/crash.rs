@@ -2,9 +2,7 @@
 //! SIGKILL at varying moments. After every kill the next commands must work without repair by
 //! hand, and at the end nothing of the root is left mounted, in a cgroup or running.
 
-mod common;
-
-use common::{TestRoot, busybox_tar, scratch_dir};
+use crate::common::{TestRoot, busybox_tar, scratch_dir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -63,7 +61,7 @@ fn wait_running(t: &TestRoot, name: &str) {
 /// No process of this root is left. A detached cleaner may still be finishing a removal the
 /// last command made, so this waits a bounded time for the list to empty.
 fn assert_no_processes(t: &TestRoot) {
-    common::assert_no_processes_within(t, Duration::from_secs(10));
+    crate::common::assert_no_processes_within(t, Duration::from_secs(10));
 }
 
 /// Every container id ever created in this root, to check their cgroups at the end (the
@@ -140,7 +138,7 @@ fn snapshot_names(t: &TestRoot) -> Vec<String> {
 fn assert_no_cgroups(ids: &[String]) {
     for id in ids {
         assert_eq!(
-            common::cgroup_dirs_for(id),
+            crate::common::cgroup_dirs_for(id),
             Vec::<PathBuf>::new(),
             "cgroup of {id} left behind"
         );

@@ -2,9 +2,7 @@
 //! exit codes, flags visible inside, isolation, limits, the detached lifecycle, concurrency and
 //! cleanup.
 
-mod common;
-
-use common::{TestRoot, inspect, ok, run, stderr, stdout};
+use crate::common::{TestRoot, inspect, ok, run, stderr, stdout};
 
 fn state_file(t: &TestRoot, id: &str) -> serde_json::Value {
     let p = t.root().join("containers").join(id).join("state.json");
@@ -169,7 +167,7 @@ fn flags_are_visible_inside() {
 fn volumes_tmpfs_and_read_only_root() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    let host = tempfile::tempdir_in(common::scratch_dir()).unwrap();
+    let host = tempfile::tempdir_in(crate::common::scratch_dir()).unwrap();
     std::fs::write(host.path().join("file"), "from host\n").unwrap();
     let ro = format!("{}:/data:ro", host.path().display());
     let rw = format!("{}:/data", host.path().display());
@@ -625,9 +623,9 @@ fn monitor_is_small_and_its_death_does_not_leave_a_running_container() {
     assert_eq!(v["State"]["Status"], "exited", "{v}");
     assert_eq!(v["State"]["Running"], false);
     assert!(
-        common::cgroup_dirs_for(&id).is_empty(),
+        crate::common::cgroup_dirs_for(&id).is_empty(),
         "cgroup left: {:?}",
-        common::cgroup_dirs_for(&id)
+        crate::common::cgroup_dirs_for(&id)
     );
     ok(&t, &["rm", &id]);
     t.assert_clean();
@@ -849,7 +847,7 @@ fn shell_line(t: &TestRoot, args: &str) -> String {
         "{} --root {} --run-root {} {args}",
         assert_cmd::cargo::cargo_bin("berth").display(),
         t.root().display(),
-        t.run_root.path().display()
+        t.run_root().display()
     )
 }
 
@@ -898,7 +896,7 @@ fn interactive_tty_has_the_terminal_size_and_takes_input() {
 #[test]
 fn image_config_gives_defaults_and_the_stop_signal() {
     let t = TestRoot::new();
-    let tar = common::busybox_tar();
+    let tar = crate::common::busybox_tar();
     let o = t
         .berth()
         .args([
@@ -1053,7 +1051,7 @@ fn a_killed_cli_does_not_leave_a_running_container() {
     assert_eq!(v["State"]["ExitCode"], 137);
     assert!(ok(&t, &["ps", "-a"]).contains("Exited (137)"));
     let id = v["Id"].as_str().unwrap().to_owned();
-    assert!(common::cgroup_dirs_for(&id).is_empty());
+    assert!(crate::common::cgroup_dirs_for(&id).is_empty());
     ok(&t, &["rm", "orphan"]);
     t.assert_clean();
     assert_no_processes(&t);
@@ -1062,7 +1060,7 @@ fn a_killed_cli_does_not_leave_a_running_container() {
 /// No process still runs with this root on its command line (monitors, CLIs). The detached cleaner
 /// that deletes a removed container's directory may still be finishing: it gets a few seconds.
 fn assert_no_processes(t: &TestRoot) {
-    common::assert_no_processes_within(t, std::time::Duration::from_secs(5));
+    crate::common::assert_no_processes_within(t, std::time::Duration::from_secs(5));
 }
 
 #[test]
@@ -1279,7 +1277,7 @@ fn kill_9_at_any_moment_leaves_a_usable_state() {
     ok(&t, &["create", "--name", "crash", "bb", "true"]);
     ok(&t, &["rm", "crash"]);
     for id in t.container_ids() {
-        assert!(common::cgroup_dirs_for(&id).is_empty());
+        assert!(crate::common::cgroup_dirs_for(&id).is_empty());
     }
     t.assert_clean();
     assert_no_processes(&t);

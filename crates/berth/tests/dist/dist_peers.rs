@@ -3,12 +3,8 @@
 //! podman-pushed images (OCI and Docker schema 2 manifests) pulled and run by berth; berth-pushed
 //! images pulled and run by podman.
 
-mod common;
-mod dist_util;
-mod registry_util;
-
-use dist_util::{Distribution, Env, Podman, busybox_image, layer_lines, skopeo_copy};
-use registry_util::{Registry, S3, Store};
+use crate::dist_util::{Distribution, Env, Podman, busybox_image, layer_lines, skopeo_copy};
+use crate::registry_util::{Registry, S3, Store};
 use std::sync::Arc;
 
 fn berth_through_distribution(s3: Option<Arc<S3>>, label: &str) {
@@ -86,7 +82,7 @@ fn skopeo_and_podman_pushed_images_run_in_berth() {
     c.args(["copy", "--format", "v2s2", "--dest-tls-verify=false"])
         .arg(format!("oci:{}:{}", img.layout.display(), img.tag))
         .arg(format!("docker://{v2s2}"));
-    let f = registry_util::run_limited(c, dist_util::LIMIT).unwrap();
+    let f = crate::registry_util::run_limited(c, crate::dist_util::LIMIT).unwrap();
     assert_eq!(f.code, Some(0), "skopeo --format v2s2: {}", f.stderr);
 
     // skopeo from a `docker save`-style archive, as `berth save` writes it.
@@ -137,7 +133,11 @@ fn berth_pushed_images_run_in_podman() {
     env.ok(&["push", &name]);
     // An image imported from a rootfs tarball (one layer, stored by berth itself) too.
     let imported = format!("{}/berth/imported:1", reg.addr);
-    env.ok(&["import", common::busybox_tar().to_str().unwrap(), &imported]);
+    env.ok(&[
+        "import",
+        crate::common::busybox_tar().to_str().unwrap(),
+        &imported,
+    ]);
     env.ok(&["push", &imported]);
 
     let podman = Podman::new();

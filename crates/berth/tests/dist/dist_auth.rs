@@ -3,12 +3,8 @@
 //! pull rights only refused on push with a clear message, the credentials file kept at mode 0600,
 //! and `berth logout`.
 
-mod common;
-mod dist_util;
-mod registry_util;
-
-use dist_util::{Env, busybox_image};
-use registry_util::{Registry, Store};
+use crate::dist_util::{Env, busybox_image};
+use crate::registry_util::{Registry, Store};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -141,7 +137,7 @@ fn token_auth_login_push_pull_denied_and_logout() {
     let msg = bob.fails(&["pull", &name]);
     assert!(msg.contains("authentication required"), "{msg}");
     assert_eq!(
-        dist_util::listing_diff(&before, &bob.listing()),
+        crate::dist_util::listing_diff(&before, &bob.listing()),
         "",
         "a refused pull leaves the store as it was"
     );
@@ -203,7 +199,7 @@ fn login_prompts_on_a_terminal_without_echoing_the_password() {
         "{} --root {} --run-root {} login {}",
         assert_cmd::cargo::cargo_bin("berth").display(),
         env.root().display(),
-        env.t.run_root.path().display(),
+        env.t.run_root().display(),
         reg.addr
     );
     let mut child = std::process::Command::new("script")

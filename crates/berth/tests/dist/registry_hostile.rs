@@ -3,14 +3,12 @@
 //! after; only `events/` — and `uploads/` where the request legitimately opens a session — are
 //! left out). Requests whose paths `reqwest` would normalise go over a raw socket.
 
-mod registry_util;
-
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use registry_util::{
+use crate::registry_util::{
     Api, Image, OCI_INDEX, OCI_MANIFEST, Registry, S3, Store, chunked, digest, image_json,
     random_bytes, raw, raw_truncated, snapshot_diff, with_query,
 };

@@ -7,102 +7,17 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use sha2::{Digest as _, Sha256};
 
-/// The OCI image manifest media type.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// The OCI image index media type.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-/// The repository root (scripts live under it).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repository root")
-}
-
-/// `sha256:<hex>` of some bytes.
-pub fn digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
-
-/// `n` random bytes.
-pub fn random_bytes(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::Rng::fill(&mut rand::rng(), &mut v[..]);
-    v
-}
-
-/// A free TCP port on 127.0.0.1 (for moto, which needs one chosen up front).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// A moto S3 server with one fresh bucket, started by `scripts/s3.sh`; stopped on drop.
-pub struct S3 {
-    /// Its port.
-    pub port: u16,
-    /// The bucket made for this test.
-    pub bucket: String,
-}
-
-impl S3 {
-    /// Starts moto on a free port with a new bucket.
-    pub fn start() -> S3 {
-        let script = repo_root().join("scripts/s3.sh");
-        assert!(
-            script.exists(),
-            "{} is missing (the infra helper writes it)",
-            script.display()
-        );
-        let port = free_port();
-        let bucket = format!("e2e{}", hex::encode(rand::random::<[u8; 6]>()));
-        let s3 = S3 { port, bucket };
-        let out = Command::new("bash")
-            .arg(&script)
-            .args(["start", &port.to_string(), &s3.bucket])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run scripts/s3.sh");
-        assert!(
-            out.status.success(),
-            "scripts/s3.sh start {port} {} failed: {}{}",
-            s3.bucket,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        s3
-    }
-
-    /// The endpoint URL.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("scripts/s3.sh"))
-            .args(["stop", &self.port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
+pub use berth_testkit::image::{OCI_INDEX, OCI_MANIFEST};
+pub use berth_testkit::s3::S3;
+pub use berth_testkit::{digest, free_port, random_bytes, repo_root};
 
 /// Where a test's registries keep their data.
 pub enum Store {
@@ -162,21 +77,10 @@ impl Store {
                 Ok(out)
             }
             Store::S3 { s3, prefix } => {
-                let http = reqwest::blocking::Client::new();
                 let mut out = Vec::new();
-                for key in s3_list(&http, s3, &format!("{prefix}/"))? {
-                    let url = format!("{}/{}/{}", s3.endpoint(), s3.bucket, key);
-                    let r = http
-                        .get(&url)
-                        .header("authorization", MOTO_AUTH)
-                        .send()
-                        .with_context(|| format!("GET {url}"))?;
-                    if r.status() == 404 {
-                        // Deleted between the listing and now.
-                        continue;
-                    }
-                    ensure!(r.status() == 200, "GET {url}: {}", r.status());
-                    let body = r.bytes()?.to_vec();
+                for key in s3.keys(&format!("{prefix}/")) {
+                    // Deleted between the listing and now: not there.
+                    let Some(body) = s3.get(&key) else { continue };
                     let rel = key
                         .strip_prefix(&format!("{prefix}/"))
                         .unwrap_or(&key)
@@ -237,57 +141,6 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<()>
         }
     }
     Ok(())
-}
-
-/// moto checks no signature, but serves objects to anonymous requests only when their ACL is
-/// public; any Authorization header makes a request an authenticated one.
-const MOTO_AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, \
-                         SignedHeaders=host, Signature=0";
-
-/// Lists a moto bucket's keys under a prefix .
-fn s3_list(http: &reqwest::blocking::Client, s3: &S3, prefix: &str) -> Result<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut req = http
-            .get(format!("{}/{}", s3.endpoint(), s3.bucket))
-            .header("authorization", MOTO_AUTH)
-            .query(&[("list-type", "2"), ("prefix", prefix)]);
-        if let Some(t) = &token {
-            req = req.query(&[("continuation-token", t.as_str())]);
-        }
-        let r = req.send().context("list bucket")?;
-        ensure!(r.status() == 200, "list bucket: {}", r.status());
-        let xml = r.text()?;
-        keys.extend(xml_values(&xml, "Key"));
-        if xml_values(&xml, "IsTruncated").first().map(String::as_str) != Some("true") {
-            break;
-        }
-        token = xml_values(&xml, "NextContinuationToken").into_iter().next();
-        ensure!(token.is_some(), "truncated listing without a token");
-    }
-    Ok(keys)
-}
-
-fn xml_values(xml: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find(&open) {
-        rest = &rest[i + open.len()..];
-        let Some(j) = rest.find(&close) else { break };
-        out.push(
-            rest[..j]
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&"),
-        );
-        rest = &rest[j + close.len()..];
-    }
-    out
 }
 
 /// What differs between two snapshots, one line per key; empty when equal.

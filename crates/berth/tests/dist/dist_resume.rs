@@ -3,12 +3,8 @@
 //! `ROOT/ingest/` holds more than 1 MiB, and the next pull (proxy no longer slow) reports a
 //! `resumed` event with the offset, moves fewer bytes than the layer holds, and the image runs.
 
-mod common;
-mod dist_util;
-mod registry_util;
-
-use dist_util::{Env, LayerSpec, Throttle, events, make_image};
-use registry_util::{Registry, Store, random_bytes};
+use crate::dist_util::{Env, LayerSpec, Throttle, events, make_image};
+use crate::registry_util::{Registry, Store, random_bytes};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -3,12 +3,8 @@
 //! missing image pulls it, `--pull` policies, `--quiet` and the JSON progress stream. On local disk
 //! and on S3 (moto).
 
-mod common;
-mod dist_util;
-mod registry_util;
-
-use dist_util::{Env, busybox_image, events, layer_lines};
-use registry_util::{Registry, S3, Store};
+use crate::dist_util::{Env, busybox_image, events, layer_lines};
+use crate::registry_util::{Registry, S3, Store};
 use std::sync::Arc;
 
 /// Pushes a two-layer busybox image to a registry on `store` and back, and on to a second

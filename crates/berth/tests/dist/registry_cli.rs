@@ -2,11 +2,9 @@
 //! exit code 125 (never a server that half starts), `serve` logs JSON lines, and `berth registry gc`
 //! removes what nothing references while a server keeps serving the rest.
 
-mod registry_util;
-
 use std::time::{Duration, Instant};
 
-use registry_util::{Api, Registry, Store, berth, digest, random_bytes, run_limited};
+use crate::registry_util::{Api, Registry, Store, berth, digest, random_bytes, run_limited};
 
 /// Runs `berth ARGS` (it must end within 20 s) and checks exit code 125 and that stderr holds
 /// every one of `needles` (case-insensitive).
@@ -247,7 +245,7 @@ fn gc_removes_unreferenced_blob_and_keeps_referenced_ones() {
     // A dry run deletes nothing but says what it would.
     let report = gc(&["--grace", "0", "--dry-run"]);
     assert_eq!(report["blobs_deleted"], 1, "dry run: {report}");
-    let diff = registry_util::snapshot_diff(&before, &store.snapshot(true));
+    let diff = crate::registry_util::snapshot_diff(&before, &store.snapshot(true));
     assert!(diff.is_empty(), "gc --dry-run changed the storage:\n{diff}");
 
     let report = gc(&["--grace", "0"]);

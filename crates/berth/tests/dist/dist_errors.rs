@@ -3,12 +3,8 @@
 //! corrupt or truncated layer in the registry's storage. And four concurrent pulls of one image
 //! into one root all succeed.
 
-mod common;
-mod dist_util;
-mod registry_util;
-
-use dist_util::{Env, busybox_image, listing_diff};
-use registry_util::{Registry, Store, free_port};
+use crate::dist_util::{Env, busybox_image, listing_diff};
+use crate::registry_util::{Registry, Store, free_port};
 
 /// A root that already holds an image, so "unchanged" means something.
 fn env_with_an_image() -> Env {

@@ -2,9 +2,7 @@
 //! unprivileged host range outside, the image's files belong to it through id-mapped layers, its
 //! writes land in upper/ owned by the mapped root, and each container gets a range of its own.
 
-mod common;
-
-use common::{TestRoot, inspect, ok, run, stderr, stdout};
+use crate::common::{TestRoot, inspect, ok, run, stderr, stdout};
 use std::os::unix::fs::MetadataExt;
 
 /// The host uid of a process, from the `Uid:` line of its status (real uid).
@@ -32,7 +30,7 @@ fn userns_auto_root_inside_unprivileged_outside_with_owned_image_and_writes() {
     // A host directory owned by host root, bound without :idmap, stays host-owned (nobody inside).
     let vol = tempfile::Builder::new()
         .prefix("vol-")
-        .tempdir_in(common::scratch_dir())
+        .tempdir_in(crate::common::scratch_dir())
         .unwrap();
     std::fs::write(vol.path().join("f"), "x").unwrap();
     let v = format!("{}:/vol", vol.path().display());
@@ -220,7 +218,7 @@ fn idmap_volume_belongs_to_the_container_root_and_needs_userns_auto() {
     t.busybox_image("bb");
     let vol = tempfile::Builder::new()
         .prefix("vol-")
-        .tempdir_in(common::scratch_dir())
+        .tempdir_in(crate::common::scratch_dir())
         .unwrap();
     std::fs::write(vol.path().join("f"), "x").unwrap();
     let v = format!("{}:/vol:idmap", vol.path().display());
@@ -262,7 +260,7 @@ fn tty_of_a_userns_container_belongs_to_its_user() {
         "{} --root {} --run-root {} run --rm -t --userns auto -u 1000 bb sh -c 'stat -c %u:%g /dev/console; id -u'",
         assert_cmd::cargo::cargo_bin("berth").display(),
         t.root().display(),
-        t.run_root.path().display(),
+        t.run_root().display(),
     );
     let o = std::process::Command::new("script")
         .args(["-qec", &line, "/dev/null"])

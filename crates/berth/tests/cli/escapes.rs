@@ -3,8 +3,6 @@
 //! cgroups. One test per attack form of each runtime CVE class that berth's features can express; the list
 //! with today's results is docs/security.md.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{TestRoot, ok, ok_sh, run, run_sh, scratch_dir, sh_args, stderr, stdout};
+use crate::common::{TestRoot, ok, ok_sh, run, run_sh, scratch_dir, sh_args, stderr, stdout};
 use sha2::Digest;
 
 /// The descriptor numbers an attacker tries: every slot a leaked runtime descriptor could land in.
@@ -167,7 +165,7 @@ fn helpers() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = scratch_dir().join("escape-helpers");
         std::fs::create_dir_all(&dir).unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape_helpers");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/escape_helpers");
         for name in ["watch", "shocker"] {
             // Built under a private name and renamed, so a concurrent run never executes half a file.
             let tmp = dir.join(format!(".{name}-{}", std::process::id()));
@@ -275,7 +273,7 @@ fn cve_2024_21626_image_workdir_stays_inside() {
             .arg("import")
             .arg("--change")
             .arg(format!("WORKDIR {}", a.wd))
-            .arg(common::busybox_tar())
+            .arg(crate::common::busybox_tar())
             .arg(&img)
             .output()
             .unwrap();
@@ -401,7 +399,7 @@ fn berth_v2(t: &TestRoot, args: &[&str]) -> Output {
         .arg("--root")
         .arg(t.root())
         .arg("--run-root")
-        .arg(t.run_root.path())
+        .arg(t.run_root())
         .args(args)
         .env_remove("BERTH_ROOT")
         .env_remove("BERTH_RUN_ROOT")
@@ -554,7 +552,7 @@ fn assert_nothing_reached(case: &str, logs: &str, t: &TestRoot, s: &HostSecret) 
     let host_ns = host_namespaces();
     let host_paths = [
         t.root().to_string_lossy().into_owned(),
-        t.run_root.path().to_string_lossy().into_owned(),
+        t.run_root().to_string_lossy().into_owned(),
         "/sys/fs/cgroup".to_owned(),
         scratch_dir().to_string_lossy().into_owned(),
     ];
@@ -670,7 +668,7 @@ fn cve_2019_5736_proc_self_exe_script_does_not_run_the_host_binary() {
 fn image_with(t: &TestRoot, name: &str, tweak: impl FnOnce(&Path)) {
     let work = host_dir("img-");
     let rootfs = work.path().join("rootfs");
-    common::make_busybox_rootfs(&rootfs);
+    crate::common::make_busybox_rootfs(&rootfs);
     tweak(&rootfs);
     let tar = work.path().join("img.tar");
     let st = Command::new("tar")

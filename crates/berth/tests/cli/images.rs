@@ -1,10 +1,8 @@
 //! End-to-end tests of the image commands: import, images, tag, rmi, image inspect, save/load,
 //! docker-save archives, malformed input, prune, and a kill -9 in the middle of an import.
 
-mod common;
-
+use crate::common::{TestRoot, busybox_tar, scratch_dir};
 use berth_oci::Digest;
-use common::{TestRoot, busybox_tar, scratch_dir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -682,7 +680,7 @@ fn inspect_falls_back_to_images_like_docker() {
 fn save_removes_what_a_killed_save_of_the_same_file_left() {
     let t = TestRoot::new();
     t.busybox_image("bb");
-    let dir = tempfile::tempdir_in(common::scratch_dir()).unwrap();
+    let dir = tempfile::tempdir_in(crate::common::scratch_dir()).unwrap();
     let out = dir.path().join("out.tar");
     let abandoned = dir.path().join(".out.tar.berth-save-99999-0000abcd.tmp");
     let in_use = dir.path().join(".out.tar.berth-save-99998-0000abcd.tmp");

@@ -3,12 +3,10 @@
 //! upload, then every image is pulled and verified from both, and the tag lists and catalog are
 //! complete on both. Proves that the instances keep no state of their own.
 
-mod registry_util;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use registry_util::{Api, Image, Registry, S3, Store, random_bytes};
+use crate::registry_util::{Api, Image, Registry, S3, Store, random_bytes};
 
 /// Images pushed concurrently.
 const IMAGES: usize = 50;
