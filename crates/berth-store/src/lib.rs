@@ -8,7 +8,8 @@
 //! so a process killed at any point leaves unreferenced leftovers (which `prune` collects) but
 //! never a reference to something missing.
 //!
-//! Modules import only modules below them, in this order (lowest first): `error`, `lock`, `fsutil`, `hashing` → [`content`] → [`snapshot`] → [`meta`] →
+//! Modules import only modules below them, in this order (lowest first; `module_order` checks
+//! it): `error`, `lock`, `fsutil`, `hashing` → [`content`] → [`snapshot`] → [`meta`] →
 //! [`layout`] → `image` → `parts` → `record` → [`download`], [`import`], [`gc`] → [`archive`]
 //! → the [`Store`] façade. This file only declares the modules and re-exports.
 #![deny(missing_docs)]
@@ -25,6 +26,8 @@ pub mod import;
 pub mod layout;
 mod lock;
 pub mod meta;
+#[cfg(test)]
+mod module_order;
 mod parts;
 mod record;
 pub mod snapshot;
