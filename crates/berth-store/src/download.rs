@@ -380,6 +380,9 @@ mod tests {
         let mut h = tar::Header::new_ustar();
         h.set_size(content.len() as u64);
         h.set_mode(0o644);
+        // Owned by whoever runs the test: unpacking sets owners, and only root may give files away.
+        h.set_uid(rustix::process::geteuid().as_raw().into());
+        h.set_gid(rustix::process::getegid().as_raw().into());
         b.append_data(&mut h, "file", content).unwrap();
         let tar = b.into_inner().unwrap();
         let diff_id = Digest::of(&tar);

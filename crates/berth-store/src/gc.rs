@@ -243,6 +243,9 @@ mod tests {
         let mut h = tar::Header::new_gnu();
         h.set_size(3);
         h.set_mode(0o644);
+        // Owned by whoever runs the test: unpacking sets owners, and only root may give files away.
+        h.set_uid(rustix::process::geteuid().as_raw().into());
+        h.set_gid(rustix::process::getegid().as_raw().into());
         h.set_cksum();
         b.append_data(&mut h, name, &b"abc"[..]).unwrap();
         b.into_inner().unwrap()

@@ -396,6 +396,9 @@ mod tests {
             h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
+            // Owned by whoever runs the test: unpacking sets owners, and only root may give files away.
+            h.set_uid(rustix::process::geteuid().as_raw().into());
+            h.set_gid(rustix::process::getegid().as_raw().into());
             h.set_cksum();
             b.append(&h, *data).unwrap();
         }
@@ -404,6 +407,9 @@ mod tests {
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
             h.set_mode(0o777);
+            // Owned by whoever runs the test: unpacking sets owners, and only root may give files away.
+            h.set_uid(rustix::process::geteuid().as_raw().into());
+            h.set_gid(rustix::process::getegid().as_raw().into());
             b.append_link(&mut h, name, target).unwrap();
         }
         b.into_inner().unwrap()
