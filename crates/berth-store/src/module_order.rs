@@ -1,7 +1,8 @@
 //! The one-way order of the crate's modules, checked on its sources: a module may import
-//! (`crate::x`) only modules of a lower rank. Test modules (`#[cfg(test)] mod tests`, at the end
-//! of a file) and comments are not looked at; `lib.rs` declares and re-exports, and the `store`
-//! façade is the top, so neither is an importer anyone may use.
+//! (`crate::x`, or a `super::` path reaching the crate root) only modules of a lower rank. Test
+//! modules (`#[cfg(test)] mod tests`, at the end of a file) and comments are not looked at.
+//! `lib.rs` (declarations and re-exports) and the `store` façade may import anything; the façade
+//! is the top rank, so no module may import it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -150,9 +151,17 @@ fn violations(lib: &str, files: &[(String, String)]) -> Vec<String> {
     out
 }
 
-/// The crate's sources as (top-level module, source), `lib.rs` left out.
+/// `code` with the `super::` chain that reaches the crate root from a file `depth` modules deep
+/// (`src/x.rs` and `src/x/mod.rs` are 1, `src/x/y.rs` is 2) written as `crate::`, so a path
+/// through `super` is checked like any other.
+fn root_paths_as_crate(code: &str, depth: usize) -> String {
+    code.replace(&"super::".repeat(depth), "crate::")
+}
+
+/// The crate's sources as (top-level module, source), `lib.rs` left out; `super::` paths to the
+/// crate root are written as `crate::`.
 fn sources(src: &Path) -> Vec<(String, String)> {
-    fn walk(dir: &Path, top: Option<&str>, out: &mut Vec<(String, String)>) {
+    fn walk(dir: &Path, top: Option<&str>, depth: usize, out: &mut Vec<(String, String)>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -161,18 +170,20 @@ fn sources(src: &Path) -> Vec<(String, String)> {
         for p in entries {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             if p.is_dir() {
-                walk(&p, Some(top.unwrap_or(&name)), out);
+                walk(&p, Some(top.unwrap_or(&name)), depth + 1, out);
             } else if let Some(stem) = name.strip_suffix(".rs") {
                 if top.is_none() && (stem == "lib" || stem == "module_order") {
                     continue;
                 }
                 let module = top.unwrap_or(stem).to_owned();
-                out.push((module, std::fs::read_to_string(&p).unwrap()));
+                let depth = if stem == "mod" { depth } else { depth + 1 };
+                let source = std::fs::read_to_string(&p).unwrap();
+                out.push((module, root_paths_as_crate(&source, depth)));
             }
         }
     }
     let mut out = Vec::new();
-    walk(src, None, &mut out);
+    walk(src, None, 0, &mut out);
     out
 }
 
@@ -197,6 +208,11 @@ fn modules_import_only_lower_modules() {
 fn a_reversed_edge_is_caught() {
     let lib = "pub mod content;\npub use store::Store;\npub use error::{Error, Result};\n";
     let file = |m: &str, s: &str| (m.to_owned(), s.to_owned());
+    // One level up from a submodule is its own module, not the crate.
+    assert_eq!(
+        root_paths_as_crate("use super::Blobs;", 2),
+        "use super::Blobs;"
+    );
     let fine = [
         file(
             "content",
@@ -218,6 +234,8 @@ fn a_reversed_edge_is_caught() {
         file("gc", "use crate::Store;\n"),
         file("error", "source: crate::snapshot::SnapshotError,\n"),
         file("import", "use crate::gc::tree_size;\n"),
+        file("lock", &root_paths_as_crate("use super::meta::Meta;\n", 1)),
+        file("layout", &root_paths_as_crate("use super::super::gc;\n", 2)),
         file("newcomer", "\n"),
     ];
     assert_eq!(
@@ -227,6 +245,8 @@ fn a_reversed_edge_is_caught() {
             "error (rank 0) imports crate::snapshot from snapshot (rank 3)",
             "gc (rank 9) imports crate::Store from store (rank 11)",
             "import (rank 9) imports crate::gc from gc (rank 9)",
+            "layout (rank 5) imports crate::gc from gc (rank 9)",
+            "lock (rank 1) imports crate::meta from meta (rank 4)",
             "meta (rank 4) imports crate::import from import (rank 9)",
             "module newcomer has no rank in RANKS",
         ]
