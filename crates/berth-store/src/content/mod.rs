@@ -1,7 +1,7 @@
 //! The content store: blobs by digest at `ROOT/blobs/sha256/<hex>`, exactly as in an OCI image
 //! layout. A blob is written under `ROOT/ingest/`, hashed while written, fsynced, verified against
 //! the expected digest and size, and only then renamed into place: no partial blob is ever visible.
-//! A download's partial blob ([`partial`]) is kept across attempts so a killed pull resumes.
+//! A download's partial blob (`partial`) is kept across attempts so a killed pull resumes.
 
 mod partial;
 
