@@ -1,31 +1,29 @@
 //! Layer downloads into the store: one pass over the bytes stores the blob, verifies its digest,
 //! size and diff ID, and unpacks it into its snapshot; a killed download resumes from the bytes
-//! already on disk.
+//! already on disk. Then [`Store::add_image`](crate::Store::add_image) records the pulled image.
 //!
-//! The partial blob lives at `ROOT/ingest/pull-<hex>` under an exclusive `flock`, so two
-//! processes pulling the same layer take turns (the second then finds it stored). Its bytes are
-//! appended as they arrive (no per-chunk fsync); nothing becomes visible before the whole blob
-//! has been hashed: the blob is fsynced and renamed into `blobs/sha256/` only when digest, size
-//! and diff ID match, and the snapshot is published after that.
+//! The blob side is content's (`content::partial`: the locked partial blob at
+//! `ROOT/ingest/pull-<hex>`, appended to as bytes arrive, checked before it is renamed into
+//! `blobs/sha256/`); the tree side is the snapshots' ([`Snapshots::extract`] into a locked temp
+//! directory, published after the blob). This module only drives both over one stream.
 
-use crate::Image;
-use crate::Store;
+use crate::content::Partial;
 use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::hashing::HashingReader;
+use crate::image::Image;
+use crate::layout;
 use crate::meta::{ImageRecord, LayerRecord};
-use crate::snapshot::{self, Hashing, PendingSnapshot, UnpackStats};
+use crate::parts::Parts;
+use crate::record::{Recorded, record_images};
+use crate::snapshot::{self, PendingSnapshot, Snapshots, UnpackStats};
 use berth_oci::time;
-use berth_oci::{Digest, Digester, Reference};
-use rustix::fs::{FlockOperation, flock};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use berth_oci::{Digest, Reference};
+use std::io::{self, Read};
 
-/// Prefix of partial layer blobs in `ROOT/ingest`.
-pub(crate) const PARTIAL_PREFIX: &str = "pull-";
 const READ_BUF: usize = 1 << 20;
 
-/// What [`Store::layer_download`] found.
+/// What [`Store::layer_download`](crate::Store::layer_download) found.
 #[derive(Debug)]
 pub enum LayerFetch {
     /// The blob (and, if asked, the snapshot) is already in the store.
@@ -53,102 +51,76 @@ pub struct LayerStats {
 /// A layer download in progress: holds the partial blob locked until finished or dropped.
 #[derive(Debug)]
 pub struct LayerDownload {
-    file: File,
-    path: PathBuf,
-    offset: u64,
-    digest: Digest,
-    size: u64,
+    partial: Partial,
     diff_id: Digest,
     chain_id: Digest,
     unpack: bool,
-    store: Store,
+    parts: Parts,
 }
 
-impl Store {
-    /// Prepares to download layer blob `digest` (`size` bytes, uncompressed digest `diff_id`,
-    /// snapshot `chain_id`). With `unpack`, the snapshot is also wanted. Blocks while another
-    /// process downloads the same layer, then looks again. Hold [`Store::lock_shared`] around
-    /// the whole download.
-    pub fn layer_download(
-        &self,
-        digest: &Digest,
-        size: u64,
-        diff_id: &Digest,
-        chain_id: &Digest,
-        unpack: bool,
-    ) -> Result<LayerFetch> {
-        let snaps = self.snapshots();
-        let wanted = |s: &Store| s.blobs().exists(digest) && (!unpack || snaps.exists(chain_id));
-        if wanted(self) {
-            return Ok(LayerFetch::Present);
-        }
-        let path = self
-            .blobs()
-            .ingest_dir()
-            .join(format!("{PARTIAL_PREFIX}{}", digest.hex()));
-        let file = lock_partial(&path)?;
-        if wanted(self) {
-            // Someone finished it while we waited; the file we locked is a fresh empty one.
-            let _ = fs::remove_file(&path);
-            return Ok(LayerFetch::Present);
-        }
-        if self.blobs().exists(digest) {
-            let _ = fs::remove_file(&path);
-            let stats = self.unpack_blob(digest, diff_id, chain_id)?;
-            return Ok(LayerFetch::UnpackedLocally(stats));
-        }
-        let mut offset = file
-            .metadata()
-            .map_err(|e| Error::io("stat partial blob", &path, e))?
-            .len();
-        if offset > size {
-            file.set_len(0)
-                .map_err(|e| Error::io("truncate partial blob", &path, e))?;
-            offset = 0;
-        }
-        Ok(LayerFetch::Download(Box::new(LayerDownload {
-            file,
-            path,
-            offset,
-            digest: digest.clone(),
-            size,
-            diff_id: diff_id.clone(),
-            chain_id: chain_id.clone(),
-            unpack,
-            store: self.clone(),
-        })))
+/// See [`Store::layer_download`](crate::Store::layer_download).
+pub(crate) fn layer_download(
+    parts: &Parts,
+    digest: &Digest,
+    size: u64,
+    diff_id: &Digest,
+    chain_id: &Digest,
+    unpack: bool,
+) -> Result<LayerFetch> {
+    let snaps = parts.snapshots();
+    let wanted = || parts.blobs().exists(digest) && (!unpack || snaps.exists(chain_id));
+    if wanted() {
+        return Ok(LayerFetch::Present);
     }
-
-    /// Unpacks the stored blob `digest` into snapshot `chain_id`, checking its diff ID.
-    pub fn unpack_blob(
-        &self,
-        digest: &Digest,
-        diff_id: &Digest,
-        chain_id: &Digest,
-    ) -> Result<UnpackStats> {
-        let blob = self.blobs().open(digest)?;
-        let reader = io::BufReader::with_capacity(READ_BUF, blob);
-        let tar = snapshot::decompress(reader)
-            .map_err(|e| Error::NotATar(format!("layer {digest}: {e}")))?;
-        self.snapshots()
-            .unpack(chain_id, diff_id, tar)
-            .map_err(|source| match source {
-                snapshot::SnapshotError::DiffIdMismatch { expected, actual } => {
-                    Error::DiffIdMismatch {
-                        layer: digest.clone(),
-                        expected,
-                        actual,
-                    }
-                }
-                source => Error::Unpack {
-                    layer: digest.clone(),
-                    source,
-                },
-            })
+    let partial = parts.blobs().partial(digest, size)?;
+    if wanted() {
+        // Someone finished it while we waited; the file we locked is a fresh empty one.
+        partial.discard();
+        return Ok(LayerFetch::Present);
     }
+    if parts.blobs().exists(digest) {
+        partial.discard();
+        let stats = unpack_blob(parts, digest, diff_id, chain_id)?;
+        return Ok(LayerFetch::UnpackedLocally(stats));
+    }
+    Ok(LayerFetch::Download(Box::new(LayerDownload {
+        partial,
+        diff_id: diff_id.clone(),
+        chain_id: chain_id.clone(),
+        unpack,
+        parts: parts.clone(),
+    })))
 }
 
-/// An image whose blobs and snapshots are in the store, to be recorded by [`Store::add_image`].
+/// See [`Store::unpack_blob`](crate::Store::unpack_blob).
+pub(crate) fn unpack_blob(
+    parts: &Parts,
+    digest: &Digest,
+    diff_id: &Digest,
+    chain_id: &Digest,
+) -> Result<UnpackStats> {
+    let blob = parts.blobs().open(digest)?;
+    let reader = io::BufReader::with_capacity(READ_BUF, blob);
+    let tar =
+        snapshot::decompress(reader).map_err(|e| Error::NotATar(format!("layer {digest}: {e}")))?;
+    parts
+        .snapshots()
+        .unpack(chain_id, diff_id, tar)
+        .map_err(|source| match source {
+            snapshot::SnapshotError::DiffIdMismatch { expected, actual } => Error::DiffIdMismatch {
+                layer: digest.clone(),
+                expected,
+                actual,
+            },
+            source => Error::Unpack {
+                layer: digest.clone(),
+                source,
+            },
+        })
+}
+
+/// An image whose blobs and snapshots are in the store, to be recorded by
+/// [`Store::add_image`](crate::Store::add_image).
 #[derive(Debug, Clone)]
 pub struct NewImage {
     /// The image manifest as the registry served it (digest already verified by the caller).
@@ -168,177 +140,85 @@ pub struct NewImage {
     pub index_digest: Option<Digest>,
 }
 
-impl Store {
-    /// Records a downloaded image: stores manifest and config blobs, checks that every layer
-    /// blob and snapshot is present, adds (or merges into) the image record, and points the
-    /// reference at it. Hold [`Store::lock_shared`] from the first download until this returns.
-    pub fn add_image(&self, new: NewImage) -> Result<Image> {
-        let manifest: crate::layout::Manifest =
-            crate::layout::parse(&new.manifest, "pulled image manifest")?;
-        let id = Digest::of(&new.config);
-        if manifest.config.digest != id {
-            return Err(Error::DigestMismatch {
-                expected: manifest.config.digest,
-                actual: id,
-                context: "given as the config of the manifest",
+/// See [`Store::add_image`](crate::Store::add_image).
+pub(crate) fn add_image(parts: &Parts, new: NewImage) -> Result<Image> {
+    let manifest: layout::Manifest = layout::parse(&new.manifest, "pulled image manifest")?;
+    let id = Digest::of(&new.config);
+    if manifest.config.digest != id {
+        return Err(Error::DigestMismatch {
+            expected: manifest.config.digest,
+            actual: id,
+            context: "given as the config of the manifest",
+        });
+    }
+    let listed: Vec<&Digest> = manifest.layers.iter().map(|l| &l.digest).collect();
+    let given: Vec<&Digest> = new.layers.iter().map(|l| &l.digest).collect();
+    if listed != given {
+        return Err(Error::BadImage(format!(
+            "the layers given for image {id} are not the ones its manifest lists"
+        )));
+    }
+    parts.blobs().write(&new.config)?;
+    let manifest_digest = parts.blobs().write(&new.manifest)?;
+    let config: serde_json::Value = layout::parse(&new.config, format!("image config {id}"))?;
+    let created = config
+        .get("created")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let snaps = parts.snapshots();
+    let state = parts.meta().read()?;
+    let mut layers = new.layers;
+    for l in &mut layers {
+        if !parts.blobs().exists(&l.digest) {
+            return Err(Error::BlobMissing(l.digest.clone()));
+        }
+        if !snaps.exists(&l.chain_id) {
+            return Err(Error::SnapshotMissing {
+                layer: l.digest.clone(),
+                chain_id: l.chain_id.clone(),
             });
         }
-        let listed: Vec<&Digest> = manifest.layers.iter().map(|l| &l.digest).collect();
-        let given: Vec<&Digest> = new.layers.iter().map(|l| &l.digest).collect();
-        if listed != given {
-            return Err(Error::BadImage(format!(
-                "the layers given for image {id} are not the ones its manifest lists"
-            )));
-        }
-        self.blobs().write(&new.config)?;
-        let manifest_digest = self.blobs().write(&new.manifest)?;
-        let config: serde_json::Value =
-            crate::layout::parse(&new.config, format!("image config {id}"))?;
-        let created = config
-            .get("created")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let snaps = self.snapshots();
-        let state = self.meta().read()?;
-        let mut layers = new.layers;
-        for l in &mut layers {
-            if !self.blobs().exists(&l.digest) {
-                return Err(Error::BlobMissing(l.digest.clone()));
-            }
-            if !snaps.exists(&l.chain_id) {
-                return Err(Error::SnapshotMissing {
-                    layer: l.digest.clone(),
-                    chain_id: l.chain_id.clone(),
-                });
-            }
-            if l.unpacked_size == 0 && l.content_size == 0 {
-                let known = state
-                    .images
-                    .values()
-                    .flat_map(|r| r.layers.iter())
-                    .find(|x| x.chain_id == l.chain_id && x.content_size > 0);
-                match known {
-                    Some(x) => {
-                        l.unpacked_size = x.unpacked_size;
-                        l.content_size = x.content_size;
-                    }
-                    None => {
-                        l.content_size = crate::gc::tree_size(&snaps.fs_path(&l.chain_id));
-                        l.unpacked_size = l.content_size;
-                    }
-                }
-            }
-        }
-        let rec = ImageRecord {
-            manifest_digest,
-            manifest_media_type: new.manifest_media_type,
-            manifest_size: new.manifest.len() as u64,
-            config_size: new.config.len() as u64,
-            layers,
-            created,
-            added: time::now_rfc3339(),
-            sources: new.source.iter().cloned().collect(),
-            index_digests: new.index_digest.iter().cloned().collect(),
-        };
-        let root = self.root().to_path_buf();
-        self.meta().update(
-            |s| {
-                let entry = s.images.entry(id.clone()).or_insert_with(|| rec.clone());
-                for src in &rec.sources {
-                    if !entry.sources.contains(src) {
-                        entry.sources.push(src.clone());
-                    }
-                }
-                for d in &rec.index_digests {
-                    if !entry.index_digests.contains(d) {
-                        entry.index_digests.push(d.clone());
-                    }
-                }
-                if let Some(r) = &new.reference {
-                    s.tags.insert(r.clone(), id.clone());
-                }
-                Ok(())
-            },
-            |s| crate::layout::write_index(&root, s),
-        )?;
-        let state = self.meta().read()?;
-        self.build_image(&state, &id)
-    }
-}
-
-/// Opens and locks `path`, making sure the locked file is still the one the path names (a
-/// previous holder may have renamed or deleted it while we waited).
-fn lock_partial(path: &std::path::Path) -> Result<File> {
-    loop {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io("open partial blob", path, e))?;
-        loop {
-            match flock(&file, FlockOperation::LockExclusive) {
-                Ok(()) => break,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(Error::io("lock partial blob", path, e.into())),
-            }
-        }
-        let ours = file
-            .metadata()
-            .map_err(|e| Error::io("stat partial blob", path, e))?;
-        match fs::metadata(path) {
-            Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => return Ok(file),
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("stat partial blob", path, e)),
+        if l.unpacked_size == 0 && l.content_size == 0 {
+            fill_sizes(&state, &snaps, l);
         }
     }
+    let record = ImageRecord {
+        manifest_digest,
+        manifest_media_type: new.manifest_media_type,
+        manifest_size: new.manifest.len() as u64,
+        config_size: new.config.len() as u64,
+        layers,
+        created,
+        added: time::now_rfc3339(),
+        sources: new.source.iter().cloned().collect(),
+        index_digests: new.index_digest.iter().cloned().collect(),
+    };
+    let recorded = Recorded {
+        id: id.clone(),
+        record,
+        refs: new.reference.into_iter().collect(),
+    };
+    let state = record_images(parts, &[recorded])?;
+    parts.image(&state, &id)
 }
 
-/// Reads `rest`, appending every byte to the partial blob and remembering whether `rest` itself
-/// failed (a network error keeps the partial for the next attempt).
-struct Appending<'a, R> {
-    rest: R,
-    file: &'a File,
-    rest_failed: bool,
-    received: u64,
-    /// File offset where the next write lands, and where writeback was last started.
-    pos: u64,
-    kicked: u64,
-    /// The blob's announced size: a longer stream is refused as soon as it is.
-    limit: u64,
-    /// The length seen when the stream overran `limit`.
-    overran: Option<u64>,
-}
-
-impl<R: Read> Read for Appending<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = match self.rest.read(buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
-            Err(e) => {
-                self.rest_failed = true;
-                return Err(e);
-            }
-        };
-        if self.pos + n as u64 > self.limit {
-            self.overran = Some(self.pos + n as u64);
-            return Err(io::Error::other(format!(
-                "the blob is longer than the {} bytes announced",
-                self.limit
-            )));
+/// A layer's sizes, when the caller did not know them: from another image sharing the snapshot,
+/// else measured on the snapshot.
+fn fill_sizes(state: &crate::meta::MetaState, snaps: &Snapshots, l: &mut LayerRecord) {
+    let known = state
+        .images
+        .values()
+        .flat_map(|r| r.layers.iter())
+        .find(|x| x.chain_id == l.chain_id && x.content_size > 0);
+    match known {
+        Some(x) => {
+            l.unpacked_size = x.unpacked_size;
+            l.content_size = x.content_size;
         }
-        if let Err(e) = self.file.write_all(&buf[..n]) {
-            return Err(io::Error::other(format!("writing the partial blob: {e}")));
+        None => {
+            l.content_size = fsutil::tree_size(&snaps.fs_path(&l.chain_id));
+            l.unpacked_size = l.content_size;
         }
-        self.received += n as u64;
-        self.pos += n as u64;
-        if self.pos - self.kicked >= WRITEBACK_EVERY {
-            start_writeback(self.file, self.kicked, self.pos - self.kicked);
-            self.kicked = self.pos;
-        }
-        Ok(n)
     }
 }
 
@@ -346,16 +226,12 @@ impl LayerDownload {
     /// Bytes of the blob already on disk from an earlier, interrupted attempt: ask the registry
     /// for the bytes from here on (`Range: bytes=<offset>-`).
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.partial.offset()
     }
 
     /// The server ignored the range (sent the whole blob): forget the bytes kept so far.
     pub fn restart(&mut self) -> Result<()> {
-        self.file
-            .set_len(0)
-            .map_err(|e| Error::io("truncate partial blob", &self.path, e))?;
-        self.offset = 0;
-        Ok(())
+        self.partial.restart()
     }
 
     /// Reads the kept bytes and then `rest` (the blob from [`LayerDownload::offset`] on),
@@ -367,201 +243,131 @@ impl LayerDownload {
             Ok(stats) => Ok(stats),
             Err((e, keep)) => {
                 if !keep {
-                    let _ = fs::remove_file(&self.path);
+                    self.partial.discard();
                 }
                 Err(e)
             }
         }
     }
 
-    /// The error for a blob whose size or digest is not the announced one.
-    fn corrupt(&self, len: u64, actual: Digest) -> Error {
-        if len != self.size {
-            Error::SizeMismatch {
-                digest: self.digest.clone(),
-                expected: self.size,
-                actual: len,
-            }
-        } else {
-            Error::DigestMismatch {
-                expected: self.digest.clone(),
-                actual,
-                context: "downloaded from the registry",
-            }
+    /// Extracts the uncompressed stream into a pending snapshot, or (blob only) hashes it for
+    /// the diff ID; returns the pending snapshot, if any, and the uncompressed length.
+    fn consume(&self, tar: impl Read) -> Result<(Option<PendingSnapshot>, u64)> {
+        let digest = self.partial_digest();
+        if self.unpack {
+            let pending = self
+                .parts
+                .snapshots()
+                .extract(tar)
+                .map_err(|source| Error::Unpack {
+                    layer: digest.clone(),
+                    source,
+                })?;
+            let n = pending.stats().bytes;
+            return Ok((Some(pending), n));
         }
+        let mut counting = HashingReader::new(tar);
+        io::copy(&mut counting, &mut io::sink()).map_err(|source| Error::Read {
+            what: format!("layer {digest}"),
+            source,
+        })?;
+        let (n, actual) = counting.finish();
+        if actual != self.diff_id {
+            return Err(Error::DiffIdMismatch {
+                layer: digest.clone(),
+                expected: self.diff_id.clone(),
+                actual,
+            });
+        }
+        Ok((None, n))
+    }
+
+    fn partial_digest(&self) -> &Digest {
+        self.partial.digest()
     }
 
     fn run(&self, rest: impl Read) -> std::result::Result<LayerStats, (Error, bool)> {
-        let io_err = |action, e| (Error::io(action, &self.path, e), false);
-        let mut reader = File::open(&self.path).map_err(|e| io_err("open partial blob", e))?;
-        reader
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| io_err("seek partial blob", e))?;
-        let mut appender = &self.file;
-        appender
-            .seek(SeekFrom::Start(self.offset))
-            .map_err(|e| io_err("seek partial blob", e))?;
-        let mut appending = Appending {
-            rest,
-            file: &self.file,
-            rest_failed: false,
-            received: 0,
-            pos: self.offset,
-            kicked: self.offset,
-            limit: self.size,
-            overran: None,
-        };
-        let mut hashing = Hashing {
-            inner: (&mut reader).take(self.offset).chain(&mut appending),
-            digester: Digester::new(),
-        };
-        let what = format!("layer {}", self.digest);
-        let snaps = self.store.snapshots();
+        let digest = self.partial_digest();
+        let mut stream = self.partial.stream(rest).map_err(|e| (e, false))?;
         // One pass: the decompressor (and the extractor) pull bytes through the hasher.
-        let outcome: std::result::Result<(Option<PendingSnapshot>, u64), Error> = (|| {
-            let mut buffered = io::BufReader::with_capacity(READ_BUF, &mut hashing);
+        let outcome: Result<(Option<PendingSnapshot>, u64)> = (|| {
+            let what = format!("layer {digest}");
+            let mut buffered = io::BufReader::with_capacity(READ_BUF, &mut stream);
             let tar = snapshot::decompress(&mut buffered).map_err(|source| Error::Read {
                 what: what.clone(),
                 source,
             })?;
-            let result = if self.unpack {
-                let pending = snaps.extract(tar).map_err(|source| Error::Unpack {
-                    layer: self.digest.clone(),
-                    source,
-                })?;
-                let n = pending.stats().bytes;
-                (Some(pending), n)
-            } else {
-                let mut counting = Hashing {
-                    inner: tar,
-                    digester: Digester::new(),
-                };
-                io::copy(&mut counting, &mut io::sink()).map_err(|source| Error::Read {
-                    what: what.clone(),
-                    source,
-                })?;
-                let n = counting.digester.len();
-                let actual = counting.digester.finish();
-                if actual != self.diff_id {
-                    return Err(Error::DiffIdMismatch {
-                        layer: self.digest.clone(),
-                        expected: self.diff_id.clone(),
-                        actual,
-                    });
-                }
-                (None, n)
-            };
+            let result = self.consume(tar)?;
             // Whatever follows the compressed stream is part of the blob too.
-            io::copy(&mut buffered, &mut io::sink()).map_err(|source| Error::Read {
-                what: what.clone(),
-                source,
-            })?;
+            io::copy(&mut buffered, &mut io::sink())
+                .map_err(|source| Error::Read { what, source })?;
             Ok(result)
         })();
-        if outcome.is_err() && !hashing.inner.get_ref().1.rest_failed {
+        if outcome.is_err() && !stream.rest_failed() {
             // The stream did not unpack: if the blob is corrupt, say so rather than how the
             // decompressor or tar reader tripped over it. Read the rest to judge.
-            let _ = io::copy(&mut hashing, &mut io::sink());
+            let _ = io::copy(&mut stream, &mut io::sink());
         }
-        let len = hashing.digester.len();
-        let actual = hashing.digester.finish();
-        let (rest_failed, received) = (appending.rest_failed, appending.received);
-        if let Some(seen) = appending.overran {
-            return Err((
-                Error::SizeMismatch {
-                    digest: self.digest.clone(),
-                    expected: self.size,
-                    actual: seen,
-                },
-                false,
-            ));
-        }
+        let end = stream.finish();
+        // Too long, too short or not the announced digest (a stream that overran is refused
+        // whatever else happened).
+        let verdict = self.partial.check(&end);
         let (pending, unpacked_size) = match outcome {
             Ok(x) => x,
-            Err(_) if !rest_failed && (len != self.size || actual != self.digest) => {
-                return Err((self.corrupt(len, actual), false));
+            Err(e) => {
+                if (end.overran.is_some() || !end.rest_failed)
+                    && let Err(corrupt) = verdict
+                {
+                    return Err((corrupt, false));
+                }
+                return Err((e, end.rest_failed));
             }
-            Err(e) => return Err((e, rest_failed)),
         };
-        if len != self.size || actual != self.digest {
-            return Err((self.corrupt(len, actual), false));
-        }
+        verdict.map_err(|e| (e, false))?;
         if let Some(p) = &pending
             && p.diff_id() != &self.diff_id
         {
             return Err((
                 Error::DiffIdMismatch {
-                    layer: self.digest.clone(),
+                    layer: digest.clone(),
                     expected: self.diff_id.clone(),
                     actual: p.diff_id().clone(),
                 },
                 false,
             ));
         }
-        self.file
-            .sync_all()
-            .map_err(|e| io_err("sync partial blob", e))?;
-        let blobs = self.store.blobs();
-        blobs
-            .adopt(&self.path, &self.digest)
+        self.partial
+            .commit(self.parts.blobs())
             .map_err(|e| (e, false))?;
-        blobs.sync().map_err(|e| (e, false))?;
         let unpack = match pending {
-            Some(p) => Some(snaps.publish(p, &self.chain_id).map_err(|source| {
-                (
-                    Error::Unpack {
-                        layer: self.digest.clone(),
-                        source,
-                    },
-                    false,
-                )
-            })?),
+            Some(p) => Some(self.parts.snapshots().publish(p, &self.chain_id).map_err(
+                |source| {
+                    (
+                        Error::Unpack {
+                            layer: digest.clone(),
+                            source,
+                        },
+                        false,
+                    )
+                },
+            )?),
             None => None,
         };
         Ok(LayerStats {
-            received,
-            resumed: self.offset,
+            received: end.received,
+            resumed: self.partial.offset(),
             unpacked_size,
             unpack,
         })
     }
 }
 
-/// Bytes written to a file between two [`start_writeback`] calls.
-pub(crate) const WRITEBACK_EVERY: u64 = 8 << 20;
-
-/// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk now, without
-/// waiting: big downloads and unpacks then overlap their writeback with the transfer instead of
-/// leaving it all to the fsync/syncfs before publishing. Best effort: errors are ignored (the
-/// later fsync reports real ones).
-pub(crate) fn start_writeback(file: &impl std::os::fd::AsRawFd, offset: u64, len: u64) {
-    // SAFETY: sync_file_range only reads its integer arguments; an invalid fd or range makes it
-    // fail with an errno, which is ignored here.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
-}
-
-/// Whether a partial blob in the ingest area is locked by a live download.
-pub(crate) fn partial_in_use(path: &std::path::Path) -> bool {
-    let Ok(file) = File::open(path) else {
-        return false;
-    };
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => false,
-        Err(_) => true,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
+    use crate::Store;
+    use std::fs;
+    use std::io::{Cursor, Write};
 
     struct Layer {
         blob: Vec<u8>,
@@ -574,6 +380,9 @@ mod tests {
         let mut h = tar::Header::new_ustar();
         h.set_size(content.len() as u64);
         h.set_mode(0o644);
+        // Owned by whoever runs the test: unpacking sets owners, and only root may give files away.
+        h.set_uid(rustix::process::geteuid().as_raw().into());
+        h.set_gid(rustix::process::getegid().as_raw().into());
         b.append_data(&mut h, "file", content).unwrap();
         let tar = b.into_inner().unwrap();
         let diff_id = Digest::of(&tar);

@@ -1,4 +1,5 @@
-//! Small filesystem helpers: atomic replacement of a file and directory fsync.
+//! Small filesystem helpers: atomic replacement of a file, directory fsync, early writeback and
+//! tree sizes.
 
 use crate::error::{Error, Result};
 use std::fs;
@@ -44,6 +45,39 @@ pub(crate) fn remove_tree_if_exists(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("remove directory", path, e)),
     }
+}
+
+/// Bytes written to a file between two [`start_writeback`] calls.
+pub(crate) const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk now, without
+/// waiting: big downloads and unpacks then overlap their writeback with the transfer instead of
+/// leaving it all to the fsync/syncfs before publishing. Best effort: errors are ignored (the
+/// later fsync reports real ones).
+pub(crate) fn start_writeback(file: &impl std::os::fd::AsRawFd, offset: u64, len: u64) {
+    // SAFETY: sync_file_range only reads its integer arguments; an invalid fd or range makes it
+    // fail with an errno, which is ignored here.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+/// Bytes in regular files under a directory (not following symlinks).
+pub(crate) fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return if meta.is_file() { meta.len() } else { 0 };
+    }
+    std::fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| tree_size(&e.path())).sum())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

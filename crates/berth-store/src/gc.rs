@@ -3,11 +3,12 @@
 //! `prune`), never an image missing its parts.
 
 use crate::error::{Error, Result};
-use crate::meta::MetaState;
-use crate::{Store, layout, resolve};
+use crate::fsutil::tree_size;
+use crate::layout;
+use crate::meta::{MetaState, resolve};
+use crate::parts::Parts;
 use berth_oci::{Digest, Reference};
 use std::collections::{BTreeSet, HashSet};
-use std::path::Path;
 
 /// What `prune` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,219 +47,205 @@ fn referenced(state: &MetaState) -> (HashSet<Digest>, HashSet<Digest>) {
     (blobs, chains)
 }
 
-/// Bytes in regular files under a directory (not following symlinks).
-pub(crate) fn tree_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return if meta.is_file() { meta.len() } else { 0 };
+/// See [`Store::remove_image`](crate::Store::remove_image).
+pub(crate) fn remove_image(
+    parts: &Parts,
+    name_or_id: &str,
+    force: bool,
+    in_use: &dyn Fn(&Digest) -> bool,
+) -> Result<Vec<String>> {
+    let _gc = parts.lock(true)?;
+    let root = parts.root().to_path_buf();
+    let (mut lines, deleted, state) = parts.meta().update(
+        |s| {
+            let id = resolve(s, name_or_id)?;
+            let refs = s.refs_of(&id);
+            let tag = Reference::parse(name_or_id)
+                .ok()
+                .filter(|r| s.tags.get(r) == Some(&id));
+            let used = in_use(&id);
+            let mut lines = Vec::new();
+            let untag = |s: &mut MetaState, r: &Reference, lines: &mut Vec<String>| {
+                s.tags.remove(r);
+                lines.push(format!("Untagged: {}", r.familiar()));
+            };
+            let delete = match &tag {
+                Some(r) if refs.len() > 1 => {
+                    untag(s, r, &mut lines);
+                    false
+                }
+                Some(r) => {
+                    if used && !force {
+                        return Err(Error::Conflict {
+                            action: format!("remove repository reference {name_or_id:?}"),
+                            reason: format!(
+                                "container is using its referenced image {}",
+                                id.short()
+                            ),
+                        });
+                    }
+                    untag(s, r, &mut lines);
+                    !used
+                }
+                None => {
+                    if refs.len() > 1 && !force {
+                        return Err(Error::Conflict {
+                            action: format!("delete {}", id.short()),
+                            reason: "image is referenced in multiple repositories".into(),
+                        });
+                    }
+                    if used && !force {
+                        return Err(Error::Conflict {
+                            action: format!("delete {}", id.short()),
+                            reason: "image is being used by a container".into(),
+                        });
+                    }
+                    for r in &refs {
+                        untag(s, r, &mut lines);
+                    }
+                    !used
+                }
+            };
+            if delete {
+                s.images.remove(&id);
+                lines.push(format!("Deleted: {id}"));
+            }
+            Ok((lines, delete, s.clone()))
+        },
+        |s| layout::write_index(&root, s),
+    )?;
+    if deleted {
+        let (blobs, chains) = referenced(&state);
+        let (snap_lines, _) = collect(parts, &blobs, &chains)?;
+        lines.extend(snap_lines.into_iter().map(|d| format!("Deleted: {d}")));
     }
-    std::fs::read_dir(path)
-        .map(|rd| rd.flatten().map(|e| tree_size(&e.path())).sum())
-        .unwrap_or(0)
+    Ok(lines)
 }
 
-impl Store {
-    /// Removes an image or one of its tags, Docker's way: a tag of an image with several tags is
-    /// only untagged; the last tag, or an id, deletes the image unless a container uses it
-    /// (`in_use`). With `force`, an id with several tags loses them all, and an image in use loses
-    /// its tags but stays (its container still needs the layers). Returns "Untagged: …" /
-    /// "Deleted: …" lines.
-    pub fn remove_image(
-        &self,
-        name_or_id: &str,
-        force: bool,
-        in_use: &dyn Fn(&Digest) -> bool,
-    ) -> Result<Vec<String>> {
-        let _gc = self.lock_exclusive()?;
-        let root = self.root().to_path_buf();
-        let (mut lines, deleted, state) = self.meta().update(
-            |s| {
-                let id = resolve(s, name_or_id)?;
-                let refs = s.refs_of(&id);
-                let tag = Reference::parse(name_or_id)
-                    .ok()
-                    .filter(|r| s.tags.get(r) == Some(&id));
-                let used = in_use(&id);
-                let mut lines = Vec::new();
-                let untag = |s: &mut MetaState, r: &Reference, lines: &mut Vec<String>| {
-                    s.tags.remove(r);
-                    lines.push(format!("Untagged: {}", r.familiar()));
-                };
-                let delete = match &tag {
-                    Some(r) if refs.len() > 1 => {
-                        untag(s, r, &mut lines);
-                        false
-                    }
-                    Some(r) => {
-                        if used && !force {
-                            return Err(Error::Conflict {
-                                action: format!("remove repository reference {name_or_id:?}"),
-                                reason: format!(
-                                    "container is using its referenced image {}",
-                                    id.short()
-                                ),
-                            });
-                        }
-                        untag(s, r, &mut lines);
-                        !used
-                    }
-                    None => {
-                        if refs.len() > 1 && !force {
-                            return Err(Error::Conflict {
-                                action: format!("delete {}", id.short()),
-                                reason: "image is referenced in multiple repositories".into(),
-                            });
-                        }
-                        if used && !force {
-                            return Err(Error::Conflict {
-                                action: format!("delete {}", id.short()),
-                                reason: "image is being used by a container".into(),
-                            });
-                        }
-                        for r in &refs {
-                            untag(s, r, &mut lines);
-                        }
-                        !used
-                    }
-                };
-                if delete {
-                    s.images.remove(&id);
-                    lines.push(format!("Deleted: {id}"));
-                }
-                Ok((lines, delete, s.clone()))
-            },
-            |s| layout::write_index(&root, s),
-        )?;
-        if deleted {
-            let (blobs, chains) = referenced(&state);
-            let (snap_lines, _) = self.collect(&blobs, &chains)?;
-            lines.extend(snap_lines.into_iter().map(|d| format!("Deleted: {d}")));
+/// Removes snapshots and blobs outside the given sets, and what killed writers and removals
+/// left (temp and half-deleted snapshots, ingest files); returns removed snapshot chain IDs
+/// and bytes freed. Callers hold the exclusive lock, so no live writer owns those leftovers.
+fn collect(
+    parts: &Parts,
+    blobs: &HashSet<Digest>,
+    chains: &HashSet<Digest>,
+) -> Result<(Vec<Digest>, u64)> {
+    let snaps = parts.snapshots();
+    let mut freed = 0;
+    let mut removed = Vec::new();
+    for c in snaps.list().map_err(|source| Error::Snapshot {
+        action: "list",
+        source,
+    })? {
+        if !chains.contains(&c) {
+            freed += tree_size(&snaps.fs_path(&c));
+            snaps.remove(&c).map_err(|source| Error::Snapshot {
+                action: "remove",
+                source,
+            })?;
+            removed.push(c);
         }
-        Ok(lines)
     }
-
-    /// Removes snapshots and blobs outside the given sets, and what killed writers and removals
-    /// left (temp and half-deleted snapshots, ingest files); returns removed snapshot chain IDs
-    /// and bytes freed. Callers hold the exclusive lock, so no live writer owns those leftovers.
-    fn collect(
-        &self,
-        blobs: &HashSet<Digest>,
-        chains: &HashSet<Digest>,
-    ) -> Result<(Vec<Digest>, u64)> {
-        let snaps = self.snapshots();
-        let mut freed = 0;
-        let mut removed = Vec::new();
-        for c in snaps.list().map_err(|source| Error::Snapshot {
-            action: "list",
-            source,
-        })? {
-            if !chains.contains(&c) {
-                freed += tree_size(&snaps.fs_path(&c));
-                snaps.remove(&c).map_err(|source| Error::Snapshot {
-                    action: "remove",
-                    source,
-                })?;
-                removed.push(c);
-            }
+    for b in parts.blobs().list()? {
+        if !blobs.contains(&b) {
+            freed += parts.blobs().remove(&b)?;
         }
-        for b in self.blobs().list()? {
-            if !blobs.contains(&b) {
-                freed += self.blobs().remove(&b)?;
-            }
-        }
-        snaps.clean_incomplete().map_err(|source| Error::Snapshot {
-            action: "clean incomplete",
-            source,
-        })?;
-        self.blobs().clean_ingest()?;
-        Ok((removed, freed))
     }
+    snaps.clean_incomplete().map_err(|source| Error::Snapshot {
+        action: "clean incomplete",
+        source,
+    })?;
+    parts.blobs().clean_ingest()?;
+    Ok((removed, freed))
+}
 
-    /// Deletes dangling images (untagged), or with `all` every image no container uses, then
-    /// every blob and snapshot no image needs and the leftovers of killed writers. Takes the
-    /// exclusive lock, then asks `in_use` which image ids containers reference.
-    pub fn prune(&self, all: bool, in_use: &dyn Fn() -> HashSet<Digest>) -> Result<PruneReport> {
-        let _gc = self.lock_exclusive()?;
-        let used = in_use();
-        let root = self.root().to_path_buf();
-        let (lines, state) = self.meta().update(
-            |s| {
-                let victims: Vec<Digest> = s
-                    .images
-                    .keys()
-                    .filter(|id| !used.contains(*id) && (all || s.refs_of(id).is_empty()))
-                    .cloned()
-                    .collect();
-                let mut lines = Vec::new();
-                for id in victims {
-                    for r in s.refs_of(&id) {
-                        s.tags.remove(&r);
-                        lines.push(format!("untagged: {}", r.familiar()));
-                    }
-                    s.images.remove(&id);
-                    lines.push(format!("deleted: {id}"));
-                }
-                Ok((lines, s.clone()))
-            },
-            |s| layout::write_index(&root, s),
-        )?;
-        let (blobs, chains) = referenced(&state);
-        let (_, reclaimed) = self.collect(&blobs, &chains)?;
-        Ok(PruneReport {
-            deleted: lines,
-            reclaimed,
-        })
-    }
-
-    /// Image disk usage, given the ids containers use.
-    pub fn disk_usage(&self, in_use: &HashSet<Digest>) -> Result<DiskUsage> {
-        let state = self.meta().read()?;
-        let mut all = BTreeSet::new();
-        let mut needed = BTreeSet::new();
-        let mut size = 0;
-        let mut reclaimable = 0;
-        for (id, rec) in &state.images {
-            for l in &rec.layers {
-                if in_use.contains(id) {
-                    needed.insert(l.chain_id.clone());
-                }
-            }
-        }
-        for rec in state.images.values() {
-            for l in &rec.layers {
-                if all.insert(l.chain_id.clone()) {
-                    size += l.content_size;
-                    if !needed.contains(&l.chain_id) {
-                        reclaimable += l.content_size;
-                    }
-                }
-            }
-        }
-        Ok(DiskUsage {
-            images: state.images.len(),
-            active: state
+/// See [`Store::prune`](crate::Store::prune).
+pub(crate) fn prune(
+    parts: &Parts,
+    all: bool,
+    in_use: &dyn Fn() -> HashSet<Digest>,
+) -> Result<PruneReport> {
+    let _gc = parts.lock(true)?;
+    let used = in_use();
+    let root = parts.root().to_path_buf();
+    let (lines, state) = parts.meta().update(
+        |s| {
+            let victims: Vec<Digest> = s
                 .images
                 .keys()
-                .filter(|id| in_use.contains(*id))
-                .count(),
-            size,
-            reclaimable,
-        })
+                .filter(|id| !used.contains(*id) && (all || s.refs_of(id).is_empty()))
+                .cloned()
+                .collect();
+            let mut lines = Vec::new();
+            for id in victims {
+                for r in s.refs_of(&id) {
+                    s.tags.remove(&r);
+                    lines.push(format!("untagged: {}", r.familiar()));
+                }
+                s.images.remove(&id);
+                lines.push(format!("deleted: {id}"));
+            }
+            Ok((lines, s.clone()))
+        },
+        |s| layout::write_index(&root, s),
+    )?;
+    let (blobs, chains) = referenced(&state);
+    let (_, reclaimed) = collect(parts, &blobs, &chains)?;
+    Ok(PruneReport {
+        deleted: lines,
+        reclaimed,
+    })
+}
+
+/// See [`Store::disk_usage`](crate::Store::disk_usage).
+pub(crate) fn disk_usage(parts: &Parts, in_use: &HashSet<Digest>) -> Result<DiskUsage> {
+    let state = parts.meta().read()?;
+    let mut all = BTreeSet::new();
+    let mut needed = BTreeSet::new();
+    let mut size = 0;
+    let mut reclaimable = 0;
+    for (id, rec) in &state.images {
+        for l in &rec.layers {
+            if in_use.contains(id) {
+                needed.insert(l.chain_id.clone());
+            }
+        }
     }
+    for rec in state.images.values() {
+        for l in &rec.layers {
+            if all.insert(l.chain_id.clone()) {
+                size += l.content_size;
+                if !needed.contains(&l.chain_id) {
+                    reclaimable += l.content_size;
+                }
+            }
+        }
+    }
+    Ok(DiskUsage {
+        images: state.images.len(),
+        active: state
+            .images
+            .keys()
+            .filter(|id| in_use.contains(*id))
+            .count(),
+        size,
+        reclaimable,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::ImportOptions;
+    use crate::{ImportOptions, Store};
 
     fn layer(name: &str) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
         h.set_size(3);
         h.set_mode(0o644);
+        // Owned by whoever runs the test: unpacking sets owners, and only root may give files away.
+        h.set_uid(rustix::process::geteuid().as_raw().into());
+        h.set_gid(rustix::process::getegid().as_raw().into());
         h.set_cksum();
         b.append_data(&mut h, name, &b"abc"[..]).unwrap();
         b.into_inner().unwrap()

@@ -1,6 +1,10 @@
-//! Images as callers see them: config, layers with their chain IDs, references.
+//! Images as callers see them: config, layers with their chain IDs, references; built from the
+//! metadata's record and the config blob.
 
-use crate::meta::ImageRecord;
+use crate::content::Blobs;
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::meta::{ImageRecord, MetaState};
 use berth_oci::{Digest, Reference};
 use oci_spec::image::ImageConfiguration;
 use std::path::PathBuf;
@@ -110,6 +114,22 @@ impl Image {
             index_digests: rec.index_digests.clone(),
         }
     }
+}
+
+/// The image `id` of a metadata state, with its config read from the blobs.
+pub(crate) fn build(blobs: &Blobs, state: &MetaState, id: &Digest) -> Result<Image> {
+    let rec = state
+        .images
+        .get(id)
+        .ok_or_else(|| Error::ImageNotFound(id.to_string()))?;
+    let config_bytes = blobs.read(id)?;
+    let config = layout::parse(&config_bytes, format!("image config {id}"))?;
+    Ok(Image::from_record(
+        id.clone(),
+        rec,
+        state.refs_of(id),
+        config,
+    ))
 }
 
 #[cfg(test)]

@@ -7,12 +7,15 @@
 
 use super::staging::{Staged, Staging, read_small};
 use crate::error::{Error, Result};
+use crate::image::Image;
 use crate::import::scan::{LayerScan, layer_media_type, scan_layer};
 use crate::layout::{
     self, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor, Index, Manifest,
 };
 use crate::meta::{ImageRecord, LayerRecord};
-use crate::{Image, Store, snapshot};
+use crate::parts::Parts;
+use crate::record::{Recorded, record_images};
+use crate::snapshot;
 use berth_oci::time;
 use berth_oci::{Digest, Reference, media_type};
 use oci_spec::image::ImageConfiguration;
@@ -45,115 +48,106 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
-impl Store {
-    /// Loads every image of an archive (plain, or gzip/zstd-compressed as `docker load` also
-    /// accepts); returns them with the names they got.
-    pub fn load(&self, src: impl Read) -> Result<Vec<Image>> {
-        let _lease = self.lock_shared()?;
-        let src = snapshot::decompress(src)
-            .map_err(|e| Error::BadArchive(format!("reading the archive: {e}")))?;
-        let staging = Staging::extract(self.blobs().ingest_dir(), src)?;
-        let mut scans = HashMap::new();
-        let prepared = if staging.has("index.json") {
-            prepare_oci(&staging, &mut scans)?
-        } else if staging.has("manifest.json") {
-            prepare_docker(&staging, &mut scans)?
-        } else {
-            return Err(Error::BadArchive(
-                "neither index.json (OCI image layout) nor manifest.json (docker save) found"
-                    .into(),
-            ));
-        };
-        if prepared.is_empty() {
-            return Err(Error::BadArchive("the archive holds no image".into()));
-        }
-
-        // Snapshots first; on failure, remove the ones this load made.
-        let snaps = self.snapshots();
-        let mut made = Vec::new();
-        let unpacked: Result<()> = (|| {
-            for p in &prepared {
-                for (layer, staged) in &p.layers {
-                    if snaps.exists(&layer.chain_id) {
-                        continue;
-                    }
-                    let file = File::open(&staged.path)
-                        .map_err(|e| Error::io("open staged layer", &staged.path, e))?;
-                    let tar = snapshot::decompress(BufReader::with_capacity(256 * 1024, file))
-                        .map_err(|e| Error::NotATar(format!("layer {}: {e}", layer.digest)))?;
-                    let stats =
-                        snaps
-                            .unpack(&layer.chain_id, &layer.diff_id, tar)
-                            .map_err(|source| Error::Unpack {
-                                layer: layer.digest.clone(),
-                                source,
-                            })?;
-                    // A snapshot a concurrent writer published first is theirs, not ours to undo.
-                    if !stats.reused {
-                        made.push(layer.chain_id.clone());
-                    }
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = unpacked {
-            for c in &made {
-                let _ = snaps.remove(c);
-            }
-            return Err(e);
-        }
-
-        // Then blobs, then metadata.
-        for p in &prepared {
-            self.blobs().adopt(&p.config.path, &p.id)?;
-            for (layer, staged) in &p.layers {
-                self.blobs().adopt(&staged.path, &layer.digest)?;
-            }
-            match &p.manifest_staged {
-                Some(m) => self.blobs().adopt(&m.path, &p.manifest_digest)?,
-                None => {
-                    self.blobs().write(&p.manifest_bytes)?;
-                }
-            }
-        }
-        self.blobs().sync()?;
-        let added = time::now_rfc3339();
-        let root = self.root().to_path_buf();
-        self.meta().update(
-            |s| {
-                for p in &prepared {
-                    s.images.entry(p.id.clone()).or_insert_with(|| ImageRecord {
-                        manifest_digest: p.manifest_digest.clone(),
-                        manifest_media_type: p.manifest_media_type.clone(),
-                        manifest_size: p.manifest_bytes.len() as u64,
-                        config_size: p.config.size,
-                        layers: p.layers.iter().map(|(l, _)| l.clone()).collect(),
-                        created: p.created.clone(),
-                        added: added.clone(),
-                        sources: Vec::new(),
-                        index_digests: Vec::new(),
-                    });
-                    for r in &p.names {
-                        s.tags.insert(r.clone(), p.id.clone());
-                    }
-                }
-                Ok(())
-            },
-            |s| layout::write_index(&root, s),
-        )?;
-        let state = self.meta().read()?;
-        let mut out: Vec<Image> = Vec::new();
-        for p in &prepared {
-            if out.iter().any(|i| i.id == p.id) {
-                continue;
-            }
-            let mut img = self.build_image(&state, &p.id)?;
-            // Report the names this archive gave, as Docker does.
-            img.references = p.names.clone();
-            out.push(img);
-        }
-        Ok(out)
+/// See [`Store::load`](crate::Store::load).
+pub(crate) fn load(parts: &Parts, src: impl Read) -> Result<Vec<Image>> {
+    let _lease = parts.lock(false)?;
+    let src = snapshot::decompress(src)
+        .map_err(|e| Error::BadArchive(format!("reading the archive: {e}")))?;
+    let staging = Staging::extract(parts.blobs().ingest_dir(), src)?;
+    let mut scans = HashMap::new();
+    let prepared = if staging.has("index.json") {
+        prepare_oci(&staging, &mut scans)?
+    } else if staging.has("manifest.json") {
+        prepare_docker(&staging, &mut scans)?
+    } else {
+        return Err(Error::BadArchive(
+            "neither index.json (OCI image layout) nor manifest.json (docker save) found".into(),
+        ));
+    };
+    if prepared.is_empty() {
+        return Err(Error::BadArchive("the archive holds no image".into()));
     }
+
+    // Snapshots first; on failure, remove the ones this load made.
+    let snaps = parts.snapshots();
+    let mut made = Vec::new();
+    let unpacked: Result<()> = (|| {
+        for p in &prepared {
+            for (layer, staged) in &p.layers {
+                if snaps.exists(&layer.chain_id) {
+                    continue;
+                }
+                let file = File::open(&staged.path)
+                    .map_err(|e| Error::io("open staged layer", &staged.path, e))?;
+                let tar = snapshot::decompress(BufReader::with_capacity(256 * 1024, file))
+                    .map_err(|e| Error::NotATar(format!("layer {}: {e}", layer.digest)))?;
+                let stats =
+                    snaps
+                        .unpack(&layer.chain_id, &layer.diff_id, tar)
+                        .map_err(|source| Error::Unpack {
+                            layer: layer.digest.clone(),
+                            source,
+                        })?;
+                // A snapshot a concurrent writer published first is theirs, not ours to undo.
+                if !stats.reused {
+                    made.push(layer.chain_id.clone());
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = unpacked {
+        for c in &made {
+            let _ = snaps.remove(c);
+        }
+        return Err(e);
+    }
+
+    // Then blobs, then metadata.
+    for p in &prepared {
+        parts.blobs().adopt(&p.config.path, &p.id)?;
+        for (layer, staged) in &p.layers {
+            parts.blobs().adopt(&staged.path, &layer.digest)?;
+        }
+        match &p.manifest_staged {
+            Some(m) => parts.blobs().adopt(&m.path, &p.manifest_digest)?,
+            None => {
+                parts.blobs().write(&p.manifest_bytes)?;
+            }
+        }
+    }
+    parts.blobs().sync()?;
+    let added = time::now_rfc3339();
+    let recorded: Vec<Recorded> = prepared
+        .iter()
+        .map(|p| Recorded {
+            id: p.id.clone(),
+            record: ImageRecord {
+                manifest_digest: p.manifest_digest.clone(),
+                manifest_media_type: p.manifest_media_type.clone(),
+                manifest_size: p.manifest_bytes.len() as u64,
+                config_size: p.config.size,
+                layers: p.layers.iter().map(|(l, _)| l.clone()).collect(),
+                created: p.created.clone(),
+                added: added.clone(),
+                sources: Vec::new(),
+                index_digests: Vec::new(),
+            },
+            refs: p.names.clone(),
+        })
+        .collect();
+    let state = record_images(parts, &recorded)?;
+    let mut out: Vec<Image> = Vec::new();
+    for p in &prepared {
+        if out.iter().any(|i| i.id == p.id) {
+            continue;
+        }
+        let mut img = parts.image(&state, &p.id)?;
+        // Report the names this archive gave, as Docker does.
+        img.references = p.names.clone();
+        out.push(img);
+    }
+    Ok(out)
 }
 
 /// A name from an index entry's annotations: containerd's full name, or a ref.name that is a

@@ -3,4 +3,7 @@
 
 mod load;
 mod save;
+
+pub(crate) use load::load;
+pub(crate) use save::save;
 mod staging;

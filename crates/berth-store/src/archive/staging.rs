@@ -4,10 +4,11 @@
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use berth_oci::{Digest, Digester};
+use crate::hashing::HashingWriter;
+use berth_oci::Digest;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::OpenOptions;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// JSON documents in an archive larger than this are refused.
@@ -30,22 +31,6 @@ pub(crate) struct Staging {
     dir: PathBuf,
     files: HashMap<String, Staged>,
     links: HashMap<String, String>,
-}
-
-struct HashingWriter<'a> {
-    file: &'a mut File,
-    digester: Digester,
-}
-
-impl Write for HashingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.digester.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
 }
 
 /// Normalises an archive path: no leading `/` or `./`, `..` resolved lexically within the archive.
@@ -105,16 +90,12 @@ impl Staging {
                 .create_new(true)
                 .open(&path)
                 .map_err(|e| Error::io("create staging file", &path, e))?;
-            let mut w = HashingWriter {
-                file: &mut file,
-                digester: Digester::new(),
-            };
+            let mut w = HashingWriter::new(&mut file);
             io::copy(&mut entry, &mut w).map_err(|e| match e.kind() {
                 io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => bad(e),
                 _ => Error::BadArchive(format!("extracting {raw}: {e}")),
             })?;
-            let size = w.digester.len();
-            let digest = w.digester.finish();
+            let (size, digest) = w.finish();
             file.sync_all()
                 .map_err(|e| Error::io("sync staging file", &path, e))?;
             if let Some(hex) = name.strip_prefix("blobs/sha256/")

@@ -1,6 +1,11 @@
 //! The content store: blobs by digest at `ROOT/blobs/sha256/<hex>`, exactly as in an OCI image
 //! layout. A blob is written under `ROOT/ingest/`, hashed while written, fsynced, verified against
 //! the expected digest and size, and only then renamed into place: no partial blob is ever visible.
+//! A download's partial blob (`partial`) is kept across attempts so a killed pull resumes.
+
+mod partial;
+
+pub(crate) use partial::Partial;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -133,12 +138,7 @@ impl Blobs {
         let mut n = 0;
         for entry in rd.flatten() {
             let p = entry.path();
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(crate::download::PARTIAL_PREFIX)
-                && crate::download::partial_in_use(&p)
-            {
+            if partial::partial_in_use(&entry.file_name().to_string_lossy(), &p) {
                 // A download in another process (one not holding the store lock) owns it.
                 continue;
             }

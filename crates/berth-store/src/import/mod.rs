@@ -11,10 +11,12 @@ pub mod changes;
 pub mod scan;
 
 use crate::error::{Error, Result};
+use crate::image::{Image, Layer};
 use crate::layout::{self, Descriptor, Manifest};
 use crate::meta::{ImageRecord, LayerRecord};
-use crate::snapshot::SnapshotError;
-use crate::{Image, Layer, Store, snapshot};
+use crate::parts::Parts;
+use crate::record::{Recorded, record_images};
+use crate::snapshot::{self, SnapshotError};
 use berth_oci::media_type::LayerCompression;
 use berth_oci::time;
 use berth_oci::{Digest, Reference, media_type};
@@ -33,107 +35,107 @@ pub struct ImportOptions {
     pub platform: Option<String>,
 }
 
-impl Store {
-    /// Imports a rootfs tarball as a one-layer image, tags it with `reference` if given, and
-    /// unpacks its snapshot so the first run is fast.
-    pub fn import(
-        &self,
-        src: impl Read,
-        reference: Option<&Reference>,
-        opts: &ImportOptions,
-    ) -> Result<Image> {
-        // Check everything the user typed before reading a possibly large input.
-        let mut container_config = Map::new();
-        changes::apply(&opts.changes, &mut container_config)?;
-        let platform = match &opts.platform {
-            Some(p) => parse_platform(p)?,
-            None => layout::host_platform(),
-        };
-        // A lease against garbage collection until the image is recorded.
-        let _lease = self.lock_shared()?;
+/// See [`Store::import`](crate::Store::import).
+pub(crate) fn import(
+    parts: &Parts,
+    src: impl Read,
+    reference: Option<&Reference>,
+    opts: &ImportOptions,
+) -> Result<Image> {
+    // Check everything the user typed before reading a possibly large input.
+    let mut container_config = Map::new();
+    changes::apply(&opts.changes, &mut container_config)?;
+    let platform = match &opts.platform {
+        Some(p) => parse_platform(p)?,
+        None => layout::host_platform(),
+    };
+    // A lease against garbage collection until the image is recorded.
+    let _lease = parts.lock(false)?;
 
-        let mut ingest = self.blobs().ingest()?;
-        let mut tee = Tee::new(src, &mut ingest);
-        let unpacked = unpack_input(&self.snapshots(), &mut tee);
-        // A full disk while storing the blob is not the input's fault.
-        if let Some(source) = tee.take_sink_error() {
-            return Err(Error::Write {
-                what: "layer blob into the store".into(),
-                source,
-            });
-        }
-        let (compression, diff_id, stats) = unpacked?;
-        let (digest, size) = ingest.commit(None, None)?;
-        let layer = Layer {
-            chain_id: snapshot::chain_id(None, &diff_id),
-            digest,
-            diff_id: diff_id.clone(),
-            size,
-            unpacked_size: stats.bytes,
-            content_size: stats.content_size,
-            media_type: layer_media_type(compression).to_owned(),
-        };
-        // The snapshot stays until the image is recorded: removals and GC take the exclusive
-        // lock, and `_lease` holds it shared.
-
-        let created = time::now_rfc3339();
-        let comment = opts
-            .message
-            .clone()
-            .unwrap_or_else(|| "Imported from -".to_owned());
-        let mut config = json!({
-            "architecture": platform.architecture,
-            "os": platform.os,
-            "config": Value::Object(container_config),
-            "created": created,
-            "history": [{"created": created, "comment": comment}],
-            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+    let mut ingest = parts.blobs().ingest()?;
+    let mut tee = Tee::new(src, &mut ingest);
+    let unpacked = unpack_input(&parts.snapshots(), &mut tee);
+    // A full disk while storing the blob is not the input's fault.
+    if let Some(source) = tee.take_sink_error() {
+        return Err(Error::Write {
+            what: "layer blob into the store".into(),
+            source,
         });
-        if let Some(v) = &platform.variant {
-            config["variant"] = json!(v);
-        }
-        let config_bytes = serde_json::to_vec(&config).expect("config serialises");
-        let config_digest = self.blobs().write(&config_bytes)?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(media_type::OCI_MANIFEST.to_owned()),
-            config: Descriptor::new(
-                media_type::OCI_CONFIG.to_owned(),
-                config_digest.clone(),
-                config_bytes.len() as u64,
-            ),
-            layers: vec![Descriptor::new(
-                layer.media_type.clone(),
-                layer.digest.clone(),
-                layer.size,
-            )],
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
-        let manifest_digest = self.blobs().write(&manifest_bytes)?;
-        let rec = ImageRecord {
-            manifest_digest,
-            manifest_media_type: media_type::OCI_MANIFEST.to_owned(),
-            manifest_size: manifest_bytes.len() as u64,
-            config_size: config_bytes.len() as u64,
-            layers: vec![LayerRecord {
-                digest: layer.digest,
-                diff_id: layer.diff_id,
-                chain_id: layer.chain_id,
-                size: layer.size,
-                unpacked_size: layer.unpacked_size,
-                content_size: layer.content_size,
-                media_type: layer.media_type,
-            }],
-            created: Some(created),
-            added: time::now_rfc3339(),
-            sources: Vec::new(),
-            index_digests: Vec::new(),
-        };
-        let refs: Vec<Reference> = reference.into_iter().cloned().collect();
-        self.commit_image(&config_digest, rec, &refs)?;
-        let state = self.meta().read()?;
-        self.build_image(&state, &config_digest)
     }
+    let (compression, diff_id, stats) = unpacked?;
+    let (digest, size) = ingest.commit(None, None)?;
+    let layer = Layer {
+        chain_id: snapshot::chain_id(None, &diff_id),
+        digest,
+        diff_id: diff_id.clone(),
+        size,
+        unpacked_size: stats.bytes,
+        content_size: stats.content_size,
+        media_type: layer_media_type(compression).to_owned(),
+    };
+    // The snapshot stays until the image is recorded: removals and GC take the exclusive
+    // lock, and `_lease` holds it shared.
+
+    let created = time::now_rfc3339();
+    let comment = opts
+        .message
+        .clone()
+        .unwrap_or_else(|| "Imported from -".to_owned());
+    let mut config = json!({
+        "architecture": platform.architecture,
+        "os": platform.os,
+        "config": Value::Object(container_config),
+        "created": created,
+        "history": [{"created": created, "comment": comment}],
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+    });
+    if let Some(v) = &platform.variant {
+        config["variant"] = json!(v);
+    }
+    let config_bytes = serde_json::to_vec(&config).expect("config serialises");
+    let config_digest = parts.blobs().write(&config_bytes)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_MANIFEST.to_owned()),
+        config: Descriptor::new(
+            media_type::OCI_CONFIG.to_owned(),
+            config_digest.clone(),
+            config_bytes.len() as u64,
+        ),
+        layers: vec![Descriptor::new(
+            layer.media_type.clone(),
+            layer.digest.clone(),
+            layer.size,
+        )],
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serialises");
+    let manifest_digest = parts.blobs().write(&manifest_bytes)?;
+    let rec = ImageRecord {
+        manifest_digest,
+        manifest_media_type: media_type::OCI_MANIFEST.to_owned(),
+        manifest_size: manifest_bytes.len() as u64,
+        config_size: config_bytes.len() as u64,
+        layers: vec![LayerRecord {
+            digest: layer.digest,
+            diff_id: layer.diff_id,
+            chain_id: layer.chain_id,
+            size: layer.size,
+            unpacked_size: layer.unpacked_size,
+            content_size: layer.content_size,
+            media_type: layer.media_type,
+        }],
+        created: Some(created),
+        added: time::now_rfc3339(),
+        sources: Vec::new(),
+        index_digests: Vec::new(),
+    };
+    let recorded = Recorded {
+        id: config_digest.clone(),
+        record: rec,
+        refs: reference.into_iter().cloned().collect(),
+    };
+    let state = record_images(parts, &[recorded])?;
+    parts.image(&state, &config_digest)
 }
 
 /// Reads the whole input once: sniffs its compression, decompresses it into the snapshotter, and
@@ -180,6 +182,7 @@ pub(crate) fn parse_platform(s: &str) -> Result<layout::Platform> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
     use std::io::Write;
 
     /// Counts the bytes read through it.
@@ -203,6 +206,9 @@ mod tests {
             h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
+            // Owned by whoever runs the test: unpacking sets owners, and only root may give files away.
+            h.set_uid(rustix::process::geteuid().as_raw().into());
+            h.set_gid(rustix::process::getegid().as_raw().into());
             h.set_cksum();
             b.append(&h, *data).unwrap();
         }

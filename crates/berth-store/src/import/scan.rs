@@ -2,9 +2,10 @@
 //! stream, and compute its diff ID and uncompressed size.
 
 use crate::error::{Error, Result};
+use crate::hashing::HashingReader;
 use crate::snapshot;
+use berth_oci::Digest;
 use berth_oci::media_type::LayerCompression;
-use berth_oci::{Digest, Digester};
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 /// What one pass over a layer stream learnt.
@@ -40,29 +41,6 @@ pub fn layer_media_type(c: LayerCompression) -> &'static str {
         LayerCompression::None => berth_oci::media_type::OCI_LAYER_TAR,
         LayerCompression::Gzip => berth_oci::media_type::OCI_LAYER_GZIP,
         LayerCompression::Zstd => berth_oci::media_type::OCI_LAYER_ZSTD,
-    }
-}
-
-/// A reader that hashes what passes through it.
-pub(crate) struct HashingReader<R> {
-    inner: R,
-    digester: Digester,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub(crate) fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            digester: Digester::new(),
-        }
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.digester.update(&buf[..n]);
-        Ok(n)
     }
 }
 
@@ -132,11 +110,11 @@ pub fn scan_layer(input: impl Read) -> Result<LayerScan> {
         }
         // The end-of-archive blocks and any padding after them are part of the diff ID.
         io::copy(&mut hashed, &mut io::sink()).map_err(not_tar)?;
-        let len = hashed.digester.len();
+        let (len, diff_id) = hashed.finish();
         if len == 0 {
             return Err(Error::NotATar("it decompresses to nothing".into()));
         }
-        (hashed.digester.finish(), len, entries, content_size)
+        (diff_id, len, entries, content_size)
     };
     // Bytes after the end of the compressed stream still belong to the blob.
     io::copy(&mut buf, &mut io::sink()).map_err(|e| Error::Read {

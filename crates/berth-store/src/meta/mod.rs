@@ -5,6 +5,10 @@
 //! exclusive to write), and closed again. Reads open it read-only; a file left needing repair by
 //! a killed writer is repaired by the next opener under the exclusive lock.
 
+mod resolve;
+
+pub(crate) use resolve::resolve;
+
 use crate::error::{Error, Result};
 use crate::lock::StoreLock;
 use berth_oci::{Digest, Reference};

@@ -8,14 +8,15 @@
 //! `<hex>` directory is always complete. Layer entries are confined to the tree (see `unpack`).
 
 mod decompress;
-mod error;
 mod path;
 mod unpack;
 
+pub use crate::error::SnapshotError;
+pub use crate::hashing::chain_id;
 pub use decompress::decompress;
-pub use error::SnapshotError;
 
-use berth_oci::{Digest, Digester};
+use crate::hashing::HashingReader;
+use berth_oci::Digest;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self as rfs, CWD, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
@@ -25,15 +26,6 @@ use std::path::{Path, PathBuf};
 const TMP_PREFIX: &str = ".tmp-";
 const DEL_PREFIX: &str = ".del-";
 const READ_BUF: usize = 1 << 20;
-
-/// The OCI image-spec chain ID of a layer: its diff ID for the bottom layer, otherwise
-/// `sha256(parent_chain_id + " " + diff_id)` over the `sha256:<hex>` strings.
-pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
-    match parent {
-        None => diff_id.clone(),
-        Some(p) => Digest::of(format!("{p} {diff_id}").as_bytes()),
-    }
-}
 
 /// What an unpack did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,21 +102,6 @@ impl Drop for Temp {
         if !self.keep {
             let _ = std::fs::remove_dir_all(&self.path);
         }
-    }
-}
-
-/// Reads through, hashing every byte: the diff ID is the digest of the uncompressed stream (and,
-/// in `download`, the blob digest is the digest of the compressed one).
-pub(crate) struct Hashing<R> {
-    pub(crate) inner: R,
-    pub(crate) digester: Digester,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.digester.update(&buf[..n]);
-        Ok(n)
     }
 }
 
@@ -233,10 +210,7 @@ impl Snapshots {
         let trash = open_dir(&trash_dir, OFlags::PATH)
             .map_err(|e| SnapshotError::io("opening", &trash_dir, e))?;
 
-        let mut hashing = Hashing {
-            inner: tar,
-            digester: Digester::new(),
-        };
+        let mut hashing = HashingReader::new(tar);
         let mut reader = BufReader::with_capacity(READ_BUF, &mut hashing);
         let counts = unpack::extract(root, trash, &mut reader)?;
         // The digest covers the end-of-archive blocks and any padding after them.
@@ -245,8 +219,7 @@ impl Snapshots {
             source,
         })?;
         drop(reader);
-        let bytes = hashing.digester.len();
-        let diff_id = hashing.digester.finish();
+        let (bytes, diff_id) = hashing.finish();
         std::fs::remove_dir_all(&trash_dir)
             .map_err(|e| SnapshotError::io("removing", &trash_dir, e))?;
         Ok(PendingSnapshot {
@@ -423,6 +396,9 @@ mod tests {
             h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
+            // Owned by whoever runs the test: unpacking sets owners, and only root may give files away.
+            h.set_uid(rustix::process::geteuid().as_raw().into());
+            h.set_gid(rustix::process::getegid().as_raw().into());
             h.set_cksum();
             b.append(&h, *data).unwrap();
         }
@@ -431,6 +407,9 @@ mod tests {
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
             h.set_mode(0o777);
+            // Owned by whoever runs the test: unpacking sets owners, and only root may give files away.
+            h.set_uid(rustix::process::geteuid().as_raw().into());
+            h.set_gid(rustix::process::getegid().as_raw().into());
             b.append_link(&mut h, name, target).unwrap();
         }
         b.into_inner().unwrap()

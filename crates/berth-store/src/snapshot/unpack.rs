@@ -10,8 +10,9 @@
 //! entry of the same name in one layer keep the real entry (a directory becomes opaque, since the
 //! whiteout hid everything below it).
 
-use super::error::SnapshotError;
 use super::path;
+use crate::error::SnapshotError;
+use crate::fsutil;
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{
     self as rfs, AtFlags, FileType, FlockOperation, Mode, OFlags, ResolveFlags, Timespec,
@@ -654,8 +655,8 @@ impl Fs {
             };
             file.write_all(&buf[..n]).map_err(|e| ("writing", e))?;
             copied += n as u64;
-            if copied - kicked >= crate::download::WRITEBACK_EVERY {
-                crate::download::start_writeback(&file, kicked, copied - kicked);
+            if copied - kicked >= fsutil::WRITEBACK_EVERY {
+                fsutil::start_writeback(&file, kicked, copied - kicked);
                 kicked = copied;
             }
         }

@@ -1,6 +1,9 @@
 //! The crate's error type: every variant says what was being done to what.
 
+mod snapshot;
+
 use berth_oci::Digest;
+pub use snapshot::SnapshotError;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in the store.
@@ -145,13 +148,13 @@ pub enum Error {
         /// The layer blob.
         layer: Digest,
         /// The snapshotter's error.
-        source: crate::snapshot::SnapshotError,
+        source: SnapshotError,
     },
     /// Unpacking an imported tarball failed (a refused entry, or the snapshot directory).
     #[error("unpack the imported tarball: {source}")]
     ImportUnpack {
         /// The snapshotter's error.
-        source: crate::snapshot::SnapshotError,
+        source: SnapshotError,
     },
     /// A snapshot operation other than unpacking failed.
     #[error("{action} snapshot: {source}")]
@@ -159,7 +162,7 @@ pub enum Error {
         /// What was being done.
         action: &'static str,
         /// The snapshotter's error.
-        source: crate::snapshot::SnapshotError,
+        source: SnapshotError,
     },
 }
 

@@ -1,4 +1,5 @@
-//! The snapshot module's error type.
+//! The snapshot module's error type. It lives here, below every module, so that the crate's
+//! [`Error`](super::Error) can wrap it without `error` importing `snapshot`.
 
 use berth_oci::Digest;
 use std::io;
