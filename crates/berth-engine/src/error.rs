@@ -8,6 +8,9 @@ pub enum Error {
     /// A malformed or unsupported option.
     #[error(transparent)]
     Options(#[from] crate::options::OptionError),
+    /// A `--filter` (or the API's `filters`) that cannot be applied.
+    #[error(transparent)]
+    Filter(#[from] crate::filter::FilterError),
     /// Container records on disk.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
