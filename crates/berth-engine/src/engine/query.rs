@@ -184,6 +184,25 @@ impl Engine {
         }))
     }
 
+    /// Docker-shaped `image inspect` JSON of one image of this root's store.
+    pub fn inspect_image(&self, name: &str) -> Result<Value> {
+        let store = self.image_store()?;
+        let failed = |action: &'static str| {
+            move |e: berth_store::Error| Error::Image {
+                action,
+                image: name.to_owned(),
+                cause: Box::new(e),
+            }
+        };
+        let img = store.image(name).map_err(failed("resolving"))?;
+        let blob = store.blobs().read(&img.id).map_err(failed("reading"))?;
+        let raw: Value = serde_json::from_slice(&blob).map_err(|cause| Error::ImageConfig {
+            image: name.to_owned(),
+            cause,
+        })?;
+        Ok(image_json(&img, &raw, &store.rootfs_paths(&img)))
+    }
+
     /// `berth logs`: prints the container's log; with `follow`, until it stops.
     pub fn logs(
         &self,
@@ -198,4 +217,56 @@ impl Engine {
         print_log(&path, opts, out, err, &mut running)?;
         Ok(())
     }
+}
+
+/// Docker's image inspect JSON from an image, its raw config and its layers' directories.
+fn image_json(img: &berth_store::Image, raw: &Value, lowers: &[std::path::PathBuf]) -> Value {
+    let mut config = json!({
+        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
+        "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false,
+        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "", "Entrypoint": null,
+        "OnBuild": null, "Labels": null,
+    });
+    if let (Some(dst), Some(src)) = (
+        config.as_object_mut(),
+        raw.get("config").and_then(Value::as_object),
+    ) {
+        for (k, v) in src {
+            dst.insert(k.clone(), v.clone());
+        }
+    }
+    let comment = raw
+        .get("history")
+        .and_then(Value::as_array)
+        .and_then(|h| h.last())
+        .and_then(|h| h.get("comment"))
+        .cloned()
+        .unwrap_or(json!(""));
+    let lowers: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    let mut v = json!({
+        "Id": img.id.to_string(),
+        "RepoTags": img
+            .references
+            .iter()
+            .filter(|r| r.digest().is_none())
+            .map(berth_oci::Reference::familiar)
+            .collect::<Vec<_>>(),
+        "RepoDigests": img.repo_digests(),
+        "Parent": "",
+        "Comment": comment,
+        "Created": img.created.clone().unwrap_or_default(),
+        "DockerVersion": "",
+        "Author": raw.get("author").cloned().unwrap_or(json!("")),
+        "Config": config,
+        "Architecture": raw.get("architecture").cloned().unwrap_or(json!("")),
+        "Os": raw.get("os").cloned().unwrap_or(json!("")),
+        "Size": img.size,
+        "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lowers.join(":")}},
+        "RootFS": {"Type": "layers", "Layers": img.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>()},
+        "Metadata": {"LastTagTime": img.added},
+    });
+    if let Some(variant) = raw.get("variant") {
+        v["Variant"] = variant.clone();
+    }
+    v
 }

@@ -160,16 +160,11 @@ impl ContainerFilter {
             && !rec
                 .mounts
                 .iter()
-                .any(|m| self.volumes.iter().any(|v| *v == m.destination))
+                .any(|m| self.volumes.contains(&m.destination))
         {
             return false;
         }
-        if !self.networks.is_empty()
-            && !self
-                .networks
-                .iter()
-                .any(|n| *n == rec.host_config.network_mode)
-        {
+        if !self.networks.is_empty() && !self.networks.contains(&rec.host_config.network_mode) {
             return false;
         }
         true
