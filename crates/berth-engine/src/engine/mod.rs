@@ -27,6 +27,7 @@ pub struct Engine {
     run_root: PathBuf,
     containers: Containers,
     timing: Timing,
+    monitor: PathBuf,
 }
 
 impl Engine {
@@ -37,7 +38,17 @@ impl Engine {
             run_root: run_root.to_owned(),
             containers: Containers::open(root)?,
             timing: Timing::from_env(),
+            monitor: PathBuf::from("/proc/self/exe"),
         })
+    }
+
+    /// Watches detached containers with `program`, started as `PROGRAM --root ROOT --run-root RUN
+    /// __monitor ID`; it must call [`Engine::monitor`] for that id. The default is the running
+    /// binary itself (`/proc/self/exe`), as `berth` is; a program that embeds the engine without
+    /// that entry point (a test binary, say) names one that has it.
+    pub fn with_monitor(mut self, program: impl Into<PathBuf>) -> Engine {
+        self.monitor = program.into();
+        self
     }
 
     /// The container records.
