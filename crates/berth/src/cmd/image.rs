@@ -120,7 +120,8 @@ pub struct ImagesArgs {
     /// Don't truncate output.
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format: "table" or "json" (one JSON object per line, like {{json .}}).
+    /// Format: table (default), json (one object a line), or a template ({{.Repository}}:{{.Tag}},
+    /// table {{.ID}}\t{{.Size}}).
     #[arg(long)]
     pub format: Option<String>,
     /// Filter output (Docker's keys): dangling=true|false, label=KEY[=VALUE], reference=GLOB,
@@ -152,6 +153,9 @@ pub struct RmiArgs {
 /// Arguments of `image inspect`.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
+    /// Format the output using a Go template subset ({{.Id}}, {{json .Config}}).
+    #[arg(short, long)]
+    pub format: Option<String>,
     /// Images to inspect.
     #[arg(required = true)]
     pub images: Vec<String>,
@@ -509,7 +513,16 @@ fn inspect(engine: &Engine, a: InspectArgs) -> anyhow::Result<u8> {
             Err(e) => return Err(e.into()),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match &a.format {
+        Some(f) => {
+            let f = super::format::unescape(f);
+            let mut so = std::io::stdout().lock();
+            for v in &out {
+                writeln!(so, "{}", super::format::render(&f, v)?)?;
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     Ok(if failed { 1 } else { 0 })
 }
 
