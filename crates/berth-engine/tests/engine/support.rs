@@ -1,52 +1,39 @@
-//! A temporary state root per test with a busybox image, an engine whose monitor is the
-//! `monitor` example, and the check that a test left no mount, cgroup or process behind.
+//! A state root per test (berth-testkit's) with a busybox image, an engine whose monitor is the
+//! `monitor` example, and the check that a test left no mount, cgroup, process or directory behind.
 
 use berth_engine::{CreateOptions, Engine, Prepared};
+use berth_testkit::root::{StateRoots, cgroup_dirs_for};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A state root and a run root of one test, with the engine on them.
 pub struct Root {
     /// The engine on [`Root::root`].
     pub engine: Engine,
-    root: tempfile::TempDir,
-    run_root: tempfile::TempDir,
+    roots: StateRoots,
 }
 
 impl Root {
     /// Fresh roots with busybox imported as `bb`.
     pub fn with_busybox() -> Root {
-        let base = scratch_dir();
-        let root = tempfile::Builder::new()
-            .prefix("root-")
-            .tempdir_in(&base)
-            .expect("temp state root");
-        let run_root = tempfile::Builder::new()
-            .prefix("run-")
-            .tempdir_in(&base)
-            .expect("temp run root");
-        let engine = Engine::open(root.path(), run_root.path())
+        let roots = StateRoots::new();
+        let engine = Engine::open(roots.root(), roots.run_root())
             .expect("open engine")
             .with_monitor(monitor_program());
-        let r = Root {
-            engine,
-            root,
-            run_root,
-        };
+        let r = Root { engine, roots };
         r.import("bb", &[]);
         r
     }
 
     /// The state root.
     pub fn root(&self) -> &Path {
-        self.root.path()
+        self.roots.root()
     }
 
     /// Imports the busybox rootfs as `name` with Dockerfile `changes`; returns the image id.
     pub fn import(&self, name: &str, changes: &[&str]) -> String {
         let store = berth_store::Store::open(self.root()).expect("open store");
-        let tar = std::fs::File::open(busybox_tar()).expect("open busybox tar");
+        let tar = std::fs::File::open(berth_testkit::busybox::tar()).expect("open busybox tar");
         let reference = berth_oci::Reference::parse(name).expect("reference");
         let opts = berth_store::ImportOptions {
             changes: changes.iter().map(|c| c.to_string()).collect(),
@@ -62,7 +49,7 @@ impl Root {
     /// Imports the busybox rootfs untagged, with Dockerfile `changes`; returns the image id.
     pub fn import_untagged(&self, changes: &[&str]) -> String {
         let store = berth_store::Store::open(self.root()).expect("open store");
-        let tar = std::fs::File::open(busybox_tar()).expect("open busybox tar");
+        let tar = std::fs::File::open(berth_testkit::busybox::tar()).expect("open busybox tar");
         let opts = berth_store::ImportOptions {
             changes: changes.iter().map(|c| c.to_string()).collect(),
             ..Default::default()
@@ -86,74 +73,15 @@ impl Root {
         self.engine.create(&opts, false).expect("create container")
     }
 
-    /// Mount points under this test's roots.
-    fn mounts(&self) -> Vec<String> {
-        let roots = [self.root.path(), self.run_root.path()];
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|mp| roots.iter().any(|r| Path::new(mp).starts_with(r)))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Processes whose command line names this test's state root (monitors, cleaners).
-    fn processes(&self) -> Vec<String> {
-        let root = self.root.path().to_string_lossy().into_owned();
-        let me = std::process::id().to_string();
-        let mut found = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let pid = e.file_name().to_string_lossy().into_owned();
-            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
-                continue;
-            }
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&root) {
-                found.push(format!("{pid}: {cmdline}"));
-            }
-        }
-        found
-    }
-
-    /// Cgroups of `ids` left in any hierarchy.
-    fn cgroups(ids: &[String]) -> Vec<PathBuf> {
-        let mut left = Vec::new();
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for id in ids {
-                let p = h.path().join("berth").join(id);
-                if p.exists() {
-                    left.push(p);
-                }
-            }
-        }
-        left
-    }
-
     /// Asserts that nothing of the containers `ids` (all removed by the test) is left: no mount,
-    /// cgroup or process, no directory. Monitors record an exit before they end, so processes
-    /// get a moment to go.
+    /// cgroup, process (monitors record an exit before they end, so they get a moment) or
+    /// directory.
     pub fn assert_clean(&self, ids: &[String]) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.processes().is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(
-            self.processes(),
-            Vec::<String>::new(),
-            "processes left behind"
-        );
-        assert_eq!(self.mounts(), Vec::<String>::new(), "mounts left behind");
-        assert_eq!(
-            Root::cgroups(ids),
-            Vec::<PathBuf>::new(),
-            "cgroups left behind"
-        );
+        self.roots.assert_clean();
+        let cgroups: Vec<PathBuf> = ids.iter().flat_map(|id| cgroup_dirs_for(id)).collect();
+        assert_eq!(cgroups, Vec::<PathBuf>::new(), "cgroups left behind");
+        self.roots
+            .assert_no_processes_within(Duration::from_secs(5));
         for id in ids {
             assert!(
                 !self.root().join("containers").join(id).exists(),
@@ -184,30 +112,4 @@ fn monitor_program() -> PathBuf {
     let p = profile_dir.join("examples").join("monitor");
     assert!(p.exists(), "{} not built", p.display());
     p
-}
-
-/// Test scratch on the target's disk (overlay upper dirs cannot live on every filesystem).
-fn scratch_dir() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("berth-engine-tests");
-    std::fs::create_dir_all(&p).expect("create scratch dir");
-    p
-}
-
-/// The busybox rootfs tarball, made once by `scripts/make-busybox-tar.sh` (busybox-static).
-fn busybox_tar() -> &'static Path {
-    static TAR: OnceLock<PathBuf> = OnceLock::new();
-    TAR.get_or_init(|| {
-        let tar = scratch_dir().join("busybox.tar");
-        if !tar.exists() {
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-tar.sh");
-            let st = std::process::Command::new("bash")
-                .arg(&script)
-                .arg(&tar)
-                .status()
-                .expect("run make-busybox-tar.sh");
-            assert!(st.success(), "make-busybox-tar.sh failed");
-        }
-        tar
-    })
 }
