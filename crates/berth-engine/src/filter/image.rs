@@ -132,6 +132,120 @@ fn reference_matches(pattern: &str, r: &Reference) -> bool {
 mod tests {
     use super::*;
 
+    /// An image with `refs`, config `labels` and creation second `created`.
+    fn image(n: u8, refs: &[&str], labels: &[(&str, &str)], created: u32) -> Image {
+        let labels: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Labels": labels},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        });
+        let digest: berth_oci::Digest = format!("sha256:{}", hex::encode([n; 32])).parse().unwrap();
+        Image {
+            id: digest.clone(),
+            manifest_digest: digest,
+            references: refs.iter().map(|r| Reference::parse(r).unwrap()).collect(),
+            config: serde_json::from_value(config).unwrap(),
+            layers: vec![],
+            size: 0,
+            created: Some(format!("2026-01-01T00:00:{created:02}.000000000Z")),
+            added: String::new(),
+            sources: vec![],
+            index_digests: vec![],
+        }
+    }
+
+    fn images() -> Vec<Image> {
+        vec![
+            image(1, &["bb:1", "bb:latest"], &[], 1),
+            image(2, &["web:v1"], &[("tier", "web"), ("team", "a")], 2),
+            image(3, &[], &[("tier", "web")], 3),
+        ]
+    }
+
+    /// `(image number, kept references)` for what `args` keeps of [`images`].
+    fn keep(args: &[&str], anchors: &ImageAnchors) -> Vec<(u8, Vec<String>)> {
+        let f = ImageFilter::from_args(args).unwrap();
+        images()
+            .iter()
+            .filter_map(|img| {
+                let refs = f.keep(img, anchors)?;
+                let n = img.id.to_string().as_bytes()["sha256:".len() + 1] - b'0';
+                Some((n, refs.iter().map(Reference::familiar).collect()))
+            })
+            .collect()
+    }
+
+    fn at(second: u32) -> Option<i128> {
+        crate::time::parse_rfc3339(&format!("2026-01-01T00:00:{second:02}.000000000Z"))
+    }
+
+    #[test]
+    fn images_pass_by_dangling_labels_and_time() {
+        let none = ImageAnchors::default();
+        let all = keep(&[], &none);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0], (1, vec!["bb:1".to_owned(), "bb:latest".to_owned()]));
+        assert_eq!(keep(&["dangling=true"], &none), [(3, vec![])]);
+        assert_eq!(
+            keep(&["dangling=false"], &none)
+                .iter()
+                .map(|k| k.0)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(
+            keep(&["label=tier=web"], &none)
+                .iter()
+                .map(|k| k.0)
+                .collect::<Vec<_>>(),
+            [2, 3]
+        );
+        assert_eq!(
+            keep(&["label=tier=web", "label=team"], &none)
+                .iter()
+                .map(|k| k.0)
+                .collect::<Vec<_>>(),
+            [2]
+        );
+        let before2 = ImageAnchors {
+            before: at(2),
+            since: None,
+        };
+        assert_eq!(keep(&["before=web:v1"], &before2)[0].0, 1);
+        assert_eq!(keep(&["before=web:v1"], &before2).len(), 1);
+        let since2 = ImageAnchors {
+            before: None,
+            since: at(2),
+        };
+        assert_eq!(keep(&["since=web:v1"], &since2), [(3, vec![])]);
+    }
+
+    #[test]
+    fn reference_filters_keep_only_matching_tags() {
+        let none = ImageAnchors::default();
+        assert_eq!(
+            keep(&["reference=bb:1"], &none),
+            [(1, vec!["bb:1".to_owned()])]
+        );
+        assert_eq!(
+            keep(&["reference=bb"], &none),
+            [(1, vec!["bb:1".to_owned(), "bb:latest".to_owned()])]
+        );
+        assert_eq!(
+            keep(&["reference=bb:1", "reference=web:*"], &none),
+            [(1, vec!["bb:1".to_owned()]), (2, vec!["web:v1".to_owned()])],
+            "values of one key are OR'ed; dangling images have no reference to match"
+        );
+        let positional = ImageFilter::default().with_reference("web").unwrap();
+        assert!(positional.keep(&images()[1], &none).is_some());
+        assert!(positional.keep(&images()[0], &none).is_none());
+        assert!(ImageFilter::default().with_reference("a[").is_err());
+    }
+
     #[test]
     fn references_match_globs_on_familiar_names() {
         let r = |s: &str| Reference::parse(s).unwrap();
