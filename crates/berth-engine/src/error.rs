@@ -8,6 +8,9 @@ pub enum Error {
     /// A malformed or unsupported option.
     #[error(transparent)]
     Options(#[from] crate::options::OptionError),
+    /// A `--filter` (or the API's `filters`) that cannot be applied.
+    #[error(transparent)]
+    Filter(#[from] crate::filter::FilterError),
     /// Container records on disk.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -34,6 +37,14 @@ pub enum Error {
         image: String,
         /// Cause.
         cause: Box<berth_store::Error>,
+    },
+    /// An image's config blob is not the JSON it should be.
+    #[error("reading the config of image {image}: {cause}")]
+    ImageConfig {
+        /// The image as the user named it.
+        image: String,
+        /// Cause.
+        cause: serde_json::Error,
     },
     /// Opening the image store failed.
     #[error("opening the image store at {path}: {cause}")]
@@ -121,6 +132,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this says that the named image is not in the store.
+    pub fn is_no_such_image(&self) -> bool {
+        matches!(self, Error::Image { cause, .. } if matches!(**cause, berth_store::Error::ImageNotFound(_)))
+    }
+
     /// Docker's exit code for this failure: 126 (not executable), 127 (not found) or 125.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -1,5 +1,6 @@
 //! berth-engine: containers as the user sees them — create from an image (store → spec → runtime),
-//! start, attach, exec, logs, stop/kill/wait, rm, inspect, ps; the per-container monitor; container
+//! start, attach, exec, logs, stop/kill/wait, rm, inspect; listing containers and images with
+//! Docker's filters ([`filter`]) and the images containers use; the per-container monitor; container
 //! state on disk. It does not speak HTTP.
 //!
 //! On disk, under the state root: `containers/<id>/` with `config.json` (Docker's Config and
@@ -18,6 +19,7 @@
 
 mod engine;
 pub mod error;
+pub mod filter;
 pub mod init;
 pub mod logs;
 pub mod names;
@@ -33,6 +35,9 @@ pub mod trim;
 pub mod userdb;
 pub mod userns;
 
-pub use engine::{ContainerSummary, Engine, ExecOptions, Prepared, Timing, cgroups_path};
+pub use engine::{
+    ContainerSummary, Engine, ExecOptions, ImageSummary, ListOptions, Prepared, Timing,
+    cgroups_path,
+};
 pub use error::{Error, Result};
 pub use options::CreateOptions;

@@ -214,6 +214,32 @@ impl Containers {
         read_json(id, self.dir(id).join("state.json"))
     }
 
+    /// Image ids that container directories name in their `config.json`, creations in progress
+    /// (no `state.json` yet) included, so that a prune never takes an image a container is being
+    /// made from. Only the `Image` field is read: a record written by another version still pins
+    /// its image. Directories without a readable `Image` are skipped.
+    pub fn image_ids(&self) -> Result<std::collections::HashSet<berth_oci::Digest>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct ImageOnly {
+            #[serde(rename = "Image")]
+            image: String,
+        }
+        let dir = self.root.join("containers");
+        let mut used = std::collections::HashSet::new();
+        for e in std::fs::read_dir(&dir).map_err(io("list", &dir))? {
+            let e = e.map_err(io("list", &dir))?;
+            let Ok(data) = std::fs::read(e.path().join("config.json")) else {
+                continue; // no record yet, or removed while we listed
+            };
+            if let Ok(rec) = serde_json::from_slice::<ImageOnly>(&data)
+                && let Ok(d) = rec.image.parse()
+            {
+                used.insert(d);
+            }
+        }
+        Ok(used)
+    }
+
     /// Ids of all containers with a state file (complete creations).
     pub fn ids(&self) -> Result<Vec<String>, StoreError> {
         let dir = self.root.join("containers");

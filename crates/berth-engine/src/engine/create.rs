@@ -249,10 +249,7 @@ impl Engine {
 
         // Resolve the image and record the container under the store's shared lock, so a
         // concurrent prune sees the container before it can remove the image.
-        let store = berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore {
-            path: self.root.clone(),
-            cause: Box::new(source),
-        })?;
+        let store = self.image_store()?;
         let lock = store.lock_shared().map_err(|source| Error::OpenStore {
             path: self.root.clone(),
             cause: Box::new(source),
@@ -484,10 +481,7 @@ impl Engine {
     pub(crate) fn load_prepared(&self, id: &str) -> Result<Prepared> {
         let record = self.containers.read_config(id)?;
         let security = options::parse_security(&record.host_config.security_opt)?;
-        let store = berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore {
-            path: self.root.clone(),
-            cause: Box::new(source),
-        })?;
+        let store = self.image_store()?;
         let lock = store.lock_shared().map_err(|source| Error::OpenStore {
             path: self.root.clone(),
             cause: Box::new(source),

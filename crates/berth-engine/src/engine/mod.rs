@@ -1,6 +1,6 @@
 //! The engine: container operations over the records in ROOT, the image store and the runtime.
 //! One file per operation group: `create`, `start` (foreground, detached, monitor), `exec`,
-//! `lifecycle` (stop, kill, wait, rm) and `query` (ps, inspect, logs).
+//! `lifecycle` (stop, kill, wait, rm) and `query` (ps, images, inspect, logs).
 
 mod create;
 mod exec;
@@ -10,7 +10,7 @@ mod start;
 
 pub use create::Prepared;
 pub use exec::ExecOptions;
-pub use query::ContainerSummary;
+pub use query::{ContainerSummary, ImageSummary, ListOptions};
 
 use crate::error::{Error, Result};
 use crate::options::{SeccompChoice, Security};
@@ -27,6 +27,7 @@ pub struct Engine {
     run_root: PathBuf,
     containers: Containers,
     timing: Timing,
+    monitor: PathBuf,
 }
 
 impl Engine {
@@ -37,7 +38,17 @@ impl Engine {
             run_root: run_root.to_owned(),
             containers: Containers::open(root)?,
             timing: Timing::from_env(),
+            monitor: PathBuf::from("/proc/self/exe"),
         })
+    }
+
+    /// Watches detached containers with `program`, started as `PROGRAM --root ROOT --run-root RUN
+    /// __monitor ID`; it must call [`Engine::monitor`] for that id. The default is the running
+    /// binary itself (`/proc/self/exe`), as `berth` is; a program that embeds the engine without
+    /// that entry point (a test binary, say) names one that has it.
+    pub fn with_monitor(mut self, program: impl Into<PathBuf>) -> Engine {
+        self.monitor = program.into();
+        self
     }
 
     /// The container records.
@@ -60,15 +71,10 @@ impl Engine {
         Ok(self.containers.resolve(what)?)
     }
 
-    /// Image ids (`sha256:…`) used by any container: the store's prune must keep them.
-    pub fn images_in_use(&self) -> Result<std::collections::HashSet<String>> {
-        let mut set = std::collections::HashSet::new();
-        for id in self.containers.ids()? {
-            if let Ok(rec) = self.containers.read_config(&id) {
-                set.insert(rec.image);
-            }
-        }
-        Ok(set)
+    /// Image ids used by any container, creations in progress included: the store's `rmi` and
+    /// prune must keep them.
+    pub fn images_in_use(&self) -> Result<std::collections::HashSet<berth_oci::Digest>> {
+        Ok(self.containers.image_ids()?)
     }
 
     /// A container's state, corrected if the process that watched it is gone: a crashed monitor or a
@@ -105,6 +111,14 @@ impl Engine {
             self.containers.write_state(id, &st, true)?;
         }
         Ok(st)
+    }
+
+    /// The image store of this root.
+    pub(crate) fn image_store(&self) -> Result<berth_store::Store> {
+        berth_store::Store::open(&self.root).map_err(|source| Error::OpenStore {
+            path: self.root.clone(),
+            cause: Box::new(source),
+        })
     }
 
     /// Removes a stopped container's name and directory.
@@ -286,11 +300,8 @@ mod tests {
             Status::Exited,
             "the correction is recorded"
         );
-        assert!(
-            e.images_in_use()
-                .unwrap()
-                .contains(&format!("sha256:{}", "cd".repeat(32)))
-        );
+        let image: berth_oci::Digest = format!("sha256:{}", "cd".repeat(32)).parse().unwrap();
+        assert!(e.images_in_use().unwrap().contains(&image));
 
         // A live monitor (this test process) is trusted.
         let me = std::process::id() as i32;

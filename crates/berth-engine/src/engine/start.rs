@@ -2,8 +2,9 @@
 //! copies its output (and the JSON log unless `--rm`), forwards stdin and signals, and records the
 //! exit. The container never gets the caller's terminal: a pty of its own with `-t`, else pipes
 //! relayed by the pump for whichever of our fds 0–2 are terminals (see [`plain_stdio`]).
-//! Detached (`run -d`, `start`): a monitor — this binary re-executed as `__monitor ID` in its own
-//! session — does the same without a terminal and reports the start's outcome through a pipe.
+//! Detached (`run -d`, `start`): a monitor — this binary (or [`Engine::with_monitor`]'s program)
+//! re-executed as `__monitor ID` in its own session — does the same without a terminal and reports
+//! the start's outcome through a pipe.
 
 use super::{Engine, Prepared, mark_exited};
 use crate::error::{Error, Result, io_err};
@@ -317,7 +318,7 @@ impl Engine {
         }
         let (r, w) = pipe()?;
         let wfd = w.as_raw_fd();
-        let mut cmd = std::process::Command::new("/proc/self/exe");
+        let mut cmd = std::process::Command::new(&self.monitor);
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--run-root")

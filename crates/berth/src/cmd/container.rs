@@ -3,8 +3,9 @@
 
 use crate::Globals;
 use anyhow::Context;
+use berth_engine::filter::ContainerFilter;
 use berth_engine::logs::LogsOptions;
-use berth_engine::{ContainerSummary, CreateOptions, Engine, ExecOptions};
+use berth_engine::{ContainerSummary, CreateOptions, Engine, ExecOptions, ListOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -177,7 +178,8 @@ pub enum ContainerCommand {
         /// Format: table (default), json, or a template ({{.Names}}, table {{.ID}}\t{{.Status}}).
         #[arg(long)]
         format: Option<String>,
-        /// Filter: id=, name=, status=, label=KEY[=VALUE], ancestor=IMAGE.
+        /// Filter (Docker's keys): id, name, label=KEY[=VALUE], status, exited, ancestor, before, since,
+        /// volume, network.
         #[arg(short = 'f', long = "filter")]
         filter: Vec<String>,
         /// Show the n last created containers (includes all states).
@@ -352,20 +354,12 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
             last,
             latest,
         } => {
-            let last = if latest { Some(1) } else { last };
-            let filters = filter
-                .iter()
-                .map(|f| PsFilter::parse(f))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            ps(
-                &engine,
-                all || last.is_some(),
-                quiet,
-                no_trunc,
-                format.as_deref(),
-                &filters,
-                last,
-            )
+            let opts = ListOptions {
+                all,
+                filter: ContainerFilter::from_args(&filter)?,
+                limit: if latest { Some(1) } else { last },
+            };
+            ps(&engine, &opts, quiet, no_trunc, format.as_deref())
         }
         ContainerCommand::Logs {
             follow,
@@ -445,7 +439,7 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
                 match engine.inspect(c) {
                     Ok(v) => out.push(v),
                     // Like `docker inspect`, a name that is no container may be an image.
-                    Err(_) if engine.resolve(c).is_err() => match inspect_image(g, c) {
+                    Err(_) if engine.resolve(c).is_err() => match engine.inspect_image(c) {
                         Ok(v) => out.push(v),
                         Err(_) => {
                             eprintln!("Error: no such object: {c}");
@@ -517,91 +511,14 @@ fn created_at(rfc: &str) -> String {
     format!("{} +0000 UTC", base.replacen('T', " ", 1))
 }
 
-/// One `ps --filter`.
-#[derive(Debug)]
-enum PsFilter {
-    Id(String),
-    Name(String),
-    Status(String),
-    Label(String, Option<String>),
-    Ancestor(String),
-}
-
-impl PsFilter {
-    fn parse(s: &str) -> anyhow::Result<PsFilter> {
-        let (k, v) = s
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {s}"))?;
-        Ok(match k {
-            "id" => PsFilter::Id(v.to_owned()),
-            "name" => PsFilter::Name(v.strip_prefix('/').unwrap_or(v).to_owned()),
-            "status" => {
-                const OK: [&str; 7] = [
-                    "created",
-                    "restarting",
-                    "running",
-                    "removing",
-                    "paused",
-                    "exited",
-                    "dead",
-                ];
-                anyhow::ensure!(OK.contains(&v), "invalid filter 'status={v}'");
-                PsFilter::Status(v.to_owned())
-            }
-            "label" => match v.split_once('=') {
-                Some((a, b)) => PsFilter::Label(a.to_owned(), Some(b.to_owned())),
-                None => PsFilter::Label(v.to_owned(), None),
-            },
-            "ancestor" => PsFilter::Ancestor(v.to_owned()),
-            other => anyhow::bail!("invalid filter '{other}'"),
-        })
-    }
-
-    fn matches(&self, c: &ContainerSummary) -> bool {
-        match self {
-            PsFilter::Id(p) => c.record.id.starts_with(p.as_str()),
-            PsFilter::Name(n) => c.record.short_name().contains(n.as_str()),
-            PsFilter::Status(s) => c.state.status.as_str() == s,
-            PsFilter::Label(k, v) => match (c.record.config.labels.get(k), v) {
-                (Some(have), Some(want)) => have == want,
-                (Some(_), None) => true,
-                (None, _) => false,
-            },
-            PsFilter::Ancestor(a) => {
-                c.record.config.image == *a
-                    || c.record.image == *a
-                    || c.record.image.strip_prefix("sha256:").is_some_and(|h| {
-                        a.len() >= 4 && h.starts_with(a.strip_prefix("sha256:").unwrap_or(a))
-                    })
-            }
-        }
-    }
-}
-
 fn ps(
     engine: &Engine,
-    all: bool,
+    opts: &ListOptions,
     quiet: bool,
     no_trunc: bool,
     format: Option<&str>,
-    filters: &[PsFilter],
-    last: Option<usize>,
 ) -> anyhow::Result<u8> {
-    // Filters on status see every container, as in Docker.
-    let all = all || filters.iter().any(|f| matches!(f, PsFilter::Status(_)));
-    let mut list = engine.list(all)?;
-    // Docker combines different filter keys with AND and repeated keys with OR.
-    list.retain(|c| {
-        let mut by_key: std::collections::HashMap<std::mem::Discriminant<PsFilter>, bool> =
-            Default::default();
-        for f in filters {
-            *by_key.entry(std::mem::discriminant(f)).or_insert(false) |= f.matches(c);
-        }
-        by_key.values().all(|m| *m)
-    });
-    if let Some(n) = last {
-        list.truncate(n);
-    }
+    let list = engine.list_containers(opts)?;
     let short = |id: &str| {
         if no_trunc {
             id.to_owned()
@@ -670,13 +587,6 @@ fn ps_row(c: &ContainerSummary, no_trunc: bool) -> serde_json::Value {
 pub fn exit_code_of(e: &(dyn std::error::Error + 'static)) -> Option<u8> {
     let code = e.downcast_ref::<berth_engine::Error>()?.exit_code();
     (code != 125).then(|| exit_byte(code))
-}
-
-/// Docker's image inspect JSON for `name`, for `berth inspect` of something that is not a container.
-fn inspect_image(g: &Globals, name: &str) -> anyhow::Result<serde_json::Value> {
-    let store = berth_store::Store::open(&g.root)?;
-    let img = store.image(name)?;
-    super::image::inspect_one(&store, &img)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `--format` for every command that lists things: Docker's `json`, `table [TEMPLATE]`, or a Go template.
 //! The subset of Go templates that `--format` needs: `{{.A.B}}`, `{{json .A}}`, `{{json .}}`, literal
-//! text, and Docker's `\t`/`\n` escapes; `table` output aligned on tabs.
+//! text, and Docker's `\t`/`\n` escapes; `table` output aligned on tabs; and the fixed tables
+//! (`images`, `system df`).
 
 use serde_json::Value;
 
@@ -143,6 +144,30 @@ pub fn write_rows(
     let text = if table { align(&lines) } else { lines };
     for l in text {
         writeln!(out, "{l}")?;
+    }
+    Ok(())
+}
+
+/// Writes columns the way Docker's tabwriter does (minimum width 10, padding 3).
+pub fn write_table<const N: usize>(
+    out: &mut impl std::io::Write,
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (i, cell) in r.iter().enumerate() {
+            widths[i] = widths[i].max((cell.chars().count() + 3).max(10));
+        }
+    }
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count()));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }

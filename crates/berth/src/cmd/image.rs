@@ -2,9 +2,11 @@
 
 use crate::Globals;
 use anyhow::{Context, bail};
+use berth_engine::filter::ImageFilter;
+use berth_engine::{Engine, ImageSummary};
 use berth_oci::{Digest, Reference};
 use berth_store::{Image, ImportOptions, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -118,10 +120,12 @@ pub struct ImagesArgs {
     /// Don't truncate output.
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format: "table" or "json" (one JSON object per line, like {{json .}}).
+    /// Format: table (default), json (one object a line), or a template ({{.Repository}}:{{.Tag}},
+    /// table {{.ID}}\t{{.Size}}).
     #[arg(long)]
     pub format: Option<String>,
-    /// Filter output: dangling=true|false, reference=REPOSITORY[:TAG].
+    /// Filter output (Docker's keys): dangling=true|false, label=KEY[=VALUE], reference=GLOB,
+    /// before=IMAGE, since=IMAGE.
     #[arg(short, long = "filter")]
     pub filter: Vec<String>,
 }
@@ -149,6 +153,9 @@ pub struct RmiArgs {
 /// Arguments of `image inspect`.
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
+    /// Format the output using a Go template subset ({{.Id}}, {{json .Config}}).
+    #[arg(short, long)]
+    pub format: Option<String>,
     /// Images to inspect.
     #[arg(required = true)]
     pub images: Vec<String>,
@@ -170,50 +177,31 @@ pub fn run(g: &Globals, c: ImageCommand) -> anyhow::Result<u8> {
     let store = || {
         Store::open(&g.root).with_context(|| format!("opening image store {}", g.root.display()))
     };
+    let engine = || {
+        Engine::open(&g.root, &g.run_root)
+            .with_context(|| format!("opening state root {}", g.root.display()))
+    };
     match c {
         ImageCommand::Import(a) | ImageCommand::Image(ImageGroup::Import(a)) => {
             import(&store()?, a)
         }
         ImageCommand::Load(a) | ImageCommand::Image(ImageGroup::Load(a)) => load(&store()?, a),
         ImageCommand::Save(a) | ImageCommand::Image(ImageGroup::Save(a)) => save(&store()?, a),
-        ImageCommand::Images(a) | ImageCommand::Image(ImageGroup::Ls(a)) => images(&store()?, a),
+        ImageCommand::Images(a) | ImageCommand::Image(ImageGroup::Ls(a)) => images(&engine()?, a),
         ImageCommand::Tag(a) | ImageCommand::Image(ImageGroup::Tag(a)) => {
             let target = Reference::parse(&a.target)?;
             store()?.tag(&a.source, &target)?;
             Ok(0)
         }
-        ImageCommand::Rmi(a) | ImageCommand::Image(ImageGroup::Rm(a)) => rmi(&store()?, &g.root, a),
-        ImageCommand::Image(ImageGroup::Inspect(a)) => inspect(&store()?, a),
+        ImageCommand::Rmi(a) | ImageCommand::Image(ImageGroup::Rm(a)) => {
+            rmi(&store()?, &engine()?, a)
+        }
+        ImageCommand::Image(ImageGroup::Inspect(a)) => inspect(&engine()?, a),
         ImageCommand::Image(ImageGroup::Prune(a)) | ImageCommand::System(SystemGroup::Prune(a)) => {
-            prune(&store()?, &g.root, a)
+            prune(&store()?, &engine()?, a)
         }
-        ImageCommand::System(SystemGroup::Df) => df(&store()?, g),
+        ImageCommand::System(SystemGroup::Df) => df(&store()?, &engine()?),
     }
-}
-
-/// Image ids that containers of this root reference: the "Image" field (a digest string) of
-/// each `ROOT/containers/<id>/config.json`, the on-disk contract with the engine.
-pub fn images_used_by_containers(root: &Path) -> HashSet<Digest> {
-    let mut used = HashSet::new();
-    let Ok(rd) = std::fs::read_dir(root.join("containers")) else {
-        return used;
-    };
-    for entry in rd.flatten() {
-        let Ok(bytes) = std::fs::read(entry.path().join("config.json")) else {
-            continue;
-        };
-        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-            continue;
-        };
-        if let Some(d) = v
-            .get("Image")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-        {
-            used.insert(d);
-        }
-    }
-    used
 }
 
 fn import(store: &Store, a: ImportArgs) -> anyhow::Result<u8> {
@@ -391,65 +379,32 @@ fn created_at(img: &Image) -> String {
     }
 }
 
-/// Rows of `docker images`: one per tag, or one `<none>` row for an untagged image.
-fn rows<'a>(
-    list: &'a [Image],
-    filter: Option<&Reference>,
-    filter_has_tag: bool,
-) -> Vec<(String, String, &'a Image)> {
+/// Rows of `docker images`: one per kept reference, or one `<none>` row for an untagged image.
+fn rows(list: &[ImageSummary]) -> Vec<(String, String, &Image)> {
     let mut out = Vec::new();
-    for img in list {
-        if img.references.is_empty() {
-            if filter.is_none() {
-                out.push(("<none>".to_owned(), "<none>".to_owned(), img));
-            }
-            continue;
+    for s in list {
+        if s.references.is_empty() {
+            out.push(("<none>".to_owned(), "<none>".to_owned(), &s.image));
         }
-        for r in &img.references {
-            if let Some(f) = filter {
-                let same_repo = f.registry() == r.registry() && f.repository() == r.repository();
-                if !same_repo || (filter_has_tag && f.tag() != r.tag()) {
-                    continue;
-                }
-            }
+        for r in &s.references {
             out.push((
                 r.familiar_name(),
                 r.tag().unwrap_or("<none>").to_owned(),
-                img,
+                &s.image,
             ));
         }
     }
     out
 }
 
-fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<u8> {
-    let list = store.images()?;
-    let filter = a.repository.as_deref().map(Reference::parse).transpose()?;
-    let filter_has_tag = a
-        .repository
-        .as_deref()
-        .is_some_and(|r| r.rsplit('/').next().is_some_and(|l| l.contains(':')));
-    let mut rows = rows(&list, filter.as_ref(), filter_has_tag);
-    for f in &a.filter {
-        match f.split_once('=') {
-            Some(("dangling", v @ ("true" | "false"))) => {
-                let dangling = v == "true";
-                rows.retain(|(_, _, img)| img.references.is_empty() == dangling);
-            }
-            Some(("reference", r)) => {
-                let want = Reference::parse(r)?;
-                let has_tag = r.rsplit('/').next().is_some_and(|l| l.contains(':'));
-                rows.retain(|(repo, tag, _)| {
-                    Reference::parse(&format!("{repo}:{tag}")).is_ok_and(|got| {
-                        got.repository() == want.repository()
-                            && got.registry() == want.registry()
-                            && (!has_tag || got.tag() == want.tag())
-                    })
-                });
-            }
-            _ => bail!("invalid filter {f:?}: use dangling=true|false or reference=NAME[:TAG]"),
-        }
+fn images(engine: &Engine, a: ImagesArgs) -> anyhow::Result<u8> {
+    // As in Docker's CLI, `images REPOSITORY[:TAG]` is one more `reference=` filter.
+    let mut filter = ImageFilter::from_args(&a.filter)?;
+    if let Some(r) = &a.repository {
+        filter = filter.with_reference(r)?;
     }
+    let list = engine.list_images(&filter)?;
+    let rows = rows(&list);
     let id_of = |img: &Image| {
         if a.no_trunc {
             img.id.to_string()
@@ -480,7 +435,7 @@ fn images(store: &Store, a: ImagesArgs) -> anyhow::Result<u8> {
                     human_size(img.size),
                 ]);
             }
-            write_table(&mut out, &table)?;
+            super::format::write_table(&mut out, &table)?;
         }
         Some(format) => {
             let rows: Vec<serde_json::Value> = rows
@@ -523,29 +478,10 @@ fn images_header(field: &str) -> String {
     }
 }
 
-/// Writes columns the way Docker's tabwriter does (minimum width 10, padding 3).
-fn write_table<const N: usize>(out: &mut impl Write, rows: &[[String; N]]) -> std::io::Result<()> {
-    let mut widths = [0usize; N];
-    for r in rows {
-        for (i, cell) in r.iter().enumerate() {
-            widths[i] = widths[i].max((cell.chars().count() + 3).max(10));
-        }
-    }
-    for r in rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            line.push_str(cell);
-            if i + 1 < N {
-                line.push_str(&" ".repeat(widths[i] - cell.chars().count()));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
-}
-
-fn rmi(store: &Store, root: &Path, a: RmiArgs) -> anyhow::Result<u8> {
-    let in_use = |d: &Digest| images_used_by_containers(root).contains(d);
+fn rmi(store: &Store, engine: &Engine, a: RmiArgs) -> anyhow::Result<u8> {
+    // Asked afresh for each image, under the store's lock; if the containers cannot be read,
+    // every image counts as used.
+    let in_use = |d: &Digest| engine.images_in_use().map_or(true, |u| u.contains(d));
     let mut failed = false;
     let mut out = std::io::stdout().lock();
     for name in &a.images {
@@ -564,77 +500,29 @@ fn rmi(store: &Store, root: &Path, a: RmiArgs) -> anyhow::Result<u8> {
     Ok(if failed { 1 } else { 0 })
 }
 
-/// Docker's image inspect JSON for one image.
-pub(crate) fn inspect_one(store: &Store, img: &Image) -> anyhow::Result<Value> {
-    let raw: Value = serde_json::from_slice(&store.blobs().read(&img.id)?)?;
-    let mut config = json!({
-        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
-        "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false,
-        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "", "Entrypoint": null,
-        "OnBuild": null, "Labels": null,
-    });
-    if let (Some(dst), Some(src)) = (
-        config.as_object_mut(),
-        raw.get("config").and_then(Value::as_object),
-    ) {
-        for (k, v) in src {
-            dst.insert(k.clone(), v.clone());
-        }
-    }
-    let comment = raw
-        .get("history")
-        .and_then(Value::as_array)
-        .and_then(|h| h.last())
-        .and_then(|h| h.get("comment"))
-        .cloned()
-        .unwrap_or(json!(""));
-    let lowers: Vec<String> = store
-        .rootfs_paths(img)
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    let mut v = json!({
-        "Id": img.id.to_string(),
-        "RepoTags": img
-            .references
-            .iter()
-            .filter(|r| r.digest().is_none())
-            .map(Reference::familiar)
-            .collect::<Vec<_>>(),
-        "RepoDigests": img.repo_digests(),
-        "Parent": "",
-        "Comment": comment,
-        "Created": img.created.clone().unwrap_or_default(),
-        "DockerVersion": "",
-        "Author": raw.get("author").cloned().unwrap_or(json!("")),
-        "Config": config,
-        "Architecture": raw.get("architecture").cloned().unwrap_or(json!("")),
-        "Os": raw.get("os").cloned().unwrap_or(json!("")),
-        "Size": img.size,
-        "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lowers.join(":")}},
-        "RootFS": {"Type": "layers", "Layers": img.layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>()},
-        "Metadata": {"LastTagTime": img.added},
-    });
-    if let Some(variant) = raw.get("variant") {
-        v["Variant"] = variant.clone();
-    }
-    Ok(v)
-}
-
-fn inspect(store: &Store, a: InspectArgs) -> anyhow::Result<u8> {
+fn inspect(engine: &Engine, a: InspectArgs) -> anyhow::Result<u8> {
     let mut out = Vec::new();
     let mut failed = false;
     for name in &a.images {
-        match store.image(name) {
-            Ok(img) => out.push(inspect_one(store, &img)?),
-            Err(berth_store::Error::ImageNotFound(_)) => {
+        match engine.inspect_image(name) {
+            Ok(v) => out.push(v),
+            Err(e) if e.is_no_such_image() => {
                 eprintln!("Error: No such image: {name}");
                 failed = true;
             }
             Err(e) => return Err(e.into()),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match &a.format {
+        Some(f) => {
+            let f = super::format::unescape(f);
+            let mut so = std::io::stdout().lock();
+            for v in &out {
+                writeln!(so, "{}", super::format::render(&f, v)?)?;
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     Ok(if failed { 1 } else { 0 })
 }
 
@@ -646,7 +534,7 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
-fn prune(store: &Store, root: &Path, a: PruneArgs) -> anyhow::Result<u8> {
+fn prune(store: &Store, engine: &Engine, a: PruneArgs) -> anyhow::Result<u8> {
     if !a.force {
         let what = if a.all {
             "all images without at least one container associated to them"
@@ -659,8 +547,13 @@ fn prune(store: &Store, root: &Path, a: PruneArgs) -> anyhow::Result<u8> {
             return Ok(0);
         }
     }
-    let root = root.to_path_buf();
-    let report = store.prune(a.all, &move || images_used_by_containers(&root))?;
+    // Read once here so that an unreadable container directory stops the prune; if it fails
+    // again under the store's lock, every image the store held before counts as used.
+    engine.images_in_use()?;
+    let every: HashSet<Digest> = store.images()?.into_iter().map(|i| i.id).collect();
+    let report = store.prune(a.all, &|| {
+        engine.images_in_use().unwrap_or_else(|_| every.clone())
+    })?;
     let mut out = std::io::stdout().lock();
     if !report.deleted.is_empty() {
         writeln!(out, "Deleted Images:")?;
@@ -677,16 +570,12 @@ fn prune(store: &Store, root: &Path, a: PruneArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn df(store: &Store, g: &Globals) -> anyhow::Result<u8> {
-    let used = images_used_by_containers(&g.root);
-    let du = store.disk_usage(&used)?;
-    let (containers, running) = match berth_engine::Engine::open(&g.root, &g.run_root) {
-        Ok(e) => (
-            e.list(true).map(|l| l.len()).unwrap_or(0),
-            e.list(false).map(|l| l.len()).unwrap_or(0),
-        ),
-        Err(_) => (0, 0),
-    };
+fn df(store: &Store, engine: &Engine) -> anyhow::Result<u8> {
+    let du = store.disk_usage(&engine.images_in_use()?)?;
+    let (containers, running) = (
+        engine.list(true).map(|l| l.len()).unwrap_or(0),
+        engine.list(false).map(|l| l.len()).unwrap_or(0),
+    );
     let pct = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
     let table = vec![
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"].map(str::to_owned),
@@ -711,7 +600,7 @@ fn df(store: &Store, g: &Globals) -> anyhow::Result<u8> {
         ["Local Volumes", "0", "0", "0B", "0B"].map(str::to_owned),
         ["Build Cache", "0", "0", "0B", "0B"].map(str::to_owned),
     ];
-    write_table(&mut std::io::stdout().lock(), &table)?;
+    super::format::write_table(&mut std::io::stdout().lock(), &table)?;
     Ok(0)
 }
 
