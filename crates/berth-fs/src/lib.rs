@@ -61,7 +61,8 @@ fn unique_suffix() -> String {
     format!("{:x}-{n:x}-{t:08x}", std::process::id())
 }
 
-/// Replaces `path` with `bytes` atomically (see the crate docs). On failure the temporary is
+/// Replaces `path` with `bytes` atomically (see the crate docs), through a temporary `.NAME.tmp-PID-…`
+/// beside it (the writer's pid in hex, so [`remove_orphaned_temps`] can tell a dead writer's). On failure the temporary is
 /// removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> Result<(), FsError> {
     let dir = match path.parent() {
@@ -105,6 +106,27 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
 /// Removes the temporaries a killed [`write_atomic`] of `path` left beside it. Only for a caller
 /// that holds the lock guarding `path` (no live writer can own one then). Returns how many.
 pub fn remove_stale_temps(path: &Path) -> Result<usize, FsError> {
+    remove_temps_where(path, |_| true)
+}
+
+/// Removes the temporaries of `path` whose writer is gone, for a `path` no lock guards: a temporary's
+/// name carries its writer's pid (see [`write_atomic`]), and one whose process no longer exists can
+/// only be a killed writer's. A live writer's, or one whose name does not parse, is kept (a reused pid
+/// only delays the sweep). Returns how many.
+pub fn remove_orphaned_temps(path: &Path) -> Result<usize, FsError> {
+    remove_temps_where(path, |suffix| {
+        suffix
+            .split('-')
+            .next()
+            .and_then(|pid| u32::from_str_radix(pid, 16).ok())
+            .is_some_and(|pid| {
+                pid != 0 && !Path::new("/proc").join(pid.to_string()).exists()
+            })
+    })
+}
+
+/// Removes each temporary of `path` whose suffix (the part after [`temp_prefix`]) `doomed` accepts.
+fn remove_temps_where(path: &Path, doomed: impl Fn(&str) -> bool) -> Result<usize, FsError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -117,15 +139,17 @@ pub fn remove_stale_temps(path: &Path) -> Result<usize, FsError> {
     };
     let mut removed = 0;
     for e in entries.flatten() {
-        if e.file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(&prefix))
-        {
-            match fs::remove_file(e.path()) {
-                Ok(()) => removed += 1,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(FsError::new("remove", &e.path())(err)),
-            }
+        let name = e.file_name();
+        let Some(suffix) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if !doomed(suffix) {
+            continue;
+        }
+        match fs::remove_file(e.path()) {
+            Ok(()) => removed += 1,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(FsError::new("remove", &e.path())(err)),
         }
     }
     Ok(removed)
@@ -201,5 +225,25 @@ mod tests {
         assert_eq!(got.len(), 4096);
         assert!(got.iter().all(|&b| b == got[0]));
         assert_eq!(names(t.path()), ["f"]);
+    }
+
+    #[test]
+    fn orphaned_temps_of_dead_writers_go_and_live_ones_stay() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("oci-layout");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let dead_tmp = t.path().join(format!(".oci-layout.tmp-{dead:x}-0-00000000"));
+        let live_tmp = t.path().join(format!(
+            ".oci-layout.tmp-{:x}-0-00000000",
+            std::process::id()
+        ));
+        let odd_tmp = t.path().join(".oci-layout.tmp-notapid");
+        for p in [&dead_tmp, &live_tmp, &odd_tmp] {
+            fs::write(p, b"half").unwrap();
+        }
+        assert_eq!(remove_orphaned_temps(&target).unwrap(), 1);
+        assert!(!dead_tmp.exists() && live_tmp.exists() && odd_tmp.exists());
     }
 }

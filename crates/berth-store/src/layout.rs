@@ -100,16 +100,20 @@ pub fn named_entries(desc: &Descriptor, refs: &[berth_oci::Reference]) -> Vec<De
 /// so any `.index.json.tmp-*` already there is what a killed writer left: it is removed first.
 pub fn write_index(root: &Path, state: &MetaState) -> Result<()> {
     berth_fs::remove_stale_temps(&root.join("index.json"))?;
+    // `oci-layout` has no lock of its own: only a dead opener's temporaries go.
+    berth_fs::remove_orphaned_temps(&root.join("oci-layout"))?;
     let json = serde_json::to_vec_pretty(&index_for(state)).expect("index serialises");
     fsutil::write_atomic(&root.join("index.json"), &json)
 }
 
-/// Writes `ROOT/oci-layout` if it is missing.
+/// Writes `ROOT/oci-layout` if it is missing, first removing what a killed first open left (the
+/// temporaries of writers that are gone; no lock guards this file, so a live opener's stays).
 pub fn ensure_oci_layout(root: &Path) -> Result<()> {
     let p = root.join("oci-layout");
     if p.exists() {
         Ok(())
     } else {
+        berth_fs::remove_orphaned_temps(&p)?;
         fsutil::write_atomic(&p, OCI_LAYOUT.as_bytes())
     }
 }

@@ -168,3 +168,24 @@ fn a_killed_import_leaves_an_ingest_blob_that_prune_removes() {
     ok(&t, &["import", tar.to_str().unwrap(), "big"]);
     t.assert_clean();
 }
+
+#[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
+fn a_killed_first_open_leaves_an_oci_layout_temporary_that_the_next_open_removes() {
+    let t = TestRoot::new();
+    let n = leave_a_temporary(
+        || {
+            // Each try starts from a root that was never opened.
+            let _ = std::fs::remove_file(t.root().join("oci-layout"));
+            let mut c = t.berth_std();
+            c.arg("images");
+            c
+        },
+        t.root(),
+        ".oci-layout.tmp-",
+    );
+    assert!(!t.root().join("oci-layout").exists());
+    ok(&t, &["images"]);
+    assert!(!t.root().join(&n).exists(), "{n} is still there after the next open");
+    assert!(t.root().join("oci-layout").is_file());
+}

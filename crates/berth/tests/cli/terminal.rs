@@ -143,9 +143,16 @@ fn session(
             tv_sec: 0,
             tv_nsec: 100_000_000,
         };
-        let n = rustix::event::poll(&mut fds, Some(&tick)).expect("poll pty master");
+        // Other tests in this binary install signal handlers: a signal may interrupt the poll.
+        let n = match rustix::event::poll(&mut fds, Some(&tick)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => r.expect("poll pty master"),
+        };
         if n > 0 {
-            let k = rustix::io::read(&term.master, &mut buf).expect("read pty master");
+            let k = match rustix::io::read(&term.master, &mut buf) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => r.expect("read pty master"),
+            };
             raw.extend_from_slice(&buf[..k]);
         }
         if let Some((marker, bytes)) = steps.get(next)
