@@ -119,9 +119,7 @@ pub fn remove_orphaned_temps(path: &Path) -> Result<usize, FsError> {
             .split('-')
             .next()
             .and_then(|pid| u32::from_str_radix(pid, 16).ok())
-            .is_some_and(|pid| {
-                pid != 0 && !Path::new("/proc").join(pid.to_string()).exists()
-            })
+            .is_some_and(|pid| pid != 0 && !Path::new("/proc").join(pid.to_string()).exists())
     })
 }
 
@@ -234,7 +232,9 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
-        let dead_tmp = t.path().join(format!(".oci-layout.tmp-{dead:x}-0-00000000"));
+        let dead_tmp = t
+            .path()
+            .join(format!(".oci-layout.tmp-{dead:x}-0-00000000"));
         let live_tmp = t.path().join(format!(
             ".oci-layout.tmp-{:x}-0-00000000",
             std::process::id()

@@ -10,6 +10,7 @@ fn state_file(t: &TestRoot, id: &str) -> serde_json::Value {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn run_prints_output_and_returns_the_process_exit_code() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -44,6 +45,7 @@ fn run_prints_output_and_returns_the_process_exit_code() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn an_unknown_flag_is_named_as_one_not_taken_for_the_image() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -66,6 +68,7 @@ fn an_unknown_flag_is_named_as_one_not_taken_for_the_image() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn missing_and_non_executable_commands_exit_127_and_126() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -95,6 +98,7 @@ fn missing_and_non_executable_commands_exit_127_and_126() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn flags_are_visible_inside() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -164,6 +168,7 @@ fn flags_are_visible_inside() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn volumes_tmpfs_and_read_only_root() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -231,6 +236,7 @@ fn volumes_tmpfs_and_read_only_root() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn isolation_seen_from_inside() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -322,6 +328,7 @@ fn isolation_seen_from_inside() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn writes_do_not_touch_the_image() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -357,6 +364,7 @@ fn writes_do_not_touch_the_image() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn memory_limit_oom_kills_with_137() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -385,6 +393,7 @@ fn memory_limit_oom_kills_with_137() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn pids_limit_and_ulimits_apply() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -438,6 +447,7 @@ fn pids_limit_and_ulimits_apply() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn detached_lifecycle() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -558,6 +568,7 @@ fn detached_lifecycle() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn kill_9_is_137_and_rm_f_removes_running_containers() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -581,6 +592,7 @@ fn kill_9_is_137_and_rm_f_removes_running_containers() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn monitor_is_small_and_its_death_does_not_leave_a_running_container() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -633,6 +645,7 @@ fn monitor_is_small_and_its_death_does_not_leave_a_running_container() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn create_then_start_attached_and_detached() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -695,6 +708,7 @@ fn create_then_start_attached_and_detached() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn tty_and_stdin() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -734,6 +748,7 @@ fn tty_and_stdin() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn follow_logs_until_exit() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -757,6 +772,7 @@ fn follow_logs_until_exit() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn concurrent_runs_on_one_root() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -780,6 +796,7 @@ fn concurrent_runs_on_one_root() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn concurrent_create_and_rm_of_named_containers() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -852,6 +869,7 @@ fn shell_line(t: &TestRoot, args: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn interactive_tty_has_the_terminal_size_and_takes_input() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -894,6 +912,7 @@ fn interactive_tty_has_the_terminal_size_and_takes_input() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn image_config_gives_defaults_and_the_stop_signal() {
     let t = TestRoot::new();
     let tar = crate::common::busybox_tar();
@@ -1000,6 +1019,7 @@ fn wait_running(t: &TestRoot, name: &str) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn foreground_run_forwards_signals() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -1034,6 +1054,7 @@ fn foreground_run_forwards_signals() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn a_killed_cli_does_not_leave_a_running_container() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -1064,6 +1085,7 @@ fn assert_no_processes(t: &TestRoot) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn pty_follows_terminal_resizes() {
     use rustix::pty::OpenptFlags;
     use std::os::unix::process::CommandExt;
@@ -1160,6 +1182,7 @@ fn pty_follows_terminal_resizes() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn init_is_pid_1_forwards_signals_and_passes_exit_codes() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -1211,6 +1234,7 @@ fn init_is_pid_1_forwards_signals_and_passes_exit_codes() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn concurrent_starts_of_one_container_all_succeed_once() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -1254,6 +1278,7 @@ fn concurrent_starts_of_one_container_all_succeed_once() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn kill_9_at_any_moment_leaves_a_usable_state() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -1289,6 +1314,7 @@ fn kill_9_at_any_moment_leaves_a_usable_state() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn start_attach_interactive_forwards_stdin() {
     let t = TestRoot::new();
     t.busybox_image("bb");

@@ -146,6 +146,7 @@ fn assert_no_cgroups(ids: &[String]) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn kill_9_during_rm_f_of_a_running_container() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -170,6 +171,7 @@ fn kill_9_during_rm_f_of_a_running_container() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn kill_9_during_rmi() {
     let t = TestRoot::new();
     let dir = tempfile::Builder::new()
@@ -220,6 +222,7 @@ fn kill_9_during_rmi() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn kill_9_during_system_prune_all() {
     let t = TestRoot::new();
     let dir = tempfile::Builder::new()

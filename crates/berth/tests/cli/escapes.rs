@@ -232,6 +232,7 @@ fn wait_stopped(t: &TestRoot, c: &str) {
 // ---- CVE-2024-21626: a host directory descriptor open while the container's init changes directory ----
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_run_workdir_proc_self_fd_stays_inside() {
     let (t, s) = bb_and_secret();
     for a in workdir_attacks(&s, "run --rm -w") {
@@ -246,6 +247,7 @@ fn cve_2024_21626_run_workdir_proc_self_fd_stays_inside() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_detached_run_workdir_stays_inside() {
     let (t, s) = bb_and_secret();
     for a in workdir_attacks(&s, "run -d -w") {
@@ -263,6 +265,7 @@ fn cve_2024_21626_detached_run_workdir_stays_inside() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_image_workdir_stays_inside() {
     let t = TestRoot::new();
     let s = HostSecret::new();
@@ -289,6 +292,7 @@ fn cve_2024_21626_image_workdir_stays_inside() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_exec_workdir_stays_inside() {
     let (t, s) = bb_and_secret();
     let c = sleeper(&t, ok);
@@ -300,6 +304,7 @@ fn cve_2024_21626_exec_workdir_stays_inside() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_userns_auto_workdir_stays_inside() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -342,6 +347,7 @@ fn berth_with_leaked_dir(t: &TestRoot, dir: &Path, args: &[&str]) -> Output {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_descriptor_leaked_by_the_caller_is_not_inherited() {
     let (t, s) = bb_and_secret();
     let attack = s.attack("fd9");
@@ -419,6 +425,7 @@ fn ok_v2(t: &TestRoot, args: &[&str]) -> String {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_cgroup_v2_run_workdir_stays_inside() {
     let (t, s) = bb_and_secret();
     // berth runs on such a host at all: the container lands in a v2 cgroup.
@@ -432,6 +439,7 @@ fn cve_2024_21626_cgroup_v2_run_workdir_stays_inside() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_cgroup_v2_exec_workdir_stays_inside() {
     let (t, s) = bb_and_secret();
     let c = sleeper(&t, ok_v2);
@@ -601,16 +609,19 @@ fn assert_exec_child_contained(b: Berth, extra: &[&str], case: &str) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2019_5736_exec_child_gives_no_handle_on_the_host_binary() {
     assert_exec_child_contained(plain, &[], "default capabilities");
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2019_5736_exec_child_gives_no_handle_with_sys_ptrace() {
     assert_exec_child_contained(plain, &["--cap-add", "SYS_PTRACE"], "--cap-add SYS_PTRACE");
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2019_5736_exec_child_on_cgroup_v2_holds_no_cgroup_directory() {
     // On v2 the exec child is born in its cgroup through a directory descriptor (CLONE_INTO_CGROUP):
     // that descriptor, a host directory, must be closed before the container can look.
@@ -622,6 +633,7 @@ fn cve_2019_5736_exec_child_on_cgroup_v2_holds_no_cgroup_directory() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2019_5736_proc_self_exe_script_does_not_run_the_host_binary() {
     let (t, s) = bb_and_secret();
     let before = sha256(&berth_bin());
@@ -701,6 +713,7 @@ fn host_mounts() -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2022_29162_no_inheritable_or_ambient_capabilities() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -731,6 +744,7 @@ fn cve_2022_29162_no_inheritable_or_ambient_capabilities() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2023_27561_symlinked_proc_in_the_image_gets_no_unmasked_procfs() {
     let t = TestRoot::new();
     let host = host_dir("hostdir-");
@@ -786,6 +800,7 @@ fn cve_2023_27561_symlinked_proc_in_the_image_gets_no_unmasked_procfs() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2021_30465_mount_targets_are_resolved_inside_the_root() {
     let t = TestRoot::new();
     let host = host_dir("hostdir-");
@@ -844,6 +859,7 @@ fn release_agents() -> Vec<(PathBuf, String)> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2022_0492_no_cgroup_v1_mount_or_release_agent() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -870,6 +886,7 @@ fn cve_2022_0492_no_cgroup_v1_mount_or_release_agent() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn shocker_open_by_handle_at_cannot_reach_the_host_root() {
     let (t, s) = bb_and_secret();
     let secret = s.path().to_string_lossy().into_owned();
@@ -898,6 +915,7 @@ fn shocker_open_by_handle_at_cannot_reach_the_host_root() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn masked_paths_stay_masked_through_proc_pid_root() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -914,6 +932,7 @@ fn masked_paths_stay_masked_through_proc_pid_root() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn mounts_made_in_a_container_do_not_propagate_to_the_host() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -948,6 +967,7 @@ fn mounts_made_in_a_container_do_not_propagate_to_the_host() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn device_nodes_of_the_host_disk_are_not_readable() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -980,6 +1000,7 @@ fn host_libc() -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn init_files_cannot_be_opened_for_writing_even_with_sys_admin() {
     // `--init` runs berth (through the host's loader and libraries) as pid 1. Mapped by the loader,
     // not exec'd, the binary has no "text busy" guard; a container that may mount could remount a

@@ -31,6 +31,7 @@ fn pids_of(t: &TestRoot, flags: &[&str]) -> (serde_json::Value, String) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn default_pids_limit_is_2048_in_inspect_and_the_cgroup_and_can_be_lifted() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -70,6 +71,7 @@ fn fork_loop(t: &TestRoot, flags: &[&str]) -> (u64, std::process::Output) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn a_fork_loop_stops_at_the_default_limit_but_not_when_unlimited() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -91,6 +93,7 @@ fn a_fork_loop_stops_at_the_default_limit_but_not_when_unlimited() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn the_host_console_is_denied_but_the_tty_console_works_and_flags_override() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -144,6 +147,7 @@ fn the_host_console_is_denied_but_the_tty_console_works_and_flags_override() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn sys_admin_lets_mount_through_seccomp() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -200,6 +204,7 @@ int main(void) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn dac_read_search_lets_open_by_handle_at_through_seccomp() {
     let t = TestRoot::new();
     t.busybox_image("bb");

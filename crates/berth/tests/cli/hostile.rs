@@ -234,6 +234,7 @@ fn refused(t: &TestRoot, target: &Target, case: &str, tar: &[u8], expect: &[&str
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn hostile_tarballs_are_refused_and_change_nothing() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -380,6 +381,7 @@ fn confined(t: &TestRoot, target: &Target, case: &str, tar: &[u8]) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn absolute_paths_and_links_to_the_root_stay_inside_the_image() {
     // As in Docker's unpacker, "/x" means "x" under the rootfs, and a symlink to "/" (or one that
     // climbs with "..") resolves to the rootfs itself: writes through them land inside the image.
@@ -410,6 +412,7 @@ fn absolute_paths_and_links_to_the_root_stay_inside_the_image() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn malformed_input_is_refused_with_125() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -476,6 +479,7 @@ fn snapshot_busybox(t: &TestRoot) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn a_container_cannot_change_its_image_layers() {
     let t = TestRoot::new();
     t.busybox_image("bb");

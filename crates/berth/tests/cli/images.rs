@@ -82,6 +82,7 @@ fn assert_store_empty(t: &TestRoot) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn import_plain_gzip_and_zstd_give_one_layer_with_the_same_diff_id() {
     let t = TestRoot::new();
     let dir = scratch();
@@ -165,6 +166,7 @@ fn import_plain_gzip_and_zstd_give_one_layer_with_the_same_diff_id() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn images_tag_rmi_and_inspect_print_like_docker() {
     let t = TestRoot::new();
     let id = t.busybox_image("bb");
@@ -265,6 +267,7 @@ fn images_tag_rmi_and_inspect_print_like_docker() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn save_then_load_round_trips_into_a_fresh_root() {
     let t = TestRoot::new();
     let id = t.busybox_image("bb:1");
@@ -330,6 +333,7 @@ fn save_then_load_round_trips_into_a_fresh_root() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn docker_save_archives_load() {
     // Build what `docker save` wrote before Docker 25: <id>.json, <layer>/layer.tar, manifest.json.
     let dir = scratch();
@@ -377,6 +381,7 @@ fn docker_save_archives_load() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn malformed_inputs_fail_with_125_and_change_nothing() {
     let t = TestRoot::new();
     let dir = scratch();
@@ -475,6 +480,7 @@ fn fake_container(t: &TestRoot, cid: &str, image_id: &str) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn prune_keeps_tagged_and_in_use_images() {
     let t = TestRoot::new();
     let tagged = t.busybox_image("keep");
@@ -559,6 +565,7 @@ fn prune_keeps_tagged_and_in_use_images() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn kill_during_a_large_import_leaves_a_usable_store() {
     let t = TestRoot::new();
     let dir = scratch();
@@ -600,6 +607,7 @@ fn kill_during_a_large_import_leaves_a_usable_store() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn kill_during_a_large_load_leaves_a_usable_store() {
     // A docker-save archive with one ~200 MB layer.
     let dir = scratch();
@@ -665,6 +673,7 @@ fn kill_during_a_large_load_leaves_a_usable_store() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn inspect_falls_back_to_images_like_docker() {
     let t = TestRoot::new();
     let id = t.busybox_image("bb:1");
@@ -677,6 +686,7 @@ fn inspect_falls_back_to_images_like_docker() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn save_removes_what_a_killed_save_of_the_same_file_left() {
     let t = TestRoot::new();
     t.busybox_image("bb");

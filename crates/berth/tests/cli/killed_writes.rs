@@ -186,6 +186,9 @@ fn a_killed_first_open_leaves_an_oci_layout_temporary_that_the_next_open_removes
     );
     assert!(!t.root().join("oci-layout").exists());
     ok(&t, &["images"]);
-    assert!(!t.root().join(&n).exists(), "{n} is still there after the next open");
+    assert!(
+        !t.root().join(&n).exists(),
+        "{n} is still there after the next open"
+    );
     assert!(t.root().join("oci-layout").is_file());
 }

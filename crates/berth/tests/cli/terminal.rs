@@ -240,6 +240,7 @@ fn assert_no_processes(t: &TestRoot) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn run_rm_relays_a_terminal_and_passes_files_through() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -268,6 +269,7 @@ fn run_rm_relays_a_terminal_and_passes_files_through() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn run_rm_interactive_relays_stdin_and_its_eof() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -279,6 +281,7 @@ fn run_rm_interactive_relays_stdin_and_its_eof() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn logged_run_and_start_attach_never_get_the_terminal() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -320,6 +323,7 @@ fn logged_run_and_start_attach_never_get_the_terminal() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn exec_relays_a_terminal() {
     let t = TestRoot::new();
     t.busybox_image("bb");

@@ -24,6 +24,7 @@ fn claims(t: &TestRoot) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn userns_auto_root_inside_unprivileged_outside_with_owned_image_and_writes() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -109,6 +110,7 @@ fn userns_auto_root_inside_unprivileged_outside_with_owned_image_and_writes() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn userns_auto_ranges_differ_per_container_and_exec_joins() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -168,6 +170,7 @@ fn userns_auto_ranges_differ_per_container_and_exec_joins() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn userns_auto_with_host_network_and_bad_mode_refused() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -213,6 +216,7 @@ fn userns_auto_with_host_network_and_bad_mode_refused() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn idmap_volume_belongs_to_the_container_root_and_needs_userns_auto() {
     let t = TestRoot::new();
     t.busybox_image("bb");
@@ -252,6 +256,7 @@ fn idmap_volume_belongs_to_the_container_root_and_needs_userns_auto() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn tty_of_a_userns_container_belongs_to_its_user() {
     let t = TestRoot::new();
     t.busybox_image("bb");

@@ -84,6 +84,7 @@ fn stored_servers(env: &Env) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn token_auth_login_push_pull_denied_and_logout() {
     let dir = tempfile::tempdir().unwrap();
     let (reg, _store) = token_registry(dir.path());

@@ -14,6 +14,7 @@ fn env_with_an_image() -> Env {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn unreachable_registry_fails_cleanly() {
     let env = env_with_an_image();
     let port = free_port(); // nothing listens there
@@ -40,6 +41,7 @@ fn unreachable_registry_fails_cleanly() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn missing_tag_and_repository_fail_cleanly() {
     let store = Store::local();
     let reg = Registry::start(&store, &[]);
@@ -75,6 +77,7 @@ fn corrupt(path: &std::path::Path) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn corrupt_and_truncated_layers_are_refused() {
     let store = Store::local();
     let reg = Registry::start(&store, &[]);
@@ -145,6 +148,7 @@ fn corrupt_and_truncated_layers_are_refused() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn four_concurrent_pulls_of_one_image_all_succeed() {
     let store = Store::local();
     let reg = Registry::start(&store, &[]);

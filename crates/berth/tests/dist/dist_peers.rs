@@ -55,17 +55,29 @@ fn berth_through_distribution(s3: Option<Arc<S3>>, label: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peers"),
+    ignore = "peers tier: needs podman, skopeo, crane, distribution"
+)]
 fn berth_to_distribution_on_disk_and_back() {
     berth_through_distribution(None, "distribution fs");
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peers"),
+    ignore = "peers tier: needs podman, skopeo, crane, distribution"
+)]
 fn berth_to_distribution_on_s3_and_back() {
     let s3 = Arc::new(S3::start());
     berth_through_distribution(Some(s3), "distribution s3");
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peers"),
+    ignore = "peers tier: needs podman, skopeo, crane, distribution"
+)]
 fn skopeo_and_podman_pushed_images_run_in_berth() {
     let store = Store::local();
     let reg = Registry::start(&store, &[]);
@@ -123,6 +135,10 @@ fn skopeo_and_podman_pushed_images_run_in_berth() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peers"),
+    ignore = "peers tier: needs podman, skopeo, crane, distribution"
+)]
 fn berth_pushed_images_run_in_podman() {
     let store = Store::local();
     let reg = Registry::start(&store, &[]);

@@ -29,6 +29,7 @@ fn largest_file(dir: &Path) -> u64 {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn killed_pull_resumes_from_the_bytes_on_disk() {
     let store = Store::local();
     let reg = Registry::start(&store, &[]);

@@ -118,17 +118,20 @@ fn round_trip(store: Store, store2: Store, label: &str) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn berth_registry_round_trip_on_disk() {
     round_trip(Store::local(), Store::local(), "disk");
 }
 
 #[test]
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 fn berth_registry_round_trip_on_s3() {
     let s3 = Arc::new(S3::start());
     round_trip(Store::s3(&s3, "one"), Store::s3(&s3, "two"), "s3");
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn run_pulls_a_missing_image_and_follows_pull_policies() {
     let store = Store::local();
     let reg = Registry::start(&store, &[]);
@@ -185,6 +188,7 @@ fn run_pulls_a_missing_image_and_follows_pull_policies() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn quiet_and_json_progress() {
     let store = Store::local();
     let reg = Registry::start(&store, &[]);

@@ -85,6 +85,7 @@ impl Drop for Served {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn plain_http_only_where_allowed() {
     let reg = Served::start(&host_ip());
     let img = busybox_image("localhost/test/tls:1", "tls");

@@ -93,6 +93,10 @@ fn run_clients(port: u16) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peers"),
+    ignore = "peers tier: needs podman, skopeo, crane, distribution"
+)]
 fn skopeo_crane_and_podman_on_local_disk() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, port) = serve(&["--storage", dir.path().to_str().unwrap()]);
@@ -100,6 +104,10 @@ fn skopeo_crane_and_podman_on_local_disk() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "peers"),
+    ignore = "peers tier: needs podman, skopeo, crane, distribution"
+)]
 fn skopeo_crane_and_podman_on_s3() {
     let s3port = free_port();
     let out = Command::new("bash")

@@ -166,6 +166,7 @@ fn kill9_mid_patch_resumes_on_other_instance_on_disk() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 fn kill9_mid_patch_resumes_on_other_instance_on_s3() {
     let s3 = Arc::new(S3::start());
     chunked_upload_resumes_on_the_other_instance(&Store::s3(&s3, "crash"));
@@ -177,6 +178,7 @@ fn kill9_mid_monolithic_put_never_serves_partial_blob_on_disk() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 fn kill9_mid_monolithic_put_never_serves_partial_blob_on_s3() {
     let s3 = Arc::new(S3::start());
     monolithic_put_killed_is_never_served(&Store::s3(&s3, "crash"));

@@ -165,6 +165,7 @@ fn digest_mismatch_is_digest_invalid_and_changes_nothing_on_disk() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 fn digest_mismatch_is_digest_invalid_and_changes_nothing_on_s3() {
     digest_mismatch(Fixture::s3());
 }
@@ -225,6 +226,7 @@ fn manifest_naming_missing_blobs_is_manifest_blob_unknown_and_changes_nothing_on
 }
 
 #[test]
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 fn manifest_naming_missing_blobs_is_manifest_blob_unknown_and_changes_nothing_on_s3() {
     missing_blobs(Fixture::s3());
 }
@@ -439,6 +441,7 @@ fn oversized_manifest_is_413_and_changes_nothing_on_disk() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 fn oversized_manifest_is_413_and_changes_nothing_on_s3() {
     oversized_manifest(Fixture::s3());
 }
@@ -885,6 +888,7 @@ fn patch_with_wrong_content_length_changes_nothing_on_disk() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 fn patch_with_wrong_content_length_changes_nothing_on_s3() {
     wrong_content_length(Fixture::s3());
 }

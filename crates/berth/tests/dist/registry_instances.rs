@@ -113,6 +113,7 @@ fn tail(log: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 fn two_instances_on_one_bucket_serve_fifty_concurrent_pushes() {
     let s3 = Arc::new(S3::start());
     let store = Store::s3(&s3, "reg");
