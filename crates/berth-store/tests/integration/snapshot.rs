@@ -962,7 +962,7 @@ fn kill_9_mid_unpack_leaves_a_usable_state() {
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "kill_9_mid_unpack_leaves_a_usable_state",
+            "snapshot::kill_9_mid_unpack_leaves_a_usable_state",
             "--nocapture",
         ])
         .env(CHILD_ENV, &dir)

@@ -350,7 +350,7 @@ fn a_writer_killed_mid_transaction_leaves_a_usable_database() {
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "a_writer_killed_mid_transaction_leaves_a_usable_database",
+            "store::a_writer_killed_mid_transaction_leaves_a_usable_database",
             "--nocapture",
         ])
         .env(CHILD_ENV, t.path())
