@@ -104,7 +104,7 @@ fn index(children: &[&str]) -> serde_json::Value {
 
 /// Makes an object of a local storage look `secs` old.
 fn age(s: &Storage, key: &str, secs: u64) {
-    let p = s.local_path(key).unwrap();
+    let p = s.root_dir().unwrap().join(key);
     let f = std::fs::File::options().write(true).open(&p).unwrap();
     f.set_modified(SystemTime::now() - Duration::from_secs(secs))
         .unwrap();

@@ -541,11 +541,8 @@ async fn delete_session(state: &AppState, id: &str) {
         tracing::warn!(error = %e, key = %info, "could not remove upload info");
     }
     // On disk the session's directories would stay behind, empty, one per upload forever.
-    if let Some(dir) = storage.local_path(&paths::upload(id))
-        && let Err(e) = tokio::fs::remove_dir_all(&dir).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(error = %e, dir = %dir.display(), "could not remove an upload directory");
+    if let Err(e) = storage.prune(&paths::upload(id), None).await {
+        tracing::warn!(error = %e, %id, "could not prune an upload session");
     }
 }
 
