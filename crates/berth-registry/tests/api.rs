@@ -1109,6 +1109,7 @@ async fn blob_size_limit_is_enforced_with_413() {
 // ---------------------------------------------------------------------------------------------
 // S3 (moto): the main flows again, with two instances on one bucket.
 
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 #[tokio::test]
 async fn main_flows_on_s3() {
     let s3 = S3::start();

@@ -909,6 +909,7 @@ async fn gc_during_concurrent_pushes_on_local_disk_loses_nothing() {
     assert!(Path::new(dir.path()).exists());
 }
 
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gc_during_concurrent_pushes_on_s3_loses_nothing() {
     let s3 = S3::start();
