@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::CrossMount;
-use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::error::ApiError;
 use crate::names;
 use crate::paths::{self, UploadInfo};
-use crate::server::AppState;
 use crate::storage::{ObjectInfo, Writer};
 
 use super::{content_length, digest_of, empty_response, param, pump_stream, query_params};
