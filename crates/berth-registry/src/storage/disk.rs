@@ -153,7 +153,7 @@ impl Backend for DiskBackend {
         after: Option<&'a str>,
     ) -> BackendFuture<'a, Vec<ObjectInfo>> {
         Box::pin(async move {
-            let mut out = super::s3::list_after(&self.fs, prefix, after).await?;
+            let mut out = super::list_object_store(&self.fs, prefix, after).await?;
             out.retain(|o| !o.key.starts_with(".tmp/"));
             Ok(out)
         })

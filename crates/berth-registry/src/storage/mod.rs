@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
@@ -413,4 +414,28 @@ pub(crate) fn object_info(key: String, m: &object_store::ObjectMeta) -> ObjectIn
         size: m.size,
         modified: SystemTime::from(m.last_modified),
     }
+}
+
+/// Lists through `object_store` (which pages through S3's 1000-key answers), sorted by key;
+/// shared by the backends that list with it.
+pub(crate) async fn list_object_store(
+    store: &dyn object_store::ObjectStore,
+    prefix: &str,
+    after: Option<&str>,
+) -> Result<Vec<ObjectInfo>> {
+    let p = object_store::path::Path::from(prefix);
+    let mut s = match after {
+        Some(a) => store.list_with_offset(Some(&p), &object_store::path::Path::from(a)),
+        None => store.list(Some(&p)),
+    };
+    let mut out = Vec::new();
+    while let Some(m) = s.next().await {
+        match m {
+            Ok(m) => out.push(object_info(m.location.to_string(), &m)),
+            Err(object_store::Error::NotFound { .. }) => break,
+            Err(source) => return Err(backend_error("list", prefix, source)),
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
 }

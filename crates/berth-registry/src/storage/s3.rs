@@ -181,7 +181,7 @@ impl Backend for S3Backend {
         prefix: &'a str,
         after: Option<&'a str>,
     ) -> BackendFuture<'a, Vec<ObjectInfo>> {
-        Box::pin(list_after(&*self.store, prefix, after))
+        Box::pin(super::list_object_store(&*self.store, prefix, after))
     }
 
     fn list_dirs<'a>(&'a self, prefix: &'a str) -> BackendFuture<'a, Vec<String>> {
@@ -224,29 +224,6 @@ impl Backend for S3Backend {
                 .map_err(|e| backend_error("rename", from, e))
         })
     }
-}
-
-/// Lists through `object_store` (which pages through S3's 1000-key answers), sorted by key.
-pub(super) async fn list_after(
-    store: &dyn ObjectStore,
-    prefix: &str,
-    after: Option<&str>,
-) -> Result<Vec<ObjectInfo>> {
-    let p = ObjPath::from(prefix);
-    let mut s = match after {
-        Some(a) => store.list_with_offset(Some(&p), &ObjPath::from(a)),
-        None => store.list(Some(&p)),
-    };
-    let mut out = Vec::new();
-    while let Some(m) = s.next().await {
-        match m {
-            Ok(m) => out.push(object_info(m.location.to_string(), &m)),
-            Err(object_store::Error::NotFound { .. }) => break,
-            Err(source) => return Err(backend_error("list", prefix, source)),
-        }
-    }
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(out)
 }
 
 /// A multipart upload; S3 shows nothing under the key until it completes.
