@@ -1,38 +1,15 @@
-//! Prometheus metrics (`GET /metrics`, text format 0.0.4) and structured access logs.
-//!
-//! [`track`] is the outermost layer: it counts body bytes as they stream (both bodies are
-//! wrapped, never buffered), and when the response body is finished or dropped it records the
-//! request's counter and duration and writes one access-log event with target
-//! `berth_registry::access`: method, path (never the query, which may hold secrets), status,
-//! duration_ms, bytes_in, bytes_out, peer, user (`-` when anonymous), route, and `complete`
-//! (false when the client went away before the response body was sent). A request whose
-//! handler never answered because the client disconnected is logged and counted with status
-//! 499. Routes are [`Route::label`]s plus `web`, `token`, `metrics` and `invalid`.
+//! The registry's metrics registry: request counters, duration histograms, byte counters and
+//! the in-flight gauge, rendered in Prometheus text format 0.0.4. Routes are the labels in
+//! [`ROUTES`]. Recording requests as they pass (and the access log) is the HTTP layer's
+//! (`http::metrics`); this module knows nothing of HTTP.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::pin::Pin;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Instant;
-
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http_body::Body as _;
-use http_body::{Frame, SizeHint};
-
-use crate::auth::Principal;
-use crate::route::Route;
-use crate::server::AppState;
 
 /// Route labels; a request's label is an index into this list.
-const ROUTES: [&str; 12] = [
+pub const ROUTES: [&str; 12] = [
     "base",
     "catalog",
     "search",
@@ -49,9 +26,6 @@ const ROUTES: [&str; 12] = [
 
 /// Upper bounds of the duration histogram's buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0, 120.0];
-
-/// Status recorded for a request abandoned before its handler answered (nginx's convention).
-const CLIENT_CLOSED: u16 = 499;
 
 /// One route's duration histogram.
 #[derive(Default)]
@@ -92,7 +66,24 @@ impl Metrics {
         Metrics::default()
     }
 
-    fn finished(&self, route: usize, method: &'static str, status: u16, secs: f64) {
+    /// Counts a request that has arrived and is being served.
+    pub fn started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts request body bytes received.
+    pub fn received(&self, n: u64) {
+        self.bytes_received.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts response body bytes sent.
+    pub fn sent(&self, n: u64) {
+        self.bytes_sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records a finished request: its route (an index into [`ROUTES`], see [`route_index`]),
+    /// method label, status and duration.
+    pub fn finished(&self, route: usize, method: &'static str, status: u16, secs: f64) {
         *self
             .requests
             .lock()
@@ -169,226 +160,12 @@ impl Metrics {
     }
 }
 
-/// The route label index of a path.
-fn route_index(path: &str) -> usize {
-    let label = match Route::parse(path) {
-        Some(Ok(r)) => r.label(),
-        Some(Err(_)) => "invalid",
-        None if path == "/metrics" => "metrics",
-        None if path == "/token" => "token",
-        None => "web",
-    };
+/// The index in [`ROUTES`] of a route label; unknown labels count as `invalid`.
+pub fn route_index(label: &str) -> usize {
     ROUTES
         .iter()
         .position(|r| *r == label)
         .unwrap_or(ROUTES.len() - 1)
-}
-
-/// A bounded method label.
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
-    }
-}
-
-/// One request's bookkeeping; records and logs it exactly once, at the latest when dropped.
-struct Finish {
-    metrics: Arc<Metrics>,
-    route: usize,
-    method: &'static str,
-    path: String,
-    peer: Option<SocketAddr>,
-    start: Instant,
-    bytes_in: Arc<AtomicU64>,
-    bytes_out: u64,
-    status: Option<u16>,
-    user: Option<String>,
-    done: bool,
-}
-
-impl Finish {
-    fn done(&mut self, complete: bool) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        let elapsed = self.start.elapsed();
-        let status = self.status.unwrap_or(CLIENT_CLOSED);
-        self.metrics
-            .finished(self.route, self.method, status, elapsed.as_secs_f64());
-        let peer = self.peer.map_or_else(|| "-".to_string(), |p| p.to_string());
-        tracing::info!(
-            target: "berth_registry::access",
-            method = self.method,
-            path = %self.path,
-            status,
-            duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
-            bytes_in = self.bytes_in.load(Ordering::Relaxed),
-            bytes_out = self.bytes_out,
-            peer = %peer,
-            user = self.user.as_deref().unwrap_or("-"),
-            route = ROUTES[self.route],
-            complete,
-            "request"
-        );
-    }
-}
-
-impl Drop for Finish {
-    fn drop(&mut self) {
-        self.done(false);
-    }
-}
-
-/// A request body that counts its bytes as the handler reads them.
-struct CountedRequest {
-    inner: Body,
-    metrics: Arc<Metrics>,
-    seen: Arc<AtomicU64>,
-}
-
-impl http_body::Body for CountedRequest {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let r = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &r
-            && let Some(d) = f.data_ref()
-        {
-            let n = d.len() as u64;
-            self.metrics.bytes_received.fetch_add(n, Ordering::Relaxed);
-            self.seen.fetch_add(n, Ordering::Relaxed);
-        }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A response body that counts its bytes as they are sent and finishes the request's record
-/// when it ends or is dropped.
-struct CountedResponse {
-    inner: Body,
-    finish: Finish,
-    complete: bool,
-}
-
-impl http_body::Body for CountedResponse {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = &mut *self;
-        let r = Pin::new(&mut this.inner).poll_frame(cx);
-        match &r {
-            Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    let n = d.len() as u64;
-                    this.finish
-                        .metrics
-                        .bytes_sent
-                        .fetch_add(n, Ordering::Relaxed);
-                    this.finish.bytes_out += n;
-                }
-                if this.inner.is_end_stream() {
-                    this.complete = true;
-                }
-            }
-            Poll::Ready(None) => this.complete = true,
-            _ => {}
-        }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for CountedResponse {
-    fn drop(&mut self) {
-        let complete = self.complete || self.inner.is_end_stream() || self.finish.method == "HEAD";
-        self.finish.done(complete);
-    }
-}
-
-/// Records each request (counters, duration, bytes) and writes its access-log line.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let metrics = state.metrics.clone();
-    metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let bytes_in = Arc::new(AtomicU64::new(0));
-    let mut finish = Finish {
-        metrics: metrics.clone(),
-        route: route_index(req.uri().path()),
-        method: method_label(req.method()),
-        path: req.uri().path().to_string(),
-        peer: req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0),
-        start: Instant::now(),
-        bytes_in: bytes_in.clone(),
-        bytes_out: 0,
-        status: None,
-        user: None,
-        done: false,
-    };
-    let req = req.map(|inner| {
-        Body::new(CountedRequest {
-            inner,
-            metrics,
-            seen: bytes_in,
-        })
-    });
-    let resp = next.run(req).await;
-    finish.status = Some(resp.status().as_u16());
-    finish.user = resp
-        .extensions()
-        .get::<Principal>()
-        .and_then(|p| p.0.clone());
-    resp.map(|inner| {
-        Body::new(CountedResponse {
-            inner,
-            finish,
-            complete: false,
-        })
-    })
-}
-
-/// `GET /metrics`.
-pub async fn handler(State(state): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]
@@ -396,26 +173,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_get_bounded_labels() {
-        let label = |p: &str| ROUTES[route_index(p)];
-        assert_eq!(label("/v2/"), "base");
-        assert_eq!(label("/v2/a/blobs/sha256:00"), "blob");
-        assert_eq!(label("/v2/a/blobs/uploads/x"), "upload");
-        assert_eq!(label("/v2/A/blobs/x"), "invalid");
-        assert_eq!(label("/metrics"), "metrics");
-        assert_eq!(label("/token"), "token");
-        assert_eq!(label("/ui/x"), "web");
-        assert_eq!(method_label(&Method::CONNECT), "OTHER");
-    }
-
-    #[test]
     fn render_has_cumulative_buckets_and_counters() {
         let m = Metrics::new();
         for (secs, status) in [(0.001, 200), (0.02, 200), (3.0, 404), (1000.0, 200)] {
-            m.in_flight.fetch_add(1, Ordering::Relaxed);
+            m.started();
             m.finished(5, "GET", status, secs);
         }
-        m.bytes_sent.fetch_add(42, Ordering::Relaxed);
+        m.sent(42);
         let text = m.render();
         for line in [
             "berth_registry_requests_total{route=\"blob\",method=\"GET\",status=\"200\"} 3",

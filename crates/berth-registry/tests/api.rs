@@ -652,15 +652,16 @@ async fn single_chunk_upload_is_published_by_rename() {
         .await
         .unwrap();
     assert_eq!(chunks.len(), 1);
-    let chunk = s.state.storage.local_path(&chunks[0].key).unwrap();
+    let chunk = s.state.storage.root_dir().unwrap().join(&chunks[0].key);
     let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&chunk).unwrap());
     let r = c.finish_upload(&loc, &d, None).await;
     assert_eq!(r.status(), 201);
     let blob = s
         .state
         .storage
-        .local_path(&paths::blob(hex_of(&d)))
-        .unwrap();
+        .root_dir()
+        .unwrap()
+        .join(paths::blob(hex_of(&d)));
     // The very file that received the chunk is now the blob: no copy was made.
     assert_eq!(
         std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&blob).unwrap()),
@@ -1108,6 +1109,7 @@ async fn blob_size_limit_is_enforced_with_413() {
 // ---------------------------------------------------------------------------------------------
 // S3 (moto): the main flows again, with two instances on one bucket.
 
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 #[tokio::test]
 async fn main_flows_on_s3() {
     let s3 = S3::start();

@@ -668,7 +668,8 @@ fn bad_configurations_are_refused_at_start() {
 async fn handlers_see_the_principal_in_request_extensions() {
     use axum::Extension;
     use axum::routing::get;
-    use berth_registry::auth::{Principal, guard};
+    use berth_registry::auth::Principal;
+    use berth_registry::http::auth::guard;
     use tower::ServiceExt as _;
 
     let dir = tempfile::tempdir().unwrap();

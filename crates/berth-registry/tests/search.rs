@@ -543,6 +543,7 @@ async fn results_are_paginated_with_link_headers() {
     assert_eq!(pairs(&v), want);
 }
 
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 #[tokio::test]
 async fn two_instances_on_one_bucket_see_each_others_pushes() {
     let s3 = common::S3::start();

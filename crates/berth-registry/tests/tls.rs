@@ -86,6 +86,7 @@ async fn wait_for(port: u16) {
     panic!("server on port {port} did not come up");
 }
 
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs openssl")]
 #[tokio::test]
 async fn serve_speaks_https_with_the_configured_certificate() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,6 +157,7 @@ async fn serve_speaks_https_with_the_configured_certificate() {
     server.abort();
 }
 
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs openssl")]
 #[tokio::test]
 async fn serve_refuses_to_start_with_a_bad_key() {
     let dir = tempfile::tempdir().unwrap();

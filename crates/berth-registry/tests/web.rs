@@ -295,6 +295,7 @@ fn dump_dom(browser: &PathBuf, url: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs chromium")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_renders_the_pages() {
     let browser = chromium();

@@ -1,7 +1,8 @@
 //! Authentication and authorisation: who the client is, and whether it may do what it asks.
 //!
-//! [`guard`] runs in front of every request and decides before any handler runs, so a refused
-//! request changes nothing. What a request needs:
+//! This module holds the rules and the credentials (no HTTP): the HTTP layer's guard
+//! (`http::auth`) runs in front of every request and asks it before any handler runs, so a
+//! refused request changes nothing. What a request needs:
 //! - `/metrics` and `/token`: nothing (the token endpoint checks credentials itself);
 //! - `/v2/`: any authenticated client, and anonymous ones only when there are no users (or,
 //!   in bearer mode with anonymous pull, when they hold an anonymous token). Clients
@@ -55,28 +56,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Request, State};
-use axum::http::uri::PathAndQuery;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-
 pub use access::{Action, Actions, glob_match};
 pub use jwt::{AccessEntry, Claims, TokenError};
 
 use crate::config::AuthConfig;
-use crate::error::ApiError;
-use crate::route::Route;
-use crate::server::AppState;
 use access::Policy;
 use htpasswd::Htpasswd;
 use jwt::TokenKey;
 
 /// The smallest token secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
-
-const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
 /// Why auth could not be set up from its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -158,58 +147,24 @@ pub struct Auth {
 }
 
 /// Who a request comes from.
-enum Identity {
+#[derive(Debug)]
+pub enum Identity {
+    /// No credentials.
     Anonymous,
+    /// A user who sent a good password.
     User(String),
+    /// A good bearer token (its subject may be empty: an anonymous token).
     Token(Claims),
 }
 
 impl Identity {
-    fn user(&self) -> Option<String> {
+    /// The user name, if any (`None` for anonymous clients and anonymous tokens).
+    pub fn user(&self) -> Option<String> {
         match self {
             Identity::Anonymous => None,
             Identity::User(u) => Some(u.clone()),
             Identity::Token(c) => (!c.sub.is_empty()).then(|| c.sub.clone()),
         }
-    }
-}
-
-/// What a request needs.
-enum Need {
-    /// Nothing (`/metrics`, `/token`).
-    Open,
-    /// Anonymous pull or any authenticated client.
-    Entry,
-    /// The `/v2/` probe: any authenticated client; anonymous clients only when there are no
-    /// users at all.
-    Login,
-    /// An action on a repository.
-    Repo { name: String, action: Action },
-}
-
-impl Need {
-    fn of(method: &Method, path: &str) -> Need {
-        match Route::parse(path) {
-            None if path == "/metrics" || path == "/token" => Need::Open,
-            None | Some(Err(_)) => Need::Entry,
-            Some(Ok(Route::Base)) => Need::Login,
-            Some(Ok(route)) => match route.repository() {
-                None => Need::Entry,
-                Some(name) => Need::Repo {
-                    name: name.to_string(),
-                    action: action_of(method),
-                },
-            },
-        }
-    }
-}
-
-/// The action a method needs on a repository route.
-fn action_of(method: &Method) -> Action {
-    match *method {
-        Method::GET | Method::HEAD => Action::Pull,
-        Method::DELETE => Action::Delete,
-        _ => Action::Push,
     }
 }
 
@@ -271,30 +226,47 @@ impl Auth {
         self.tokens.is_some()
     }
 
+    /// Whether there are users (an htpasswd file); without, the registry is open.
+    pub fn has_users(&self) -> bool {
+        self.users.is_some()
+    }
+
+    /// The service name tokens are issued for (and Basic challenges name).
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
     /// Checks Basic credentials; `Ok(None)` when none were sent or there are no users.
-    async fn basic_user(&self, headers: &HeaderMap) -> Result<Option<String>, ()> {
+    pub async fn basic_user(
+        &self,
+        credentials: Option<(String, String)>,
+    ) -> Result<Option<String>, Refusal> {
         let Some(users) = &self.users else {
             return Ok(None);
         };
-        let Some((user, password)) = basic_credentials(headers) else {
+        let Some((user, password)) = credentials else {
             return Ok(None);
         };
         if users.verify(&user, &password).await {
             Ok(Some(user))
         } else {
-            Err(())
+            Err(Refusal::BadCredentials)
         }
     }
 
-    /// Works out who sent the request.
-    async fn identify(&self, headers: &HeaderMap) -> Result<Identity, Refusal> {
+    /// Works out who sent a request from its Basic credentials and bearer token (whichever the
+    /// mode uses; the other is ignored).
+    pub async fn identify(
+        &self,
+        basic: Option<(String, String)>,
+        bearer: Option<&str>,
+    ) -> Result<Identity, Refusal> {
         match &self.tokens {
-            None => match self.basic_user(headers).await {
-                Ok(Some(u)) => Ok(Identity::User(u)),
-                Ok(None) => Ok(Identity::Anonymous),
-                Err(()) => Err(Refusal::BadCredentials),
+            None => match self.basic_user(basic).await? {
+                Some(u) => Ok(Identity::User(u)),
+                None => Ok(Identity::Anonymous),
             },
-            Some(key) => match bearer_token(headers) {
+            Some(key) => match bearer {
                 None => Ok(Identity::Anonymous),
                 Some(t) => key
                     .verify(t, now_secs())
@@ -315,7 +287,7 @@ impl Auth {
     }
 
     /// What `who` may do on `repository`.
-    fn may(&self, who: &Identity, repository: &str) -> Actions {
+    pub fn may(&self, who: &Identity, repository: &str) -> Actions {
         match who {
             Identity::Anonymous => self.policy.allowed(None, repository),
             Identity::User(u) => self.policy.allowed(Some(u), repository),
@@ -333,12 +305,13 @@ impl Auth {
         }
     }
 
-    /// The `WWW-Authenticate` value for a refusal.
-    fn challenge(
+    /// The `WWW-Authenticate` value for a refusal: Basic with the service as realm, or Bearer
+    /// with the configured realm (else `default_realm`), the service, the scope a repository
+    /// action needs and the token error, if any.
+    pub fn challenge(
         &self,
-        state: &AppState,
-        headers: &HeaderMap,
-        need: &Need,
+        default_realm: impl FnOnce() -> String,
+        scope: Option<(&str, Action)>,
         error: Option<&str>,
     ) -> String {
         if self.tokens.is_none() {
@@ -346,22 +319,10 @@ impl Auth {
         }
         let realm = match &self.realm {
             Some(r) => r.clone(),
-            None => {
-                let scheme = if state.config.tls.is_some() {
-                    "https"
-                } else {
-                    "http"
-                };
-                let host = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .filter(|h| !h.is_empty() && !h.contains(['"', ' ', '/', '\\']))
-                    .unwrap_or(&state.config.addr);
-                format!("{scheme}://{host}/token")
-            }
+            None => default_realm(),
         };
         let mut c = format!("Bearer realm=\"{realm}\",service=\"{}\"", self.service);
-        if let Need::Repo { name, action } = need {
+        if let Some((name, action)) = scope {
             let actions = match action {
                 Action::Pull => "pull",
                 Action::Push => "pull,push",
@@ -374,244 +335,89 @@ impl Auth {
         }
         c
     }
-}
 
-/// Why a request is refused.
-enum Refusal {
-    BadCredentials,
-    BadToken(TokenError),
-}
-
-/// The middleware in front of every request: identifies the client, refuses what it may not
-/// do (before any handler runs), and records the [`Principal`].
-pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let auth = state.auth.clone();
-    let need = Need::of(req.method(), req.uri().path());
-    if matches!(need, Need::Open) {
-        return next.run(req).await;
-    }
-    let who = match auth.identify(req.headers()).await {
-        Ok(who) => who,
-        Err(Refusal::BadCredentials) => {
-            let ch = auth.challenge(&state, req.headers(), &need, None);
-            return refuse(
-                ApiError::unauthorized("invalid username or password"),
-                &ch,
-                None,
-            );
-        }
-        Err(Refusal::BadToken(e)) => {
-            let ch = auth.challenge(&state, req.headers(), &need, Some("invalid_token"));
-            return refuse(ApiError::unauthorized(e.to_string()), &ch, None);
-        }
-    };
-    let user = who.user();
-    let allowed = match &need {
-        Need::Open => true,
-        // An anonymous token (empty subject) is no login: it opens only what anonymous may.
-        Need::Entry => auth.anonymous_pull() || user.is_some(),
-        Need::Login => {
-            auth.users.is_none()
-                || user.is_some()
-                || (auth.anonymous_pull() && matches!(who, Identity::Token(_)))
-        }
-        Need::Repo { name, action } => auth.may(&who, name).contains(*action),
-    };
-    if !allowed {
-        let what = match &need {
-            Need::Repo { name, action } => format!("{} on repository {name}", action.as_str()),
-            _ => "access to this registry".to_string(),
-        };
-        let (err, error_param) = match &who {
-            Identity::Anonymous => (
-                ApiError::unauthorized(format!("authentication required for {what}")),
-                None,
-            ),
-            Identity::User(u) => (ApiError::denied(format!("user {u} may not {what}")), None),
-            Identity::Token(_) => (
-                ApiError::unauthorized(format!("token does not grant {what}")),
-                Some("insufficient_scope"),
-            ),
-        };
-        let ch = (err.status == StatusCode::UNAUTHORIZED)
-            .then(|| auth.challenge(&state, req.headers(), &need, error_param));
-        return refuse(err, ch.as_deref().unwrap_or(""), user);
-    }
-    if let Need::Repo {
-        action: Action::Push,
-        ..
-    } = &need
-        && *req.method() == Method::POST
-        && let Some(from) = mount_source(req.uri())
-        && !auth.may(&who, &from).contains(Action::Pull)
-    {
-        tracing::debug!(from = %from, user = ?user, "mount source not pullable: plain upload instead");
-        match without_mount(req.uri()) {
-            Some(uri) => *req.uri_mut() = uri,
-            // Never let the mount through unchecked.
-            None => {
-                return refuse(
-                    ApiError::denied(format!("may not mount from repository {from}")),
-                    "",
-                    user,
-                );
-            }
-        }
-    }
-    req.extensions_mut().insert(Principal(user.clone()));
-    let mut resp = next.run(req).await;
-    resp.extensions_mut().insert(Principal(user));
-    resp
-}
-
-/// A refusal response: the spec's error body, the challenge (if any) and the API version.
-fn refuse(err: ApiError, challenge: &str, user: Option<String>) -> Response {
-    let mut err = err.with_header(
-        header::HeaderName::from_static(API_VERSION_HEADER),
-        "registry/2.0",
-    );
-    if !challenge.is_empty() {
-        err = err.with_header(header::WWW_AUTHENTICATE, challenge);
-    }
-    let mut resp = err.into_response();
-    resp.extensions_mut().insert(Principal(user));
-    resp
-}
-
-/// `from` of a mount request (`?mount=…&from=…`), if both are present.
-fn mount_source(uri: &Uri) -> Option<String> {
-    let pairs = query_pairs(uri.query()?);
-    pairs.iter().find(|(k, _)| k == "mount")?;
-    pairs.into_iter().find(|(k, _)| k == "from").map(|(_, v)| v)
-}
-
-/// The URI with `mount` and `from` removed from its query (other parameters kept verbatim).
-fn without_mount(uri: &Uri) -> Option<Uri> {
-    let query = uri.query().unwrap_or("");
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|kv| {
-            let key = kv.split_once('=').map_or(*kv, |(k, _)| k);
-            !kv.is_empty() && !matches!(percent_decode(key).as_str(), "mount" | "from")
-        })
-        .collect();
-    let pq = if kept.is_empty() {
-        uri.path().to_string()
-    } else {
-        format!("{}?{}", uri.path(), kept.join("&"))
-    };
-    let mut parts = uri.clone().into_parts();
-    parts.path_and_query = Some(PathAndQuery::try_from(pq).ok()?);
-    Uri::from_parts(parts).ok()
-}
-
-/// The `GET /token` endpoint (bearer mode): issues a token for the requested scopes, granting
-/// what both the request and the rules allow.
-pub async fn token(State(state): State<AppState>, req: Request) -> Response {
-    let auth = &state.auth;
-    let Some(key) = &auth.tokens else {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "UNSUPPORTED",
-            "this registry does not issue tokens (no token_secret_file is configured)",
-        )
-        .into_response();
-    };
-    let params = query_pairs(req.uri().query().unwrap_or(""));
-    if let Some((_, s)) = params.iter().find(|(k, _)| k == "service")
-        && *s != auth.service
-    {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "UNSUPPORTED",
-            format!(
-                "tokens are issued for service {:?}, not {s:?}",
-                auth.service
-            ),
-        )
-        .into_response();
-    }
-    let user = match auth.basic_user(req.headers()).await {
-        Ok(u) => u,
-        Err(()) => {
-            return refuse(
-                ApiError::unauthorized("invalid username or password"),
-                &format!("Basic realm=\"{}\"", auth.service),
-                None,
-            );
-        }
-    };
-    let mut grants: Vec<AccessEntry> = Vec::new();
-    let scopes = params
-        .iter()
-        .filter(|(k, _)| k == "scope")
-        .flat_map(|(_, v)| v.split_whitespace());
-    for scope in scopes {
-        let Some((kind, name, actions)) = parse_scope(scope) else {
-            continue;
-        };
-        match kind {
-            "repository" => {
-                if crate::names::check_name(name).is_err() {
-                    continue;
-                }
-                let asked = actions
-                    .iter()
-                    .filter_map(|a| Actions::parse([*a]).ok())
-                    .fold(Actions::NONE, Actions::union);
-                let granted = asked.intersect(auth.policy.allowed(user.as_deref(), name));
-                if granted.is_empty() {
-                    continue;
-                }
-                match grants
-                    .iter_mut()
-                    .find(|g| g.kind == "repository" && g.name == name)
-                {
-                    Some(g) => {
-                        let had = Actions::parse(g.actions.iter().map(String::as_str))
-                            .unwrap_or_default();
-                        g.actions = had.union(granted).names();
+    /// Issues a token for `user` (`None`: anonymous) granting, of the requested `scopes`
+    /// (`type[(class)]:name:action,…`), what the rules allow; `None` in Basic mode.
+    pub fn issue_token<'a>(
+        &self,
+        user: Option<&str>,
+        scopes: impl IntoIterator<Item = &'a str>,
+    ) -> Option<IssuedToken> {
+        let key = self.tokens.as_ref()?;
+        let mut grants: Vec<AccessEntry> = Vec::new();
+        for scope in scopes {
+            let Some((kind, name, actions)) = parse_scope(scope) else {
+                continue;
+            };
+            match kind {
+                "repository" => {
+                    if crate::names::check_name(name).is_err() {
+                        continue;
                     }
-                    None => grants.push(AccessEntry {
-                        kind: "repository".into(),
-                        name: name.into(),
-                        actions: granted.names(),
-                    }),
+                    let asked = actions
+                        .iter()
+                        .filter_map(|a| Actions::parse([*a]).ok())
+                        .fold(Actions::NONE, Actions::union);
+                    let granted = asked.intersect(self.policy.allowed(user, name));
+                    if granted.is_empty() {
+                        continue;
+                    }
+                    match grants
+                        .iter_mut()
+                        .find(|g| g.kind == "repository" && g.name == name)
+                    {
+                        Some(g) => {
+                            let had = Actions::parse(g.actions.iter().map(String::as_str))
+                                .unwrap_or_default();
+                            g.actions = had.union(granted).names();
+                        }
+                        None => grants.push(AccessEntry {
+                            kind: "repository".into(),
+                            name: name.into(),
+                            actions: granted.names(),
+                        }),
+                    }
                 }
-            }
-            "registry" if name == "catalog" => {
-                let open = auth.anonymous_pull() || user.is_some();
-                if open && !grants.iter().any(|g| g.kind == "registry") {
-                    grants.push(AccessEntry {
-                        kind: "registry".into(),
-                        name: "catalog".into(),
-                        actions: vec!["*".into()],
-                    });
+                "registry" if name == "catalog" => {
+                    let open = self.anonymous_pull() || user.is_some();
+                    if open && !grants.iter().any(|g| g.kind == "registry") {
+                        grants.push(AccessEntry {
+                            kind: "registry".into(),
+                            name: "catalog".into(),
+                            actions: vec!["*".into()],
+                        });
+                    }
                 }
+                _ => {}
             }
-            _ => {}
         }
+        let now = now_secs();
+        Some(IssuedToken {
+            token: key.sign(user.unwrap_or(""), grants, now, self.ttl),
+            issued_at: now,
+            expires_in: self.ttl,
+        })
     }
-    let now = now_secs();
-    let t = key.sign(user.as_deref().unwrap_or(""), grants, now, auth.ttl);
-    tracing::debug!(user = ?user, "token issued");
-    let body = serde_json::json!({
-        "token": t,
-        "access_token": t,
-        "expires_in": auth.ttl,
-        "issued_at": rfc3339(now),
-    });
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        body.to_string(),
-    )
-        .into_response()
+}
+
+/// A signed token and its lifetime.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The JWT.
+    pub token: String,
+    /// When it was issued, in Unix seconds.
+    pub issued_at: u64,
+    /// How long it is valid, in seconds.
+    pub expires_in: u64,
+}
+
+/// Why a client's credentials are refused.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A wrong user name or password.
+    BadCredentials,
+    /// A bad or expired token.
+    BadToken(TokenError),
 }
 
 /// Splits `type[(class)]:name:action,action`.
@@ -625,114 +431,15 @@ fn parse_scope(scope: &str) -> Option<(&str, &str, Vec<&str>)> {
     Some((kind, name, actions.split(',').map(str::trim).collect()))
 }
 
-/// `Authorization: Basic` user and password.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (u, p) = text.split_once(':')?;
-    // containers/image answers a Basic challenge with `:` when it has no credentials: that is
-    // an anonymous client, not a failed login (no htpasswd user has an empty name).
-    if u.is_empty() {
-        return None;
-    }
-    Some((u.to_string(), p.to_string()))
-}
-
-/// `Authorization: Bearer` token.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-}
-
-/// Decoded `key=value` pairs of a query string (`+` is a space).
-fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (days to civil date after Howard Hinnant).
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-    }
-
-    #[test]
-    fn query_decoding() {
-        let q = query_pairs("scope=repository%3Aa%2Fb%3Apull%2Cpush&service=reg+x&bad=%zz&e");
-        assert_eq!(q[0], ("scope".into(), "repository:a/b:pull,push".into()));
-        assert_eq!(q[1], ("service".into(), "reg x".into()));
-        assert_eq!(q[2], ("bad".into(), "%zz".into()));
-        assert_eq!(q[3], ("e".into(), String::new()));
-        assert_eq!(percent_decode("%4"), "%4");
-    }
 
     #[test]
     fn scopes_parse_with_classes_and_actions() {
@@ -750,71 +457,6 @@ mod tests {
         );
         assert_eq!(parse_scope("repository::pull"), None);
         assert_eq!(parse_scope("nonsense"), None);
-    }
-
-    #[test]
-    fn mount_parameters_are_found_and_stripped() {
-        let u: Uri = "/v2/b/blobs/uploads/?mount=sha256%3Aab&from=a%2Fx&other=1"
-            .parse()
-            .unwrap();
-        assert_eq!(mount_source(&u).as_deref(), Some("a/x"));
-        let stripped = without_mount(&u).unwrap();
-        assert_eq!(stripped.to_string(), "/v2/b/blobs/uploads/?other=1");
-        assert_eq!(mount_source(&stripped), None);
-        let u: Uri = "/v2/b/blobs/uploads/?from=a&mount=x".parse().unwrap();
-        assert_eq!(
-            without_mount(&u).unwrap().to_string(),
-            "/v2/b/blobs/uploads/"
-        );
-        let u: Uri = "/v2/b/blobs/uploads/?from=a".parse().unwrap();
-        assert_eq!(mount_source(&u), None, "from without mount is no mount");
-    }
-
-    #[test]
-    fn needs_follow_routes_and_methods() {
-        let n = |m: Method, p: &str| match Need::of(&m, p) {
-            Need::Open => "open".to_string(),
-            Need::Entry => "entry".to_string(),
-            Need::Login => "login".to_string(),
-            Need::Repo { name, action } => format!("{name}:{}", action.as_str()),
-        };
-        assert_eq!(n(Method::GET, "/metrics"), "open");
-        assert_eq!(n(Method::GET, "/token"), "open");
-        assert_eq!(n(Method::GET, "/v2/"), "login");
-        assert_eq!(n(Method::GET, "/v2/_catalog"), "entry");
-        assert_eq!(n(Method::GET, "/v2/_berth/search"), "entry");
-        assert_eq!(n(Method::GET, "/"), "entry");
-        assert_eq!(n(Method::GET, "/ui/repo/a"), "entry");
-        assert_eq!(n(Method::GET, "/v2/A/manifests/x"), "entry");
-        assert_eq!(n(Method::HEAD, "/v2/a/b/blobs/sha256:00"), "a/b:pull");
-        assert_eq!(n(Method::GET, "/v2/a/tags/list"), "a:pull");
-        assert_eq!(n(Method::POST, "/v2/a/blobs/uploads/"), "a:push");
-        assert_eq!(n(Method::PATCH, "/v2/a/blobs/uploads/x"), "a:push");
-        assert_eq!(n(Method::PUT, "/v2/a/manifests/t"), "a:push");
-        assert_eq!(n(Method::DELETE, "/v2/a/manifests/t"), "a:delete");
-        assert_eq!(n(Method::OPTIONS, "/v2/a/manifests/t"), "a:push");
-    }
-
-    #[test]
-    fn credentials_are_parsed_from_headers() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic YWxpY2U6cDpx"),
-        );
-        assert_eq!(basic_credentials(&h), Some(("alice".into(), "p:q".into())));
-        assert_eq!(bearer_token(&h), None);
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic Og=="),
-        );
-        assert_eq!(basic_credentials(&h), None, "an empty user is anonymous");
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer abc.def.ghi"),
-        );
-        assert_eq!(bearer_token(&h), Some("abc.def.ghi"));
-        assert_eq!(basic_credentials(&h), None);
     }
 
     #[test]

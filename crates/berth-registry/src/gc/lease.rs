@@ -170,7 +170,7 @@ impl Lease {
             heartbeat: Some(heartbeat),
             stop,
             acquired: start,
-            clock: Clock::at(info.modified, !storage.is_local()),
+            clock: Clock::at(info.modified, storage.coarse_times()),
             released: false,
         })
     }

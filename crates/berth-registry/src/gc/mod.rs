@@ -95,7 +95,6 @@ mod mark;
 mod sweep;
 mod tidy;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -118,17 +117,6 @@ pub enum GcError {
         /// The storage's error (naming the key).
         #[source]
         source: Box<StorageError>,
-    },
-    /// A local file operation failed.
-    #[error("garbage collection: {op} {path}: {source}")]
-    Local {
-        /// What the collector was doing.
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
     },
     /// The sweep lease could not be renewed in time; the collector stopped deleting so that a
     /// push that no longer waits for it cannot lose a blob.
@@ -216,7 +204,7 @@ impl Clock {
 
     /// This machine's clock, for a run that writes nothing to read the storage's from.
     fn local(storage: &Storage) -> Clock {
-        Clock::at(SystemTime::now(), !storage.is_local())
+        Clock::at(SystemTime::now(), storage.coarse_times())
     }
 
     /// Whether something last written at `t` is older than `limit`.

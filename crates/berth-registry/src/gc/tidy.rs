@@ -1,8 +1,7 @@
-//! Housekeeping that needs no lease: abandoned upload sessions, old change events, and (on local
-//! disk) temporary files of writers that were killed.
+//! Housekeeping that needs no lease: abandoned upload sessions, old change events, and what
+//! writers that were killed left unfinished (the backend knows where, if anywhere).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
@@ -17,8 +16,6 @@ const EVENT_MAX_AGE: Duration = Duration::from_secs(3600);
 const EVENTS_KEPT: usize = 1000;
 /// How many deletions run at once.
 const CONCURRENCY: usize = 16;
-/// Where local storage keeps the temporary files of writes in progress (see [`crate::storage`]).
-const LOCAL_TEMP_DIR: &str = ".tmp";
 
 /// The session id of a key under `uploads/`.
 fn upload_id(key: &str) -> Option<&str> {
@@ -68,51 +65,27 @@ pub(super) async fn uploads(
                 .await
                 .during("deleting an abandoned upload")?;
         }
-        if let Some(dir) = storage.local_path(&paths::upload(&id)) {
-            prune_empty_dirs(dir, None).await;
-        }
+        storage
+            .prune(&paths::upload(&id), None)
+            .await
+            .during("pruning an abandoned upload")?;
     }
-    // Local disk keeps the directories of sessions that finished or were removed; drop the empty
-    // ones that have not changed for a ttl.
-    if !dry_run && let Some(root) = storage.local_path(paths::UPLOADS) {
+    // A backend with directories keeps those of sessions that finished or were removed; drop the
+    // empty ones that have not changed for a ttl.
+    if !dry_run {
         let cutoff = SystemTime::now().checked_sub(ttl);
-        if let Ok(mut rd) = tokio::fs::read_dir(&root).await {
-            while let Ok(Some(e)) = rd.next_entry().await {
-                prune_empty_dirs(e.path(), cutoff).await;
-            }
+        let dirs = storage
+            .list_dirs(paths::UPLOADS)
+            .await
+            .during("listing upload sessions")?;
+        for id in dirs {
+            storage
+                .prune(&paths::upload(&id), cutoff)
+                .await
+                .during("pruning an upload session")?;
         }
     }
     Ok(n)
-}
-
-/// Removes `dir` and its subdirectories bottom-up if they hold no files (and, with a cutoff, have
-/// not changed since it). Best effort: a directory that gains a file meanwhile stays.
-async fn prune_empty_dirs(dir: PathBuf, cutoff: Option<SystemTime>) {
-    let _ = tokio::task::spawn_blocking(move || prune(&dir, cutoff)).await;
-}
-
-fn prune(dir: &Path, cutoff: Option<SystemTime>) -> bool {
-    let Ok(meta) = std::fs::symlink_metadata(dir) else {
-        return false;
-    };
-    if !meta.is_dir() {
-        return false;
-    }
-    if let (Some(c), Ok(m)) = (cutoff, meta.modified())
-        && m > c
-    {
-        return false;
-    }
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    let mut empty = true;
-    for e in rd.flatten() {
-        if !prune(&e.path(), cutoff) {
-            empty = false;
-        }
-    }
-    empty && std::fs::remove_dir(dir).is_ok()
 }
 
 /// Removes change events older than an hour, keeping the newest [`EVENTS_KEPT`] whatever their
@@ -145,47 +118,20 @@ pub(super) async fn events(storage: &Storage, dry_run: bool) -> Result<u64, GcEr
     Ok(n)
 }
 
-/// On local disk: removes temporary files (writes that a killed process left unfinished) that
-/// have not been written to for `ttl`. Nothing on S3, where an unfinished write is invisible.
+/// Removes what writers killed mid-write left behind (temporary files on disk) that has not been
+/// written to for `ttl`. Nothing on S3, where an unfinished write is invisible.
 pub(super) async fn temp_files(
     storage: &Storage,
     ttl: Duration,
     dry_run: bool,
 ) -> Result<u64, GcError> {
-    let Some(dir) = storage.local_path(LOCAL_TEMP_DIR) else {
-        return Ok(0);
-    };
     let Some(cutoff) = SystemTime::now().checked_sub(ttl) else {
         return Ok(0);
     };
-    let mut rd = match tokio::fs::read_dir(&dir).await {
-        Ok(rd) => rd,
-        Err(_) => return Ok(0),
-    };
-    let mut n = 0;
-    while let Ok(Some(e)) = rd.next_entry().await {
-        let Ok(meta) = e.metadata().await else {
-            continue;
-        };
-        if !meta.is_file() || meta.modified().map(|m| m > cutoff).unwrap_or(true) {
-            continue;
-        }
-        if !dry_run {
-            match tokio::fs::remove_file(e.path()).await {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => {
-                    return Err(GcError::Local {
-                        op: "removing a stale temporary file",
-                        path: e.path(),
-                        source,
-                    });
-                }
-            }
-        }
-        n += 1;
-    }
-    Ok(n)
+    storage
+        .sweep_unfinished(cutoff, dry_run)
+        .await
+        .during("removing stale temporary files")
 }
 
 #[cfg(test)]

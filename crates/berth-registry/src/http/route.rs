@@ -1,7 +1,7 @@
 //! The `/v2/` URL space, parsed once: every handler, the auth guard and the metrics see the same
 //! [`Route`]. Repository names contain `/`, so routes are recognised by their suffix.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::names;
 
 /// What a request under `/v2/` addresses.

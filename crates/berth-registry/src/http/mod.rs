@@ -1,4 +1,19 @@
-//! The server: shared state, the router, and the accept loop (plain TCP or TLS, HTTP/1.1).
+//! The HTTP layer: the shared state of a serving instance, the router, the accept loop (plain TCP
+//! or TLS, HTTP/1.1), and every handler and middleware — the distribution API ([`api`]), the web
+//! pages ([`web`]), the auth guard and token endpoint ([`auth`]), the search and metrics endpoints.
+//!
+//! Everything here is a thin translation between HTTP and the domain modules (storage, auth rules,
+//! search index, GC, metrics registry), which know nothing of HTTP: a daemon or a CLI can use them
+//! without axum. Nothing outside this module imports it (`tests/layering.rs` checks).
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod route;
+pub mod search;
+pub mod tls;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +29,8 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::config::Config;
+use crate::gc;
 use crate::storage::Storage;
-use crate::{api, auth, gc, metrics, search, tls, web};
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +43,7 @@ pub enum ServeError {
     Storage(#[from] crate::storage::StorageError),
     /// Auth could not be set up.
     #[error(transparent)]
-    Auth(#[from] auth::AuthError),
+    Auth(#[from] crate::auth::AuthError),
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
@@ -51,11 +66,11 @@ pub struct AppState {
     /// The configuration.
     pub config: Arc<Config>,
     /// This instance's search index (rebuilt from the storage, tailing its events).
-    pub search: Arc<search::Index>,
+    pub search: Arc<crate::search::Index>,
     /// Authentication and authorisation.
-    pub auth: Arc<auth::Auth>,
+    pub auth: Arc<crate::auth::Auth>,
     /// Request metrics.
-    pub metrics: Arc<metrics::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -63,13 +78,13 @@ impl AppState {
     pub fn new(config: Config) -> Result<AppState, ServeError> {
         config.validate()?;
         let storage = Storage::open(config.storage.as_ref().expect("validated"))?;
-        let auth = auth::Auth::new(&config.auth)?;
+        let auth = crate::auth::Auth::new(&config.auth)?;
         Ok(AppState {
             storage,
             auth: Arc::new(auth),
             config: Arc::new(config),
-            search: Arc::new(search::Index::new()),
-            metrics: Arc::new(metrics::Metrics::new()),
+            search: Arc::new(crate::search::Index::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })
     }
 }
@@ -78,14 +93,17 @@ impl AppState {
 /// auth guard and the metrics/access-log layer.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/metrics", get(metrics::handler))
-        .route("/token", get(auth::token))
+        .route("/metrics", get(self::metrics::handler))
+        .route("/token", get(self::auth::token))
         .merge(web::router())
         .fallback(dispatch)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            metrics::track,
+            self::auth::guard,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            self::metrics::track,
         ))
         .with_state(state)
 }
@@ -113,7 +131,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         addr: addr.clone(),
         source,
     })?;
-    search::spawn(
+    crate::search::spawn(
         state.search.clone(),
         state.storage.clone(),
         Duration::from_millis(state.config.search.poll_ms),

@@ -36,6 +36,17 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+impl From<crate::names::NameError> for ApiError {
+    fn from(e: crate::names::NameError) -> Self {
+        use crate::names::NameError;
+        match e {
+            NameError::Name(n) => ApiError::name_invalid(&n),
+            NameError::Tag(t) => ApiError::tag_invalid(&t),
+            NameError::Digest(d) => ApiError::digest_invalid(&d),
+        }
+    }
+}
+
 impl ApiError {
     /// An error with a code, status and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {

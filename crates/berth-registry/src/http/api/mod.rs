@@ -18,9 +18,9 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use sha2::{Digest as _, Sha256};
 
-use crate::error::ApiError;
-use crate::route::Route;
-use crate::server::AppState;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::route::Route;
 use crate::storage::{StorageError, Writer};
 
 /// The header every answer carries, as distribution's clients expect.
@@ -55,7 +55,7 @@ async fn route(state: AppState, req: Request) -> Result<Response, ApiError> {
             let who = req.extensions().get::<crate::auth::Principal>();
             tags::catalog(&state, &query_params(&req), who).await
         }
-        (Route::Search, Method::GET) => Ok(crate::search::handle(
+        (Route::Search, Method::GET) => Ok(super::search::handle(
             &state,
             req.uri().query(),
             req.extensions().get::<crate::auth::Principal>(),

@@ -7,10 +7,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::error::ApiError;
 use crate::names;
 use crate::paths;
-use crate::server::AppState;
 
 use super::{empty_response, set_headers};
 

@@ -20,12 +20,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 
+use super::search::{self, Params};
 use crate::auth::Principal;
+use crate::http::AppState;
 use crate::manifest::Descriptor;
 use crate::paths;
+use crate::search::Position;
 use crate::search::scan::{self, ManifestSummary};
-use crate::search::{self, Params, Position};
-use crate::server::AppState;
 use html::{attr, esc, human_size, not_found, page, short_digest, size_cell};
 
 /// The pages' routes: `/` and everything under `/ui/`.

@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::CrossMount;
-use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::error::ApiError;
 use crate::names;
 use crate::paths::{self, UploadInfo};
-use crate::server::AppState;
 use crate::storage::{ObjectInfo, Writer};
 
 use super::{content_length, digest_of, empty_response, param, pump_stream, query_params};
@@ -541,11 +541,8 @@ async fn delete_session(state: &AppState, id: &str) {
         tracing::warn!(error = %e, key = %info, "could not remove upload info");
     }
     // On disk the session's directories would stay behind, empty, one per upload forever.
-    if let Some(dir) = storage.local_path(&paths::upload(id))
-        && let Err(e) = tokio::fs::remove_dir_all(&dir).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(error = %e, dir = %dir.display(), "could not remove an upload directory");
+    if let Err(e) = storage.prune(&paths::upload(id), None).await {
+        tracing::warn!(error = %e, %id, "could not prune an upload session");
     }
 }
 

@@ -168,6 +168,7 @@ mod tests {
             .to_string()
     }
 
+    #[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs openssl")]
     #[test]
     fn pkcs8_rsa_and_sec1_keys_load_with_http11_alpn() {
         let dir = tempfile::tempdir().unwrap();
@@ -199,6 +200,7 @@ mod tests {
         }
     }
 
+    #[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs openssl")]
     #[test]
     fn errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();

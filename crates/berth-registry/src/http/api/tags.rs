@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::error::ApiError;
 use crate::paths;
-use crate::server::AppState;
 
 use super::{json_response, paginate, pagination, set_headers};
 

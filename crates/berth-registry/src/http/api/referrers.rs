@@ -6,11 +6,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::error::ApiError;
 use crate::manifest::{Descriptor, OCI_INDEX};
 use crate::names;
 use crate::paths;
-use crate::server::AppState;
 
 use super::{param, set_headers};
 

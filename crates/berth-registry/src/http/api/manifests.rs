@@ -10,11 +10,11 @@ use axum::response::Response;
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
-use crate::error::ApiError;
+use crate::http::AppState;
+use crate::http::error::ApiError;
 use crate::manifest::{self, Descriptor, Manifest};
 use crate::names;
 use crate::paths::{self, Event, ManifestLink, TagLink};
-use crate::server::AppState;
 use crate::storage::Storage;
 use crate::{events, gc};
 
