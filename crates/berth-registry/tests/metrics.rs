@@ -2,6 +2,9 @@
 //! status, byte counters that follow the bodies exactly, the in-flight gauge while a body is
 //! still streaming, and one access-log event per request carrying the user and the peer.
 
+// A binary of its own: the access-log test captures events with a thread-local subscriber, which
+// tracing's per-callsite interest cache does not reliably see when other tests in the same process
+// have already hit those callsites with no subscriber.
 mod common;
 
 use std::collections::BTreeMap;

@@ -578,7 +578,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    // One moto for the whole binary, started only if an S3 case will run, stopped on drop.
+    // One moto for the whole binary (berth-testkit's), started only if an S3 case will run.
     let moto = s3_wanted.then(common::S3::start);
     let mut targets = vec![Target {
         name: "disk",
@@ -590,7 +590,7 @@ fn main() {
         ignored: (!cfg!(feature = "peers")).then_some("peers tier: needs moto"),
         open: match &moto {
             Some(m) => {
-                let spec = m.spec("");
+                let spec = common::s3_spec(m, "");
                 Box::new(move |case| {
                     let mut spec = spec.clone();
                     spec.location = format!("{}contract/{case}", spec.location);

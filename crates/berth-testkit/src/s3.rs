@@ -58,8 +58,13 @@ pub struct S3 {
 }
 
 impl S3 {
-    /// A new, empty bucket (starting the server if this binary has none yet).
+    /// A new, empty bucket (starting the server if this binary has none yet). Callable from async
+    /// tests too: the blocking work runs on a thread of its own.
     pub fn start() -> S3 {
+        off_runtime(S3::start_blocking)
+    }
+
+    fn start_blocking() -> S3 {
         let port = server().port;
         let bucket = crate::unique("t");
         let url = format!("http://127.0.0.1:{port}/{bucket}");
@@ -84,6 +89,10 @@ impl S3 {
 
     /// The keys in the bucket below `prefix` (all of them for `""`), sorted.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
+        off_runtime(|| self.keys_blocking(prefix))
+    }
+
+    fn keys_blocking(&self, prefix: &str) -> Vec<String> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         let http = reqwest::blocking::Client::new();
@@ -111,6 +120,10 @@ impl S3 {
 
     /// An object's bytes, or `None` when there is none under `key`.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        off_runtime(|| self.get_blocking(key))
+    }
+
+    fn get_blocking(&self, key: &str) -> Option<Vec<u8>> {
         let url = format!("{}/{}/{key}", self.endpoint(), self.bucket);
         let r = reqwest::blocking::Client::new()
             .get(&url)
@@ -123,6 +136,12 @@ impl S3 {
         assert_eq!(r.status(), 200, "GET {url}");
         Some(r.bytes().expect("object body").to_vec())
     }
+}
+
+/// Runs `f` on a thread of its own: reqwest's blocking client may not be used, nor dropped, on a
+/// tokio runtime's thread, and tests call these helpers from `#[tokio::test]`s too.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// moto checks no signature, but serves objects to anonymous requests only when their ACL is public;

@@ -232,6 +232,29 @@ impl IntoResponse for ApiError {
         if let Some(h) = self.headers {
             resp.headers_mut().extend(*h);
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // Refused before its body was read: the rest of the body is still on the connection, so
+            // it cannot carry another request. Saying so keeps a client from reusing it and seeing it
+            // closed under its next request.
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_413_closes_the_connection_other_errors_keep_it() {
+        let r = ApiError::too_large("blob", 10).into_response();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(r.headers()["connection"], "close");
+        let r = ApiError::internal("x").into_response();
+        assert!(r.headers().get("connection").is_none());
     }
 }

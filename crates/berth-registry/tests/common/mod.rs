@@ -4,86 +4,28 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use berth_registry::config::Config;
 use berth_registry::server::{AppState, router};
 use berth_registry::storage::StorageSpec;
-use sha2::{Digest as _, Sha256};
 
-/// The repository root (for scripts).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+pub use berth_testkit::digest;
+
+/// A bucket of its own on the test binary's moto server (berth-testkit's: one server per binary).
+pub use berth_testkit::s3::S3;
+
+/// A storage spec for `prefix` of a test's bucket, with moto's credentials.
+pub fn s3_spec(s3: &S3, prefix: &str) -> StorageSpec {
+    let mut s = StorageSpec::new(format!("s3://{}/{prefix}", s3.bucket));
+    s.s3_endpoint = Some(s3.endpoint());
+    s.s3_region = Some("us-east-1".into());
+    s.s3_access_key = Some("testing".into());
+    s.s3_secret_key = Some("testing".into());
+    s
 }
 
-/// `sha256:<hex>` of some bytes.
-pub fn digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
-
-/// A running moto S3 server with one fresh bucket; stopped on drop.
-pub struct S3 {
-    /// Its port.
-    pub port: u16,
-    /// The bucket made for this test.
-    pub bucket: String,
-}
-
-impl S3 {
-    /// Starts moto on a free port with a new bucket.
-    pub fn start() -> S3 {
-        let port = free_port();
-        let bucket = format!("t{}", hex::encode(rand::random::<[u8; 6]>()));
-        let out = Command::new("bash")
-            .arg(repo_root().join("scripts/s3.sh"))
-            .args(["start", &port.to_string(), &bucket])
-            .output()
-            .expect("run scripts/s3.sh");
-        assert!(
-            out.status.success(),
-            "scripts/s3.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        S3 { port, bucket }
-    }
-
-    /// The endpoint URL.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// A storage spec for a prefix of this bucket.
-    pub fn spec(&self, prefix: &str) -> StorageSpec {
-        let mut s = StorageSpec::new(format!("s3://{}/{prefix}", self.bucket));
-        s.s3_endpoint = Some(self.endpoint());
-        s.s3_region = Some("us-east-1".into());
-        s.s3_access_key = Some("testing".into());
-        s.s3_secret_key = Some("testing".into());
-        s
-    }
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("scripts/s3.sh"))
-            .args(["stop", &self.port.to_string()])
-            .status();
-    }
-}
-
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(unused_imports)]
+pub use berth_testkit::free_port;
 
 /// A registry serving in this process; stops when dropped.
 pub struct Server {

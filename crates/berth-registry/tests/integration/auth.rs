@@ -1,16 +1,14 @@
 //! Auth through the real router: basic and bearer modes, access rules, the token endpoint, and
 //! that a refused request changes nothing in the storage.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::common::{Client, Server, digest};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use berth_registry::config::{AccessRule, Config};
 use berth_registry::storage::StorageSpec;
-use common::{Client, Server, digest};
 use serde_json::Value;
 
 /// Users and their passwords in every test's htpasswd file.

@@ -1,12 +1,10 @@
 //! The distribution API end to end over HTTP: every endpoint's happy path and its errors, on local
 //! disk, and the main flows again on a real S3-protocol server (moto).
 
-mod common;
-
+use crate::common::{Client, S3, Server, digest, error_code, header};
 use berth_registry::config::{AccessRule, Config, CrossMount};
 use berth_registry::paths;
 use berth_registry::storage::Storage;
-use common::{Client, S3, Server, digest, error_code, header};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -1113,8 +1111,8 @@ async fn blob_size_limit_is_enforced_with_413() {
 #[tokio::test]
 async fn main_flows_on_s3() {
     let s3 = S3::start();
-    let a = Server::on(s3.spec("reg")).await;
-    let b = Server::on(s3.spec("reg")).await;
+    let a = Server::on(crate::common::s3_spec(&s3, "reg")).await;
+    let b = Server::on(crate::common::s3_spec(&s3, "reg")).await;
     let (ca, cb) = (Client::new(&a.url), Client::new(&b.url));
     flow_blobs(&ca, &a.state.storage).await;
     flow_two_instances(&ca, &cb).await;

@@ -1,15 +1,13 @@
 //! TLS end to end: `berth_registry::serve` with a certificate signed by a test CA, spoken to by
 //! reqwest (rustls) trusting only that CA.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::Client;
 use berth_registry::config::{Config, TlsConfig};
 use berth_registry::storage::StorageSpec;
-use common::Client;
 
 fn openssl(args: &[&str], dir: &Path) {
     let out = Command::new("openssl")
@@ -91,7 +89,7 @@ async fn wait_for(port: u16) {
 async fn serve_speaks_https_with_the_configured_certificate() {
     let dir = tempfile::tempdir().unwrap();
     make_certificates(dir.path());
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let c = Config {
         addr: format!("127.0.0.1:{port}"),
         storage: Some(StorageSpec::new(dir.path().join("data").to_str().unwrap())),
@@ -163,7 +161,7 @@ async fn serve_refuses_to_start_with_a_bad_key() {
     let dir = tempfile::tempdir().unwrap();
     make_certificates(dir.path());
     let c = Config {
-        addr: format!("127.0.0.1:{}", common::free_port()),
+        addr: format!("127.0.0.1:{}", crate::common::free_port()),
         storage: Some(StorageSpec::new(dir.path().join("data").to_str().unwrap())),
         tls: Some(TlsConfig {
             cert: dir.path().join("server.crt"),

@@ -2,14 +2,12 @@
 //! an index built from an existing storage, two instances on one storage directory, the query
 //! language, pagination and deletion.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{Client, Server, digest};
 use berth_registry::config::{Config, SearchConfig};
 use berth_registry::search::Index;
 use berth_registry::storage::{Storage, StorageSpec};
-use common::{Client, Server, digest};
 use serde_json::{Value, json};
 
 /// A server on `dir` whose index polls events every `poll_ms`.
@@ -546,8 +544,8 @@ async fn results_are_paginated_with_link_headers() {
 #[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs moto")]
 #[tokio::test]
 async fn two_instances_on_one_bucket_see_each_others_pushes() {
-    let s3 = common::S3::start();
-    let spec = s3.spec("search");
+    let s3 = crate::common::S3::start();
+    let spec = crate::common::s3_spec(&s3, "search");
     let config = || Config {
         storage: Some(spec.clone()),
         search: SearchConfig { poll_ms: 100 },

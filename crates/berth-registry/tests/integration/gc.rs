@@ -2,20 +2,18 @@
 //! loop while two instances take pushes on one storage (local disk and S3) never loses a blob of
 //! a manifest that was answered 201.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::common::{S3, Server, digest};
 use berth_registry::config::{Config, GcConfig};
 use berth_registry::gc::{self, GcReport};
 use berth_registry::paths::{self, Event, ManifestLink, TagLink, UploadInfo};
 use berth_registry::storage::{Storage, StorageSpec};
 use bytes::Bytes;
-use common::{S3, Server, digest};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Mutex;
 
@@ -914,7 +912,7 @@ async fn gc_during_concurrent_pushes_on_local_disk_loses_nothing() {
 async fn gc_during_concurrent_pushes_on_s3_loses_nothing() {
     let s3 = S3::start();
     gc_during_concurrent_pushes(
-        s3.spec("gc"),
+        crate::common::s3_spec(&s3, "gc"),
         8,
         Duration::from_secs(15),
         Duration::from_millis(2500),

@@ -3,15 +3,13 @@
 //! what was not found, that `/` does not swallow the API, and — in Debian's headless Chromium —
 //! that the rendered DOM shows the pushed repository, tag, size and layers.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::{Client, Server, digest};
 use berth_registry::config::{Config, SearchConfig};
 use berth_registry::storage::StorageSpec;
-use common::{Client, Server, digest};
 use serde_json::{Value, json};
 
 async fn server() -> (Server, tempfile::TempDir) {
