@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -18,42 +18,7 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 /// OCI empty JSON descriptor's media type.
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
-/// A content descriptor.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// Media type of the referenced content.
-    #[serde(default)]
-    pub media_type: String,
-    /// `sha256:<hex>`.
-    pub digest: String,
-    /// Size in bytes.
-    #[serde(default)]
-    pub size: i64,
-    /// Artifact type (OCI 1.1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// Platform, in indexes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-}
-
-/// A platform, in an index entry or an image config.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct Platform {
-    /// CPU architecture.
-    #[serde(default)]
-    pub architecture: String,
-    /// Operating system.
-    #[serde(default)]
-    pub os: String,
-    /// CPU variant.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
+pub use berth_oci::{Descriptor, Platform};
 
 /// A manifest or index, reduced to what the registry reads.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -94,9 +59,6 @@ pub enum ManifestError {
     /// Wrong schema version.
     #[error("manifest schemaVersion must be 2, found {0:?}")]
     SchemaVersion(Option<i64>),
-    /// A descriptor's digest does not parse.
-    #[error("manifest references an invalid digest {0:?}")]
-    BadDigest(String),
     /// The body's mediaType contradicts the Content-Type it was sent with.
     #[error("manifest mediaType {body} does not match Content-Type {header}")]
     MediaTypeMismatch {
@@ -113,11 +75,6 @@ impl Manifest {
         let m: Manifest = serde_json::from_slice(bytes)?;
         if m.schema_version != Some(2) {
             return Err(ManifestError::SchemaVersion(m.schema_version));
-        }
-        for d in m.references().chain(m.subject.iter()) {
-            if d.digest.parse::<berth_oci::digest::Digest>().is_err() {
-                return Err(ManifestError::BadDigest(d.digest.clone()));
-            }
         }
         Ok(m)
     }
@@ -146,6 +103,34 @@ impl Manifest {
             (None, Some(c)) if !c.is_empty() => c.to_string(),
             (None, _) if !self.manifests.is_empty() => OCI_INDEX.to_string(),
             (None, _) => OCI_MANIFEST.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn manifest(layer: &str) -> Vec<u8> {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"x","digest":"{D}","size":0}},"layers":[{layer}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn descriptors_are_berth_oci_ones_checked_while_parsing() {
+        let m = Manifest::parse(&manifest(&format!(r#"{{"digest":"{D}","size":3}}"#))).unwrap();
+        assert_eq!(m.layers[0].size, 3);
+        assert_eq!(m.layers[0].digest.to_string(), D);
+        for bad in [
+            r#"{"digest":"sha256:nothex","size":3}"#.to_string(),
+            format!(r#"{{"digest":"{D}"}}"#),
+            format!(r#"{{"digest":"{D}","size":-1}}"#),
+        ] {
+            assert!(Manifest::parse(&manifest(&bad)).is_err(), "{bad} was accepted");
         }
     }
 }

@@ -206,14 +206,17 @@ impl Refs {
         if let Ok(m) = Manifest::parse(bytes) {
             let refs = m
                 .references()
-                .filter_map(|d| digest_hex(&d.digest))
+                .filter_map(|d| digest_hex(&d.digest.to_string()))
                 .collect();
             let children = m
                 .manifests
                 .iter()
-                .filter_map(|d| digest_hex(&d.digest))
+                .filter_map(|d| digest_hex(&d.digest.to_string()))
                 .collect();
-            let subject = m.subject.as_ref().and_then(|d| digest_hex(&d.digest));
+            let subject = m
+                .subject
+                .as_ref()
+                .and_then(|d| digest_hex(&d.digest.to_string()));
             return Refs {
                 refs,
                 children,

@@ -104,6 +104,11 @@ pub(crate) fn digest_hex(digest: &str) -> Option<&str> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 
+/// The hex of a descriptor's digest (always sha256, the only algorithm berth-oci parses).
+pub(crate) fn sha256_hex(d: &berth_oci::Digest) -> Option<&str> {
+    Some(d.hex())
+}
+
 /// Reads an object only when it exists and is at most `max` bytes.
 pub(crate) async fn get_small(
     storage: &Storage,
@@ -148,7 +153,7 @@ impl ParseCache {
             tracing::debug!(digest = hex, "search: manifest does not parse; not indexed");
             return Ok(None);
         };
-        if let Some(chex) = parsed.config.as_ref().and_then(|c| digest_hex(&c.digest)) {
+        if let Some(chex) = parsed.config.as_ref().and_then(|c| sha256_hex(&c.digest)) {
             let ckey = paths::blob(chex);
             if let Some(cfg) = get_small(storage, &ckey, MAX_CONFIG_BYTES).await? {
                 apply_config(&mut parsed, &cfg);
@@ -371,16 +376,11 @@ fn assemble(
     tag_stamps: BTreeMap<String, (Stamp, String)>,
 ) -> Repository {
     let mut manifests: BTreeMap<String, Arc<ManifestSummary>> = BTreeMap::new();
-    let mut blobs: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut blobs: BTreeMap<String, u64> = BTreeMap::new();
     for (digest, p, media_type, stamp) in raw.iter().filter(|r| !r.1.is_index) {
-        let size: u64 = p
-            .config
-            .iter()
-            .chain(p.layers.iter())
-            .map(|d| d.size.max(0) as u64)
-            .sum();
+        let size: u64 = p.config.iter().chain(p.layers.iter()).map(|d| d.size).sum();
         for d in p.config.iter().chain(p.layers.iter()) {
-            blobs.insert(&d.digest, d.size.max(0) as u64);
+            blobs.insert(d.digest.to_string(), d.size);
         }
         let s = ManifestSummary {
             digest: digest.clone(),
@@ -424,7 +424,7 @@ fn assemble(
             {
                 s.platforms.push(pl);
             }
-            match manifests.get(&c.digest) {
+            match manifests.get(&c.digest.to_string()) {
                 Some(child) => {
                     s.size += child.size;
                     s.layers += child.layers;
@@ -435,7 +435,7 @@ fn assemble(
                         s.labels.entry(k.clone()).or_insert_with(|| v.clone());
                     }
                 }
-                None => s.size += c.size.max(0) as u64,
+                None => s.size += c.size,
             }
         }
         indexes.push(s);

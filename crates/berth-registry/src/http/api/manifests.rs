@@ -190,9 +190,10 @@ pub(super) async fn put(
     }
     let subject = match &m.subject {
         Some(s) => {
-            let sd = names::parse_digest(&s.digest)
-                .map_err(|_| ApiError::manifest_invalid("subject digest is invalid"))?;
-            let entry = referrer_descriptor(&m, &media_type, &digest, body.len());
+            let sd = &s.digest;
+            let own = berth_oci::Digest::from_hex(&hex)
+                .map_err(|e| ApiError::internal(format!("the manifest's own digest: {e}")))?;
+            let entry = referrer_descriptor(&m, &media_type, own, body.len());
             storage
                 .put(
                     &paths::referrer(name, sd.hex(), &hex),
@@ -227,7 +228,12 @@ pub(super) async fn put(
 }
 
 /// The descriptor the referrers API lists for a manifest with a subject.
-fn referrer_descriptor(m: &Manifest, media_type: &str, digest: &str, size: usize) -> Descriptor {
+fn referrer_descriptor(
+    m: &Manifest,
+    media_type: &str,
+    digest: berth_oci::Digest,
+    size: usize,
+) -> Descriptor {
     let artifact_type = m
         .artifact_type
         .clone()
@@ -236,8 +242,8 @@ fn referrer_descriptor(m: &Manifest, media_type: &str, digest: &str, size: usize
         .filter(|a| !a.is_empty());
     Descriptor {
         media_type: media_type.to_string(),
-        digest: digest.to_string(),
-        size: size as i64,
+        digest,
+        size: size as u64,
         artifact_type,
         annotations: m.annotations.clone().filter(|a| !a.is_empty()),
         platform: None,
@@ -256,13 +262,15 @@ async fn first_missing(
         if is_foreign(d) {
             continue;
         }
-        let hex = names::parse_digest(&d.digest)?.hex().to_string();
-        checks.push((d.digest.clone(), paths::blob_link(name, &hex)));
-        checks.push((d.digest.clone(), paths::blob(&hex)));
+        let hex = d.digest.hex();
+        checks.push((d.digest.to_string(), paths::blob_link(name, hex)));
+        checks.push((d.digest.to_string(), paths::blob(hex)));
     }
     for d in &m.manifests {
-        let hex = names::parse_digest(&d.digest)?.hex().to_string();
-        checks.push((d.digest.clone(), paths::manifest_link(name, &hex)));
+        checks.push((
+            d.digest.to_string(),
+            paths::manifest_link(name, d.digest.hex()),
+        ));
     }
     checks.sort();
     checks.dedup();
@@ -318,8 +326,8 @@ pub(super) async fn delete(
     if let Some(body) = storage.get(&paths::blob(hex)).await?
         && let Ok(m) = Manifest::parse(&body)
         && let Some(s) = m.subject.as_ref()
-        && let Ok(sd) = names::parse_digest(&s.digest)
     {
+        let sd = &s.digest;
         storage
             .delete(&paths::referrer(name, sd.hex(), hex))
             .await?;

@@ -292,7 +292,7 @@ async fn manifest_page(state: &AppState, name: &str, hex: &str) -> Response {
     let config_json = match parsed
         .config
         .as_ref()
-        .and_then(|c| scan::digest_hex(&c.digest))
+        .and_then(|c| scan::sha256_hex(&c.digest))
     {
         Some(chex) => {
             match scan::get_small(storage, &paths::blob(chex), scan::MAX_CONFIG_BYTES).await {
@@ -326,7 +326,7 @@ async fn manifest_page(state: &AppState, name: &str, hex: &str) -> Response {
                 .iter()
                 .chain(full.layers.iter())
                 .chain(full.children.iter())
-                .map(|d| d.size.max(0) as u64)
+                .map(|d| d.size)
                 .sum()
         },
         |s| s.size,
@@ -393,9 +393,9 @@ fn layers_table(config: Option<&Descriptor>, layers: &[Descriptor]) -> String {
             b,
             "<tr><td class=\"num\">{}</td><td><code>{}</code></td><td><code>{}</code></td>{}</tr>",
             i + 1,
-            esc(&l.digest),
+            esc(&l.digest.to_string()),
             esc(&l.media_type),
-            size_cell(l.size.max(0) as u64)
+            size_cell(l.size)
         );
     }
     b.push_str("</tbody></table>");
@@ -403,9 +403,9 @@ fn layers_table(config: Option<&Descriptor>, layers: &[Descriptor]) -> String {
         let _ = write!(
             b,
             "<p class=\"muted\">Config <code>{}</code> ({}, {})</p>",
-            esc(&c.digest),
+            esc(&c.digest.to_string()),
             esc(&c.media_type),
-            esc(&human_size(c.size.max(0) as u64))
+            esc(&human_size(c.size))
         );
     }
     b
@@ -421,11 +421,11 @@ fn children_table(name: &str, children: &[Descriptor]) -> String {
         let _ = write!(
             b,
             "<tr><td><a href=\"{}\"><code>{}</code></a></td><td>{}</td><td><code>{}</code></td>{}</tr>",
-            attr(&manifest_href(name, &c.digest)),
-            esc(short_digest(&c.digest)),
+            attr(&manifest_href(name, &c.digest.to_string())),
+            esc(short_digest(&c.digest.to_string())),
             esc(&scan::descriptor_platform(c).unwrap_or_default()),
             esc(&c.media_type),
-            size_cell(c.size.max(0) as u64)
+            size_cell(c.size)
         );
     }
     b.push_str("</tbody></table>");
