@@ -7,16 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Docker v2 schema 2 manifest.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker v2 schema 2 manifest list.
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// OCI empty JSON descriptor's media type.
-pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+pub use berth_oci::media_type::{
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST as DOCKER_LIST, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
+};
 
 pub use berth_oci::{Descriptor, Platform};
 
@@ -130,7 +123,10 @@ mod tests {
             format!(r#"{{"digest":"{D}"}}"#),
             format!(r#"{{"digest":"{D}","size":-1}}"#),
         ] {
-            assert!(Manifest::parse(&manifest(&bad)).is_err(), "{bad} was accepted");
+            assert!(
+                Manifest::parse(&manifest(&bad)).is_err(),
+                "{bad} was accepted"
+            );
         }
     }
 }

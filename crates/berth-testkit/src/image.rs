@@ -5,12 +5,7 @@ use crate::digest;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The OCI image manifest media type.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// The OCI image index media type.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// The OCI image config media type.
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub use berth_oci::media_type::{OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
 
 /// How a [`Layer`]'s blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +22,9 @@ impl Compression {
     /// The OCI layer media type for this compression.
     pub fn media_type(self) -> &'static str {
         match self {
-            Compression::None => "application/vnd.oci.image.layer.v1.tar",
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::None => berth_oci::media_type::OCI_LAYER_TAR,
+            Compression::Gzip => berth_oci::media_type::OCI_LAYER_GZIP,
+            Compression::Zstd => berth_oci::media_type::OCI_LAYER_ZSTD,
         }
     }
 

@@ -8,9 +8,7 @@ use berth_registry::storage::Storage;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+use berth_oci::media_type::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
 fn hex_of(d: &str) -> &str {
     d.strip_prefix("sha256:").unwrap()
