@@ -2,72 +2,19 @@
 //! reqwest (rustls) trusting only that CA.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::Client;
 use berth_registry::config::{Config, TlsConfig};
 use berth_registry::storage::StorageSpec;
 
-fn openssl(args: &[&str], dir: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A CA and a server certificate for localhost and 127.0.0.1 signed by it, in `dir`:
-/// `ca.crt`, `server.crt` (chain: server then CA), `server.key`.
+/// `ca.crt`, `server.crt` (chain: server then CA), `server.key`, and `other.key` (a key that is
+/// not the certificate's).
 fn make_certificates(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=berth test CA"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
-    openssl(&ca, dir);
-    let mut csr = vec!["req", "-new", "-subj", "/CN=localhost"];
-    csr.extend(ec);
-    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-    openssl(&csr, dir);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "leaf.crt",
-        ],
-        dir,
-    );
-    let chain = std::fs::read_to_string(dir.join("leaf.crt")).unwrap()
-        + &std::fs::read_to_string(dir.join("ca.crt")).unwrap();
-    std::fs::write(dir.join("server.crt"), chain).unwrap();
+    let ca = berth_testkit::tls::Ca::new();
+    ca.write(dir, &["localhost", "127.0.0.1"]);
+    std::fs::write(dir.join("other.key"), ca.server(&["localhost"]).key_pem).unwrap();
 }
 
 /// Waits until something accepts connections on the port.
@@ -84,7 +31,6 @@ async fn wait_for(port: u16) {
     panic!("server on port {port} did not come up");
 }
 
-#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs openssl")]
 #[tokio::test]
 async fn serve_speaks_https_with_the_configured_certificate() {
     let dir = tempfile::tempdir().unwrap();
@@ -155,7 +101,6 @@ async fn serve_speaks_https_with_the_configured_certificate() {
     server.abort();
 }
 
-#[cfg_attr(not(feature = "peers"), ignore = "peers tier: needs openssl")]
 #[tokio::test]
 async fn serve_refuses_to_start_with_a_bad_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,10 +110,10 @@ async fn serve_refuses_to_start_with_a_bad_key() {
         storage: Some(StorageSpec::new(dir.path().join("data").to_str().unwrap())),
         tls: Some(TlsConfig {
             cert: dir.path().join("server.crt"),
-            key: dir.path().join("ca.key"),
+            key: dir.path().join("other.key"),
         }),
         ..Config::default()
     };
     let e = berth_registry::serve(c).await.unwrap_err().to_string();
-    assert!(e.contains("ca.key"), "{e}");
+    assert!(e.contains("other.key"), "{e}");
 }
