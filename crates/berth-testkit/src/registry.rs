@@ -155,6 +155,40 @@ impl Drop for Registry {
     }
 }
 
+/// The users of a test registry and their passwords: alice, bob and admin.
+pub const USERS: [(&str, &str); 3] = [
+    ("alice", "alice-pw"),
+    ("bob", "bob-pw"),
+    ("admin", "admin-pw"),
+];
+
+/// Writes an htpasswd file of `users` at `path` (bcrypt at cost 4, so debug builds stay quick; `$2y$`
+/// as Apache's htpasswd writes it when `apache_prefix`).
+pub fn write_htpasswd(path: &std::path::Path, users: &[(&str, &str)], apache_prefix: bool) {
+    let lines: Vec<String> = users
+        .iter()
+        .map(|(u, p)| {
+            let h = bcrypt::hash(p, 4).expect("bcrypt");
+            let h = if apache_prefix {
+                h.replacen("$2b$", "$2y$", 1)
+            } else {
+                h
+            };
+            format!("{u}:{h}")
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").expect("write htpasswd");
+}
+
+/// An access rule: `user` may do `actions` on the repositories matching `repos`.
+pub fn rule(user: &str, repos: &[&str], actions: &[&str]) -> berth_registry::config::AccessRule {
+    berth_registry::config::AccessRule {
+        user: user.into(),
+        repositories: repos.iter().map(|s| s.to_string()).collect(),
+        actions: actions.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,34 +6,17 @@ use base64::Engine as _;
 use berth_dist::auth::Credential;
 use berth_dist::client::{Body, Scope};
 use berth_dist::{Client, Error};
-use berth_registry::config::{AccessRule, Config as RegistryConfig};
+use berth_registry::config::Config as RegistryConfig;
 use http::{HeaderMap, Method};
 use std::path::Path;
 
-/// Users and passwords of every test registry.
-const USERS: [(&str, &str); 3] = [
-    ("alice", "alice-pw"),
-    ("bob", "bob-pw"),
-    ("admin", "admin-pw"),
-];
-
-fn rule(user: &str, repos: &[&str], actions: &[&str]) -> AccessRule {
-    AccessRule {
-        user: user.into(),
-        repositories: repos.iter().map(|s| s.to_string()).collect(),
-        actions: actions.iter().map(|s| s.to_string()).collect(),
-    }
-}
+use berth_testkit::registry::{USERS, rule, write_htpasswd};
 
 /// Auth settings in `dir`: alice pushes `team/*`, bob pulls `team/app` only, admin does all;
 /// bearer tokens when `tokens`.
 fn auth(dir: &Path, tokens: bool, anonymous_pull: bool) -> impl FnOnce(&mut RegistryConfig) {
     let htpasswd = dir.join("htpasswd");
-    let lines: Vec<String> = USERS
-        .iter()
-        .map(|(u, p)| format!("{u}:{}", bcrypt::hash(p, 4).unwrap()))
-        .collect();
-    std::fs::write(&htpasswd, lines.join("\n") + "\n").unwrap();
+    write_htpasswd(&htpasswd, &USERS, false);
     let secret = dir.join("secret");
     std::fs::write(&secret, hex::encode(rand::random::<[u8; 32]>())).unwrap();
     move |c: &mut RegistryConfig| {

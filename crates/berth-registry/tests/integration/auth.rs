@@ -7,40 +7,18 @@ use std::path::Path;
 use crate::common::{Client, Server, digest};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use berth_registry::config::{AccessRule, Config};
+use berth_registry::config::Config;
 use berth_registry::storage::StorageSpec;
 use serde_json::Value;
 
-/// Users and their passwords in every test's htpasswd file.
-const USERS: [(&str, &str); 3] = [
-    ("alice", "alice-pw"),
-    ("bob", "bob-pw"),
-    ("admin", "admin-pw"),
-];
-
-fn rule(user: &str, repos: &[&str], actions: &[&str]) -> AccessRule {
-    AccessRule {
-        user: user.into(),
-        repositories: repos.iter().map(|s| s.to_string()).collect(),
-        actions: actions.iter().map(|s| s.to_string()).collect(),
-    }
-}
+use berth_testkit::registry::{USERS, rule, write_htpasswd};
 
 /// A configuration over `dir/data` with an htpasswd file of [`USERS`] (bcrypt cost 4, so
 /// debug builds stay quick) and these rules: alice pushes `team/*`, bob only pulls, admin does
 /// everything.
 fn config(dir: &Path) -> Config {
     let htpasswd = dir.join("htpasswd");
-    let lines: Vec<String> = USERS
-        .iter()
-        .map(|(u, p)| {
-            format!(
-                "{u}:{}",
-                bcrypt::hash(p, 4).unwrap().replacen("$2b$", "$2y$", 1)
-            )
-        })
-        .collect();
-    std::fs::write(&htpasswd, lines.join("\n") + "\n").unwrap();
+    write_htpasswd(&htpasswd, &USERS, true);
     let mut c = Config {
         storage: Some(StorageSpec::new(dir.join("data").to_str().unwrap())),
         ..Config::default()

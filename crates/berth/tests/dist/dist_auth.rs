@@ -16,11 +16,7 @@ const USERS: [(&str, &str); 2] = [("alice", "alice-secret"), ("bob", "bob-secret
 /// nothing.
 fn token_registry(dir: &Path) -> (Registry, Store) {
     let htpasswd = dir.join("htpasswd");
-    let lines: Vec<String> = USERS
-        .iter()
-        .map(|(u, p)| format!("{u}:{}", bcrypt::hash(p, 4).unwrap()))
-        .collect();
-    std::fs::write(&htpasswd, lines.join("\n") + "\n").unwrap();
+    berth_testkit::registry::write_htpasswd(&htpasswd, &USERS, false);
     let secret = dir.join("token.key");
     std::fs::write(&secret, hex::encode(rand::random::<[u8; 32]>())).unwrap();
     let conf = dir.join("registry.toml");
