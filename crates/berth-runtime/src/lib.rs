@@ -30,6 +30,7 @@ pub mod pty;
 pub mod seccomp;
 mod spawn;
 mod stage;
+pub mod state;
 mod sys;
 
 pub use error::Error;
