@@ -3,14 +3,13 @@
 //! a host directory it must not write into, the binary's identity. The same attacks through `berth` are in
 //! crates/berth/tests/escapes.rs; the list with results is docs/security.md.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
+use crate::rootfs::*;
 
 /// The descriptor numbers an attacker tries.
 const FDS: std::ops::RangeInclusive<u32> = 3..=20;

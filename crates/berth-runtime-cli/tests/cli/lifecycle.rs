@@ -1,12 +1,11 @@
 //! The runc-compatible binary: spec, create, state, start, exec, kill, delete, run.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
+use crate::rootfs::*;
 use oci_spec::runtime::Spec;
 
 fn state(root: &Path, id: &str) -> serde_json::Value {
