@@ -7,3 +7,4 @@ mod rootfs;
 mod escapes;
 mod harness;
 mod lifecycle;
+mod plain;
