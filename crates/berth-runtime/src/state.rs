@@ -52,6 +52,14 @@ pub enum StateError {
         /// The error.
         source: serde_json::Error,
     },
+    /// A record cannot be written as JSON (its bundle path is not UTF-8).
+    #[error("encoding the state of {id}: {source}")]
+    Encode {
+        /// The container.
+        id: String,
+        /// The error.
+        source: serde_json::Error,
+    },
     /// Writing a state file failed.
     #[error("writing the state of {id}: {source}")]
     Write {
@@ -213,7 +221,11 @@ impl StateDir {
     /// Writes `rec` as its container's `state.json`, atomically.
     pub fn save(&self, rec: &Record) -> Result<(), StateError> {
         validate_id(&rec.id)?;
-        let data = serde_json::to_vec_pretty(rec).expect("a Record always serialises");
+        // Fails only for a path that is not UTF-8 (JSON strings are).
+        let data = serde_json::to_vec_pretty(rec).map_err(|source| StateError::Encode {
+            id: rec.id.clone(),
+            source,
+        })?;
         berth_fs::write_atomic(
             &self.dir(&rec.id).join("state.json"),
             &data,
@@ -333,6 +345,8 @@ impl StateDir {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
     use super::*;
 
     fn record(id: &str, pid: i32) -> Record {
@@ -377,6 +391,12 @@ mod tests {
         dir.create("c2").unwrap();
         assert_eq!(dir.list().unwrap(), vec![rec.clone()]);
 
+        let odd = Record {
+            id: "c2".into(),
+            bundle: std::ffi::OsStr::from_bytes(b"/b\xff").into(),
+            ..rec.clone()
+        };
+        assert!(matches!(dir.save(&odd), Err(StateError::Encode { .. })));
         std::fs::write(dir.dir("c2").join("state.json"), b"{").unwrap();
         assert!(matches!(dir.load("c2"), Err(StateError::Parse { .. })));
         dir.remove("c2").unwrap();

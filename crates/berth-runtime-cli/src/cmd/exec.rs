@@ -97,3 +97,85 @@ fn process(spec: &Spec, o: &Options<'_>) -> Result<Process> {
     }
     Ok(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(command: &[&str]) -> Options<'static> {
+        Options {
+            id: "c",
+            process: None,
+            command: command.iter().map(|s| s.to_string()).collect(),
+            tty: false,
+            console_socket: None,
+            pid_file: None,
+            detach: false,
+            cwd: None,
+            env: vec![],
+            user: None,
+        }
+    }
+
+    #[test]
+    fn the_command_runs_on_the_containers_process_settings() {
+        let spec = berth_runtime::defaults::spec();
+        let mut o = options(&["ls", "-l"]);
+        o.cwd = Some("/tmp".into());
+        o.env = vec!["A=1".into()];
+        o.user = Some("1000:100");
+        let p = process(&spec, &o).unwrap();
+        assert_eq!(p.args().as_deref(), Some(&["ls".into(), "-l".into()][..]));
+        assert_eq!(
+            p.terminal(),
+            Some(false),
+            "the spec's terminal is not inherited"
+        );
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+        let env = p.env().as_ref().unwrap();
+        assert_eq!(env.last().map(String::as_str), Some("A=1"));
+        assert_eq!(
+            env.len(),
+            spec.process()
+                .as_ref()
+                .unwrap()
+                .env()
+                .as_ref()
+                .unwrap()
+                .len()
+                + 1
+        );
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
+        assert_eq!(
+            p.capabilities(),
+            spec.process().as_ref().unwrap().capabilities()
+        );
+
+        o.user = Some("7");
+        let p = process(&spec, &o).unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (7, 0));
+        o.user = Some("nobody");
+        assert!(process(&spec, &o).is_err());
+        assert!(
+            process(&spec, &options(&[])).is_err(),
+            "no command, no --process"
+        );
+    }
+
+    #[test]
+    fn a_process_file_replaces_the_containers_process() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("process.json");
+        let mut given = Process::default();
+        given.set_args(Some(vec!["/bin/echo".into(), "hi".into()]));
+        given.set_terminal(Some(true));
+        std::fs::write(&path, serde_json::to_vec(&given).unwrap()).unwrap();
+        let mut o = options(&[]);
+        o.process = Some(&path);
+        let p = process(&berth_runtime::defaults::spec(), &o).unwrap();
+        assert_eq!(p, given);
+        std::fs::write(&path, b"{").unwrap();
+        let e = process(&berth_runtime::defaults::spec(), &o).unwrap_err();
+        assert!(e.to_string().starts_with("parsing "), "{e}");
+    }
+}
