@@ -1,9 +1,12 @@
-//! Docker's defaults for a container: capabilities, masked and read-only paths, mounts. The engine
-//! uses these to build a spec; tests use them to check what a container sees.
+//! Docker's defaults for a container: capabilities, masked and read-only paths, mounts, and the
+//! default spec built from them. The engine uses these to build a spec; tests use them to check
+//! what a container sees.
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::{Capability, LinuxDeviceCgroup, LinuxDeviceType, Mount};
+use oci_spec::runtime::{
+    Capabilities, Capability, LinuxCapabilities, LinuxDeviceCgroup, LinuxDeviceType, Mount, Spec,
+};
 
 /// Docker's 14 default capabilities (CapEff 0x00000000a80425fb).
 pub fn docker_capabilities() -> Vec<Capability> {
@@ -154,9 +157,61 @@ pub fn device_rules() -> Vec<LinuxDeviceCgroup> {
     ]
 }
 
+/// runc's `spec` default (a `rootfs` bundle, a terminal), with Docker's mounts, capabilities,
+/// masked and read-only paths and device rules: what `berth-runtime spec` writes.
+pub fn spec() -> Spec {
+    let mut spec = Spec::default();
+    spec.set_hostname(Some("berth".into()));
+    spec.set_mounts(Some(mounts()));
+    if let Some(p) = spec.process_mut() {
+        p.set_terminal(Some(true));
+        let caps: Capabilities = docker_capabilities().into_iter().collect();
+        let mut c = LinuxCapabilities::default();
+        c.set_bounding(Some(caps.clone()));
+        c.set_effective(Some(caps.clone()));
+        c.set_permitted(Some(caps));
+        c.set_inheritable(None);
+        c.set_ambient(None);
+        p.set_capabilities(Some(c));
+    }
+    if let Some(l) = spec.linux_mut() {
+        l.set_masked_paths(Some(masked_paths()));
+        l.set_readonly_paths(Some(readonly_paths()));
+        if let Some(r) = l.resources_mut() {
+            r.set_devices(Some(device_rules()));
+        }
+    }
+    spec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_spec_carries_dockers_defaults() {
+        let s = spec();
+        assert_eq!(
+            s.root().as_ref().unwrap().path(),
+            std::path::Path::new("rootfs")
+        );
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.terminal(), Some(true));
+        let caps = p.capabilities().as_ref().unwrap();
+        assert_eq!(
+            caps.bounding().as_ref().unwrap().len(),
+            docker_capabilities().len()
+        );
+        assert!(caps.ambient().is_none() && caps.inheritable().is_none());
+        assert_eq!(s.mounts().as_ref().unwrap(), &mounts());
+        let l = s.linux().as_ref().unwrap();
+        assert_eq!(l.masked_paths().as_ref().unwrap(), &masked_paths());
+        assert_eq!(l.readonly_paths().as_ref().unwrap(), &readonly_paths());
+        assert_eq!(
+            l.resources().as_ref().unwrap().devices().as_ref().unwrap(),
+            &device_rules()
+        );
+    }
 
     #[test]
     fn device_rules_deny_the_host_console_and_allow_the_ptys() {

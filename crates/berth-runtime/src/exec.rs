@@ -10,12 +10,13 @@ use rustix::pipe::PipeFlags;
 
 use crate::cgjoin::Join;
 use crate::cgroups::Cgroup;
-use crate::child::{self, ChildStdio, FORKED, Fail, Stage, at_raw};
+use crate::child::{self, ChildStdio, FORKED, Fail, at_raw};
 use crate::error::Error;
 use crate::handle::{Child, read_report, record_error};
 use crate::plan::ProcessPlan;
 use crate::seccomp::Program;
 use crate::spawn::Stdio;
+use crate::stage::Stage;
 use crate::sys::{self, Forked};
 
 /// Namespaces joined by `exec`, in order (user first so the rest are permitted; mnt last).

@@ -5,8 +5,9 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 use crate::cgroups::Cgroup;
-use crate::child::{RECORD_LEN, Record, Stage};
+use crate::child::{RECORD_LEN, Record};
 use crate::error::Error;
+use crate::stage::Stage;
 use crate::sys;
 
 /// How a container process ended.

@@ -29,15 +29,16 @@ mod plan;
 pub mod pty;
 pub mod seccomp;
 mod spawn;
+mod stage;
+pub mod state;
 mod sys;
 
-pub use child::Stage;
 pub use error::Error;
 pub use exec::exec;
 pub use handle::{Child, ExitStatus};
 pub use plan::mount::MountOptionError;
-pub use plan::{IdmapError, PlanError};
+pub use plan::{IdmapError, OverlayRoot, PlanError};
 pub use spawn::{
-    LaunchConfig, OverlayRoot, Stdio, cgroups_path, create, destroy, plan_only, spawn, spawn_in,
-    start,
+    LaunchConfig, Stdio, cgroups_path, create, destroy, plan_only, spawn, spawn_in, start,
 };
+pub use stage::Stage;

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::runtime::Spec;
 use rustix::fs::OFlags;
@@ -15,20 +15,9 @@ use crate::cgroups::Cgroup;
 use crate::child::{self, ChildStdio, InitArgs, READY};
 use crate::error::Error;
 use crate::handle::{Child, read_report, record_error};
-use crate::plan::{IdMaps, Plan};
+use crate::plan::{IdMaps, OverlayRoot, Plan};
 use crate::seccomp::Program;
 use crate::sys::{self, Forked};
-
-/// An overlay the child mounts at `spec.root.path` inside its own mount namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OverlayRoot {
-    /// Lower layers, topmost first, absolute.
-    pub lowers: Vec<PathBuf>,
-    /// The container's upper directory.
-    pub upper: PathBuf,
-    /// overlayfs work directory (same filesystem as `upper`).
-    pub work: PathBuf,
-}
 
 /// Where the container's stdin/stdout/stderr come from.
 #[derive(Debug)]

@@ -14,6 +14,7 @@ fn median(v: &mut [u128]) -> u128 {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn spawn_true_timings() {
     let r = Rootfs::new();
     let rounds = 40;

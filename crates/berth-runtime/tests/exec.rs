@@ -6,6 +6,7 @@ use berth_runtime::{Error, ExitStatus, LaunchConfig};
 use common::*;
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn exec_joins_running_container() {
     let r = Rootfs::new();
     let id = unique_id("exec");

@@ -10,6 +10,7 @@ use berth_runtime::ExitStatus;
 use common::*;
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn mount_namespace_outlives_the_process_while_held() {
     let r = Rootfs::new();
     let id = unique_id("mnthold");

@@ -6,6 +6,7 @@ use berth_runtime::{Error, ExitStatus, OverlayRoot};
 use common::*;
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn exit_code_propagates() {
     let r = Rootfs::new();
     let id = unique_id("exit");
@@ -22,6 +23,7 @@ fn exit_code_propagates() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn signal_death_is_signaled() {
     let r = Rootfs::new();
     let id = unique_id("sig");
@@ -50,6 +52,7 @@ fn signal_death_is_signaled() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn exec_not_found_and_permission() {
     let r = Rootfs::new();
     let id = unique_id("nf");
@@ -84,6 +87,7 @@ fn exec_not_found_and_permission() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn setup_error_names_stage_and_object() {
     let r = Rootfs::new();
     let id = unique_id("bad");
@@ -122,6 +126,7 @@ cat /proc/self/cgroup | grep -c ':/$' | sed 's/^/cgroupns-root-lines=/'
 "#;
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn isolation_seen_from_inside() {
     let r = Rootfs::new();
     let id = unique_id("iso");
@@ -178,6 +183,7 @@ fn isolation_seen_from_inside() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn rlimits_clamped_and_user_switched() {
     let r = Rootfs::new();
     let id = unique_id("user");
@@ -222,6 +228,7 @@ fn rlimits_clamped_and_user_switched() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn overlay_root_leaves_lowers_unchanged() {
     let r = Rootfs::new();
     let dir = tempfile::tempdir().unwrap();
@@ -268,6 +275,7 @@ fn overlay_root_leaves_lowers_unchanged() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn pty_is_controlling_terminal_and_console() {
     let r = Rootfs::new();
     let id = unique_id("pty");
@@ -314,6 +322,7 @@ fn pty_is_controlling_terminal_and_console() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn create_waits_for_start() {
     let r = Rootfs::new();
     let id = unique_id("create");
@@ -355,6 +364,7 @@ fn create_waits_for_start() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn start_right_after_create() {
     let r = Rootfs::new();
     for i in 0..5 {
@@ -381,6 +391,7 @@ fn start_right_after_create() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn shared_root_propagation_does_not_leak_mounts_to_host() {
     let r = Rootfs::new();
     let id = unique_id("rshared");
@@ -409,6 +420,7 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> oci_spec::run
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn mounts_devices_sysctls_and_masks_applied() {
     let r = Rootfs::new();
     let host = tempfile::tempdir().unwrap();
@@ -493,6 +505,7 @@ echo cwd=$(pwd)
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn ambient_capabilities_for_non_root() {
     let r = Rootfs::new();
     let id = unique_id("ambient");
@@ -528,6 +541,7 @@ fn ambient_capabilities_for_non_root() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn namespace_paths_are_joined() {
     let r = Rootfs::new();
     let id_a = unique_id("ns-a");
@@ -601,6 +615,7 @@ fn cgroup2_mount() -> std::path::PathBuf {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cgroup_v2_child_is_born_in_its_cgroup() {
     use berth_runtime::cgroups::{Cgroup, Hierarchy};
     let r = Rootfs::new();

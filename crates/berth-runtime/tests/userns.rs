@@ -8,6 +8,7 @@ use common::*;
 use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType};
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn user_namespace_maps_root_to_unprivileged_uid() {
     let r = Rootfs::new();
     // The mapped root must be able to reach the rootfs: the temp dir is 0700 by default.
@@ -74,6 +75,7 @@ fn user_namespace_maps_root_to_unprivileged_uid() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn exec_joins_the_user_namespace() {
     let r = Rootfs::new();
     std::fs::set_permissions(

@@ -116,6 +116,7 @@ fn limits() -> LinuxResources {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn v1_create_limit_join_kill_destroy() {
     let Some(h) = v1() else { return };
     let parent = Parent::new(h.clone());
@@ -191,6 +192,7 @@ fn v1_create_limit_join_kill_destroy() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn v1_open_finds_the_same_directories() {
     let Some(h) = v1() else { return };
     let parent = Parent::new(h.clone());
@@ -207,6 +209,7 @@ fn v1_open_finds_the_same_directories() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn v1_create_and_destroy_are_fast() {
     let Some(h) = v1() else { return };
     let parent = Parent::new(h.clone());
@@ -227,6 +230,7 @@ fn v1_create_and_destroy_are_fast() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn v1_failed_limit_leaves_nothing_behind() {
     let Some(h) = v1() else { return };
     let parent = Parent::new(h.clone());
@@ -270,6 +274,7 @@ fn unified() -> Option<Hierarchy> {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn v2_create_join_kill_destroy_in_unified() {
     let Some(h) = unified() else { return };
     let parent = Parent::new(h.clone());
@@ -304,6 +309,7 @@ fn v2_create_join_kill_destroy_in_unified() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn v2_limit_without_controller_fails_cleanly() {
     let Some(h) = unified() else { return };
     let Hierarchy::V2 { root } = &h else {
@@ -327,6 +333,7 @@ fn v2_limit_without_controller_fails_cleanly() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn v2_device_rules_are_enforced_by_ebpf() {
     let Some(h) = unified() else { return };
     let parent = Parent::new(h.clone());

@@ -7,8 +7,9 @@ use std::os::fd::{AsFd, RawFd};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-use super::{Fail, Stage, at, at_raw};
+use super::{Fail, at, at_raw};
 use crate::plan::ProcessPlan;
+use crate::stage::Stage;
 use crate::sys;
 
 /// Becomes the user's process. Returns only the failure (success is `execve`).

@@ -12,9 +12,10 @@ use rustix::mount::{
     OpenTreeFlags, UnmountFlags,
 };
 
-use super::{Fail, Stage, at, at_raw};
+use super::{Fail, at, at_raw};
 use crate::plan::mount::attr;
 use crate::plan::{DEV_SYMLINKS, FsParam, MountPlan, MountSource, OverlayPlan, Plan};
+use crate::stage::Stage;
 use crate::sys;
 
 const AT_EMPTY_PATH: u32 = libc::AT_EMPTY_PATH as u32;

@@ -16,8 +16,7 @@ use rustix::fs::{CWD, OFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, OpenTreeFlags};
 use rustix::pipe::PipeFlags;
 
-use super::IdMaps;
-use crate::spawn::OverlayRoot;
+use super::{IdMaps, OverlayRoot};
 use crate::sys::{self, Forked};
 
 /// Why the id-mapped root overlay could not be built.

@@ -18,7 +18,18 @@ pub(crate) use mount::{FsParam, MountOptionError};
 pub(crate) use process::ProcessPlan;
 
 use crate::seccomp::Program;
-use crate::spawn::OverlayRoot;
+use crate::stage::Stage;
+
+/// An overlay the child mounts at `spec.root.path` inside its own mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayRoot {
+    /// Lower layers, topmost first, absolute.
+    pub lowers: Vec<PathBuf>,
+    /// The container's upper directory.
+    pub upper: PathBuf,
+    /// overlayfs work directory (same filesystem as `upper`).
+    pub work: PathBuf,
+}
 
 /// Why a spec could not be turned into a plan.
 #[derive(Debug, thiserror::Error)]
@@ -603,8 +614,8 @@ impl<'a> Plan<'a> {
     }
 
     /// The object an error record's index refers to, for messages.
-    pub(crate) fn describe(&self, stage: crate::child::Stage, index: usize) -> String {
-        use crate::child::Stage as S;
+    pub(crate) fn describe(&self, stage: Stage, index: usize) -> String {
+        use Stage as S;
         let c = |v: &Vec<CString>| {
             v.get(index)
                 .map(|c| c.to_string_lossy().into_owned())

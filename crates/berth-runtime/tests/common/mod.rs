@@ -1,11 +1,15 @@
-//! Test harness: a busybox rootfs in a temp dir, a Docker-like spec, run-and-capture helpers.
+//! Test harness of the library: a Docker-like spec, run-and-capture helpers, on the rootfs of
+//! [`rootfs`] (shared with the binary's tests).
 #![allow(dead_code)]
+
+mod rootfs;
+
+pub use rootfs::*;
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
 use berth_runtime::{Child, ExitStatus, LaunchConfig, OverlayRoot, Stdio};
 use oci_spec::runtime::{
@@ -13,50 +17,6 @@ use oci_spec::runtime::{
     LinuxNamespaceType, LinuxResourcesBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
     RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
-
-pub const APPLETS: &[&str] = &[
-    "sh", "true", "false", "cat", "ls", "id", "hostname", "ps", "echo", "sleep", "grep", "unshare",
-    "touch", "wc", "test", "stat", "mount", "ip", "tty", "stty", "head", "readlink", "env", "kill",
-    "mkdir", "rm",
-];
-
-/// A temp dir holding `rootfs/` with busybox and its applet symlinks.
-pub struct Rootfs {
-    pub dir: tempfile::TempDir,
-}
-
-impl Rootfs {
-    pub fn new() -> Rootfs {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("rootfs");
-        for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        for a in APPLETS {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
-        }
-        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        std::fs::write(root.join("etc/noexec"), "#!/bin/sh\necho hi\n").unwrap();
-        Rootfs { dir }
-    }
-
-    pub fn path(&self) -> PathBuf {
-        self.dir.path().join("rootfs")
-    }
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A unique container id for this test process.
-pub fn unique_id(tag: &str) -> String {
-    format!(
-        "t{}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed),
-        tag
-    )
-}
 
 /// Docker's default spec for `args` on `root`.
 pub fn spec(root: &Path, args: &[&str]) -> Spec {
@@ -193,56 +153,10 @@ pub fn cleanup(id: &str, child: Child) {
     assert_no_cgroup(id);
 }
 
-pub fn assert_no_cgroup(id: &str) {
-    for c in ["memory", "pids", "cpu"] {
-        let p = PathBuf::from(format!("/sys/fs/cgroup/{c}/berth/{id}"));
-        assert!(!p.exists(), "{p:?} left behind");
-    }
-}
-
 /// Number of mounts the host sees.
 pub fn host_mounts() -> usize {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
         .count()
-}
-
-/// The runc-compatible binary with `--root ROOT` and stdin on /dev/null, ready for more arguments.
-pub fn rt(root: &Path) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_berth-runtime"));
-    c.arg("--root").arg(root).stdin(std::process::Stdio::null());
-    c
-}
-
-/// Runs `c`, asserts success and returns standard output.
-pub fn ok(c: &mut std::process::Command) -> String {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A bundle in `r`'s directory from `berth-runtime spec`, running `args` (in `cwd` if given) without a
-/// terminal on a writable root; the runtime's state root is `state/` next to it.
-pub fn bundle(r: &Rootfs, args: &[&str], cwd: Option<&str>) -> PathBuf {
-    let b = r.dir.path().to_owned();
-    let _ = std::fs::remove_file(b.join("config.json"));
-    ok(rt(&b.join("state")).args(["spec", "--bundle"]).arg(&b));
-    let mut s = Spec::load(b.join("config.json")).unwrap();
-    assert_eq!(s.root().as_ref().unwrap().path(), Path::new("rootfs"));
-    let p = s.process_mut().as_mut().unwrap();
-    p.set_terminal(Some(false));
-    p.set_args(Some(args.iter().map(|a| a.to_string()).collect()));
-    if let Some(cwd) = cwd {
-        p.set_cwd(cwd.into());
-    }
-    let mut root = s.root().clone().unwrap();
-    root.set_readonly(Some(false));
-    s.set_root(Some(root));
-    s.save(b.join("config.json")).unwrap();
-    b
 }

@@ -3,14 +3,13 @@
 //! a host directory it must not write into, the binary's identity. The same attacks through `berth` are in
 //! crates/berth/tests/escapes.rs; the list with results is docs/security.md.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
+use crate::rootfs::*;
 
 /// The descriptor numbers an attacker tries.
 const FDS: std::ops::RangeInclusive<u32> = 3..=20;
@@ -150,6 +149,7 @@ fn cwd_attacks(
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_process_cwd_through_run() {
     let r = Rootfs::new();
     let s = HostSecret::new();
@@ -165,6 +165,7 @@ fn cve_2024_21626_process_cwd_through_run() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_process_cwd_through_create_and_start() {
     let r = Rootfs::new();
     let s = HostSecret::new();
@@ -181,6 +182,7 @@ fn cve_2024_21626_process_cwd_through_create_and_start() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2024_21626_exec_cwd() {
     let r = Rootfs::new();
     let s = HostSecret::new();
@@ -224,6 +226,7 @@ fn install_watcher(r: &Rootfs) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn cve_2019_5736_exec_child_gives_no_handle_on_the_runtime_binary() {
     let r = Rootfs::new();
     install_watcher(&r);

@@ -1,12 +1,11 @@
 //! The runc-compatible binary: spec, create, state, start, exec, kill, delete, run.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
+use crate::rootfs::*;
 use oci_spec::runtime::Spec;
 
 fn state(root: &Path, id: &str) -> serde_json::Value {
@@ -22,6 +21,7 @@ fn wait_for(mut f: impl FnMut() -> bool) {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn create_start_exec_kill_delete() {
     let r = Rootfs::new();
     let b = bundle(&r, &["sh", "-c", "echo hi > /tmp/out; exec sleep 60"], None);
@@ -106,6 +106,7 @@ fn create_start_exec_kill_delete() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn run_propagates_exit_code_and_cleans_up() {
     let r = Rootfs::new();
     let b = bundle(&r, &["sh", "-c", "exit 3"], None);
@@ -167,6 +168,7 @@ fn recv_fd(listener: &std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd 
 }
 
 #[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
 fn terminal_via_console_socket() {
     let r = Rootfs::new();
     let b = bundle(
