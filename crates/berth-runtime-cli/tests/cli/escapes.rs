@@ -211,7 +211,8 @@ fn cve_2024_21626_exec_cwd() {
 
 /// The watcher of crates/berth/tests/cli/escape_helpers, built static into the container's /bin.
 fn install_watcher(r: &Rootfs) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../berth/tests/cli/escape_helpers/watch.c");
+    let src =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../berth/tests/cli/escape_helpers/watch.c");
     let out = Command::new("gcc")
         .args(["-static", "-O2", "-o"])
         .arg(r.path().join("bin/watch"))
