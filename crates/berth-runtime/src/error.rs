@@ -55,6 +55,9 @@ pub enum Error {
     /// Compiling the spec's seccomp profile failed.
     #[error("compiling the seccomp profile: {0}")]
     Seccomp(#[source] SeccompError),
+    /// The caller's [`crate::spawn_attached`] hook failed (the process was killed before `execve`).
+    #[error("{0}")]
+    Attach(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A host-side system call around the start failed.
     #[error("{action}: {source}")]
     Sys {

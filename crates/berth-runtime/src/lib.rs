@@ -39,6 +39,7 @@ pub use handle::{Child, ExitStatus};
 pub use plan::mount::MountOptionError;
 pub use plan::{IdmapError, OverlayRoot, PlanError};
 pub use spawn::{
-    LaunchConfig, Stdio, cgroups_path, create, destroy, plan_only, spawn, spawn_in, start,
+    AttachHook, LaunchConfig, Stdio, cgroups_path, create, destroy, plan_only, spawn,
+    spawn_attached, spawn_in, start,
 };
 pub use stage::Stage;

@@ -79,13 +79,26 @@ pub fn cgroups_path(spec: &Spec, id: &str) -> String {
 
 /// Starts the container's first process; returns once it has exec'd (or failed to).
 pub fn spawn(cfg: LaunchConfig<'_>) -> Result<Child, Error> {
-    launch(cfg, None, None)
+    launch(cfg, None, None, None)
+}
+
+/// What [`spawn_attached`] calls between the clone and the `execve`: given the new process's pid
+/// (its namespaces exist; `/proc/PID/ns/net` is the network namespace to configure).
+pub type AttachHook<'h> =
+    dyn FnMut(i32) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + 'h;
+
+/// Like [`spawn`], and calls `attach` with the new process's pid once it is cloned, while the process
+/// sets itself up; the process `execve`s only after `attach` returns. An error from `attach` kills
+/// the process and is returned as [`Error::Attach`]. This is where a caller plugs a network in: the
+/// container's namespace exists, nothing of the user's program has run yet.
+pub fn spawn_attached(cfg: LaunchConfig<'_>, attach: &mut AttachHook<'_>) -> Result<Child, Error> {
+    launch(cfg, None, None, Some(attach))
 }
 
 /// Like [`spawn`], into a cgroup the caller created (its path and resources are the caller's; the
 /// spec's are ignored). On failure the cgroup is destroyed, as `spawn` does with its own.
 pub fn spawn_in(cfg: LaunchConfig<'_>, cgroup: Cgroup) -> Result<Child, Error> {
-    launch(cfg, None, Some(cgroup))
+    launch(cfg, None, Some(cgroup), None)
 }
 
 /// runc's `create`: sets the container up completely, but its process waits before `execve` until
@@ -115,7 +128,7 @@ pub fn create(cfg: LaunchConfig<'_>, start_fifo: &Path) -> Result<Child, Error> 
             e.raw_os_error(),
         )
     });
-    let r = gate.and_then(|g| launch(cfg, Some(g.as_fd()), None));
+    let r = gate.and_then(|g| launch(cfg, Some(g.as_fd()), None, None));
     if r.is_err() {
         let _ = std::fs::remove_file(start_fifo);
     }
@@ -152,6 +165,7 @@ fn launch(
     cfg: LaunchConfig<'_>,
     gate: Option<BorrowedFd<'_>>,
     cgroup: Option<Cgroup>,
+    attach: Option<&mut AttachHook<'_>>,
 ) -> Result<Child, Error> {
     let compiled;
     let seccomp = match (
@@ -201,7 +215,7 @@ fn launch(
         }
     };
     let path = cgroup.path().to_owned();
-    match start_child(&plan, &cgroup, &path, &cfg.stdio, gate) {
+    match start_child(&plan, &cgroup, &path, &cfg.stdio, gate, attach) {
         Ok((pid, pidfd, mnt_ns)) => Ok(Child::new(pid, pidfd, cgroup, mnt_ns)),
         Err(e) => {
             let _ = cgroup.destroy();
@@ -246,6 +260,7 @@ fn start_child(
     path: &str,
     stdio: &Stdio,
     gate: Option<BorrowedFd<'_>>,
+    attach: Option<&mut AttachHook<'_>>,
 ) -> Result<(i32, OwnedFd, Option<OwnedFd>), Error> {
     let (join, into) = cgroup_placement(cgroup, path)?;
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
@@ -254,6 +269,13 @@ fn start_child(
         Some(_) => Some(
             rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
                 .map_err(|e| Error::sys("creating the sync pipe", e.raw_os_error()))?,
+        ),
+        None => None,
+    };
+    let network = match attach {
+        Some(_) => Some(
+            rustix::pipe::pipe_with(PipeFlags::CLOEXEC)
+                .map_err(|e| Error::sys("creating the network pipe", e.raw_os_error()))?,
         ),
         None => None,
     };
@@ -279,6 +301,7 @@ fn start_child(
     let child_stdio = stdio.for_child();
     let mut keep = vec![err_w.as_raw_fd()];
     keep.extend(sync.as_ref().map(|(r, _)| r.as_raw_fd()));
+    keep.extend(network.as_ref().map(|(r, _)| r.as_raw_fd()));
     keep.extend(join.iter().flat_map(|j| j.raw_fds()));
     keep.extend(child_stdio.raw_fds());
     keep.extend(console.as_ref().map(|c| c.as_raw_fd()));
@@ -292,6 +315,7 @@ fn start_child(
         stdio: child_stdio,
         console: console.as_ref().map(|c| c.as_fd()),
         gate,
+        network: network.as_ref().map(|(r, _)| r.as_fd()),
         keep: &keep,
     };
     let (pid, pidfd) = match sys::clone3(plan.clone_flags, into.as_ref().map(|f| f.as_fd())) {
@@ -318,6 +342,30 @@ fn start_child(
         rustix::io::write(&sync_w, &[1]).map_err(|e| {
             fail(Error::sys(
                 "releasing the container process",
+                e.raw_os_error(),
+            ))
+        })?;
+    }
+    if let (Some(attach), Some((net_r, net_w))) = (attach, network) {
+        drop(net_r);
+        // The child sets itself up meanwhile; it waits for our byte only before `execve`.
+        if let Err(e) = attach(pid) {
+            let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = sys::waitpid(pid);
+            // A child that failed its own setup meanwhile took its namespace with it: its report is
+            // the cause, not our failure to configure a namespace that was gone.
+            if let Ok(Some(rec)) = read_report(&err_r) {
+                if rec.stage != READY {
+                    return Err(record_error(&rec, &plan.process.command, |s, i| {
+                        plan.describe(s, i)
+                    }));
+                }
+            }
+            return Err(Error::Attach(e));
+        }
+        rustix::io::write(&net_w, &[1]).map_err(|e| {
+            fail(Error::sys(
+                "releasing the container process after attaching its network",
                 e.raw_os_error(),
             ))
         })?;

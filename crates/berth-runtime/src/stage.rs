@@ -51,10 +51,11 @@ pub enum Stage {
     Gate,
     Dumpable,
     CloseFds,
+    Network,
 }
 
 impl Stage {
-    const ALL: [Stage; 43] = [
+    const ALL: [Stage; 44] = [
         Stage::UsernsSync,
         Stage::Join,
         Stage::CgroupJoin,
@@ -98,6 +99,7 @@ impl Stage {
         Stage::Gate,
         Stage::Dumpable,
         Stage::CloseFds,
+        Stage::Network,
     ];
 
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
@@ -151,6 +153,7 @@ impl Stage {
             S::Gate => "waiting for start",
             S::Dumpable => "making the process non-dumpable",
             S::CloseFds => "closing inherited descriptors",
+            S::Network => "waiting for the network",
         }
     }
 }

@@ -655,3 +655,65 @@ fn cgroup_v2_child_is_born_in_its_cgroup() {
     child.cgroup().destroy().unwrap();
     assert!(!cg.dirs()[0].exists());
 }
+
+#[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
+fn attach_hook_runs_in_the_new_network_namespace_before_exec() {
+    let r = Rootfs::new();
+    let id = unique_id("attach");
+    let (stdio, out, _err) = pipes();
+    let s = spec(&r.path(), &["cat", "/attached"]);
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let marker = r.path().join("attached");
+    let mut seen = None;
+    let mut hook = |pid: i32| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        seen = Some(std::fs::read_link(format!("/proc/{pid}/ns/net"))?);
+        // Written after the clone: the program sees it only if it runs after the hook returned.
+        std::fs::write(&marker, "attached\n")?;
+        Ok(())
+    };
+    let cfg = berth_runtime::LaunchConfig {
+        id: &id,
+        spec: &s,
+        overlay: None,
+        stdio,
+        seccomp: None,
+        die_with_parent: true,
+    };
+    let mut child = berth_runtime::spawn_attached(cfg, &mut hook).unwrap();
+    assert_eq!(read_all(out), "attached\n");
+    assert_eq!(child.wait().unwrap(), ExitStatus::Exited(0));
+    let theirs = seen.expect("the hook ran");
+    assert_ne!(
+        theirs, ours,
+        "the hook saw the container's own network namespace"
+    );
+    cleanup(&id, child);
+}
+
+#[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
+fn a_failing_attach_hook_kills_the_process_before_exec() {
+    let r = Rootfs::new();
+    let id = unique_id("attachfail");
+    let (stdio, out, _err) = pipes();
+    // Were the program run, it would leave this file behind.
+    let s = spec(&r.path(), &["touch", "/ran"]);
+    let mut hook = |_pid: i32| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Err("no address left on network n1".into())
+    };
+    let cfg = berth_runtime::LaunchConfig {
+        id: &id,
+        spec: &s,
+        overlay: None,
+        stdio,
+        seccomp: None,
+        die_with_parent: true,
+    };
+    let e = berth_runtime::spawn_attached(cfg, &mut hook).unwrap_err();
+    assert!(matches!(e, Error::Attach(_)), "{e:?}");
+    assert_eq!(e.to_string(), "no address left on network n1");
+    drop(out);
+    assert!(!r.path().join("ran").exists(), "the program never ran");
+    assert_no_cgroup(&id);
+}

@@ -123,6 +123,9 @@ pub(crate) struct InitArgs<'a> {
     pub stdio: ChildStdio<'a>,
     /// The start FIFO (held read-write) for `create`: block on it before `execve`.
     pub gate: Option<BorrowedFd<'a>>,
+    /// For `spawn_attached`: block on this pipe before `execve` until the parent has attached the
+    /// network (one byte), so the parent's netlink work overlaps with this setup.
+    pub network: Option<BorrowedFd<'a>>,
     /// Detached mount of the pty slave for `/dev/console`.
     pub console: Option<BorrowedFd<'a>>,
     /// Every descriptor above, sorted: the child closes all others at birth.
@@ -134,6 +137,7 @@ pub(crate) fn init(plan: &Plan<'_>, args: &InitArgs<'_>) -> ! {
     let errfd = args.errfd.as_raw_fd();
     let f = match birth(args.keep)
         .and_then(|()| setup(plan, args))
+        .and_then(|()| wait_network(args.network))
         .and_then(|()| wait_gate(errfd, args.gate))
     {
         Ok(()) => process::finish(&plan.process, plan.userns.is_some(), errfd, true),
@@ -169,6 +173,20 @@ fn wait_gate(errfd: RawFd, gate: Option<BorrowedFd<'_>>) -> Result<(), Fail> {
             Ok(_) => return Err(Fail::new(Stage::Gate, 0, libc::EPIPE)),
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(Fail::new(Stage::Gate, 0, e.raw_os_error())),
+        }
+    }
+}
+
+/// Waits for the parent's byte that says the network is attached (EOF: it failed, and kills us).
+fn wait_network(pipe: Option<BorrowedFd<'_>>) -> Result<(), Fail> {
+    let Some(pipe) = pipe else { return Ok(()) };
+    let mut b = [0u8; 1];
+    loop {
+        match rustix::io::read(pipe, &mut b) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(Fail::new(Stage::Network, 0, libc::EPIPE)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Fail::new(Stage::Network, 0, e.raw_os_error())),
         }
     }
 }
