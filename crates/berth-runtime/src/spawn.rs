@@ -354,12 +354,12 @@ fn start_child(
             let _ = sys::waitpid(pid);
             // A child that failed its own setup meanwhile took its namespace with it: its report is
             // the cause, not our failure to configure a namespace that was gone.
-            if let Ok(Some(rec)) = read_report(&err_r) {
-                if rec.stage != READY {
-                    return Err(record_error(&rec, &plan.process.command, |s, i| {
-                        plan.describe(s, i)
-                    }));
-                }
+            if let Ok(Some(rec)) = read_report(&err_r)
+                && rec.stage != READY
+            {
+                return Err(record_error(&rec, &plan.process.command, |s, i| {
+                    plan.describe(s, i)
+                }));
             }
             return Err(Error::Attach(e));
         }
