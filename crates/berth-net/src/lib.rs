@@ -17,3 +17,4 @@ pub mod ipam;
 pub mod link;
 pub mod nft;
 pub mod owner;
+pub mod ports;
