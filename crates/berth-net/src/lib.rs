@@ -15,6 +15,9 @@ pub mod dns;
 pub mod hosts;
 pub mod ipam;
 pub mod link;
+mod net;
 pub mod nft;
 pub mod owner;
 pub mod ports;
+
+pub use net::{Endpoint, EndpointSpec, Member, Net, NetError, Published};

@@ -1,1 +1,0 @@
-//! (written in its own change)
