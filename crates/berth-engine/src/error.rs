@@ -112,6 +112,36 @@ pub enum Error {
     /// Reading the log.
     #[error(transparent)]
     Log(#[from] crate::logs::LogError),
+    /// A network operation failed.
+    #[error(transparent)]
+    Net(#[from] berth_net::NetError),
+    /// A network that containers use cannot be removed.
+    #[error("error while removing network: network {network} has active endpoints ({containers})")]
+    NetworkInUse {
+        /// The network's name.
+        network: String,
+        /// The names of the containers on it.
+        containers: String,
+    },
+    /// `network connect` of a container already on that network.
+    #[error("endpoint with name {container} already exists in network {network}")]
+    AlreadyConnected {
+        /// The container's name.
+        container: String,
+        /// The network's name.
+        network: String,
+    },
+    /// `network disconnect` of a container not on that network.
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected {
+        /// The container's name.
+        container: String,
+        /// The network's name.
+        network: String,
+    },
+    /// A network option that needs a user-defined network, or another container that must run.
+    #[error("{0}")]
+    NetworkConfig(String),
     /// The container is not running.
     #[error("container {0} is not running")]
     NotRunning(String),

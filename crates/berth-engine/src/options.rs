@@ -36,13 +36,34 @@ pub enum OptionError {
 }
 
 /// Network mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum NetworkMode {
-    /// A new network namespace with only `lo` (Docker's `none`; berth's default until networks exist).
+    /// A new network namespace with only `lo` (Docker's `none`).
     #[default]
     None,
     /// The host's network namespace.
     Host,
+    /// A new network namespace on bridge networks, by name (the default network is `bridge`).
+    Bridge(Vec<String>),
+    /// The network namespace of another container (name or id).
+    Container(String),
+}
+
+impl NetworkMode {
+    /// Whether the container gets a network namespace of its own.
+    pub fn own_namespace(&self) -> bool {
+        matches!(self, NetworkMode::None | NetworkMode::Bridge(_))
+    }
+
+    /// Docker's `HostConfig.NetworkMode`: `none`, `host`, `container:ID`, or the first network.
+    pub fn as_record(&self) -> String {
+        match self {
+            NetworkMode::None => "none".into(),
+            NetworkMode::Host => "host".into(),
+            NetworkMode::Bridge(n) => n.first().cloned().unwrap_or_else(|| "bridge".into()),
+            NetworkMode::Container(c) => format!("container:{c}"),
+        }
+    }
 }
 
 /// Everything `berth create`/`run` accepts, as strings from the command line.
@@ -90,8 +111,35 @@ pub struct CreateOptions {
     pub device_cgroup_rules: Vec<String>,
     /// `--ulimit name=soft[:hard]`.
     pub ulimits: Vec<String>,
-    /// `--network none|host`.
-    pub network: Option<String>,
+    /// `--network none|host|bridge|NAME|container:NAME`, possibly several network names; none
+    /// given means the default network, `bridge`.
+    pub networks: Vec<String>,
+    /// `--network-alias`.
+    pub network_aliases: Vec<String>,
+    /// `--ip`.
+    pub ip: Option<String>,
+    /// `--ip6`.
+    pub ip6: Option<String>,
+    /// `--mac-address`.
+    pub mac_address: Option<String>,
+    /// `--add-host NAME:IP` (IP may be `host-gateway`).
+    pub add_hosts: Vec<String>,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `-p`.
+    pub publish: Vec<String>,
+    /// `-P`.
+    pub publish_all: bool,
+    /// `--expose`.
+    pub expose: Vec<String>,
+    /// `--link NAME[:ALIAS]`.
+    pub links: Vec<String>,
+    /// `--domainname`.
+    pub domainname: Option<String>,
     /// `--cap-add`.
     pub cap_add: Vec<String>,
     /// `--cap-drop`.
@@ -527,16 +575,129 @@ pub fn parse_userns(s: Option<&str>) -> Result<UsernsMode, OptionError> {
     }
 }
 
-/// Parses `--network`.
-pub fn parse_network(s: Option<&str>) -> Result<NetworkMode, OptionError> {
-    match s {
-        None | Some("none") | Some("default") | Some("") => Ok(NetworkMode::None),
-        Some("host") => Ok(NetworkMode::Host),
-        Some(other) => Err(OptionError::Unsupported {
-            flag: "--network",
-            value: other.to_owned(),
-        }),
+/// Parses the `--network` values of one container: none means the default network.
+pub fn parse_networks(values: &[String]) -> Result<NetworkMode, OptionError> {
+    let bad = |value: &str, why| OptionError::Invalid {
+        flag: "--network",
+        value: value.to_owned(),
+        why,
+    };
+    let mut names: Vec<String> = Vec::new();
+    let mut special = None;
+    for v in values {
+        let mode = match v.as_str() {
+            "none" => Some(NetworkMode::None),
+            "host" => Some(NetworkMode::Host),
+            _ => match v.strip_prefix("container:") {
+                Some("") => return Err(bad(v, "container: needs a container name or id")),
+                Some(c) => Some(NetworkMode::Container(c.to_owned())),
+                None => None,
+            },
+        };
+        match mode {
+            Some(m) => {
+                if special.is_some() || values.len() > 1 {
+                    return Err(bad(
+                        v,
+                        "none, host and container: cannot be combined with other networks",
+                    ));
+                }
+                special = Some(m);
+            }
+            None => {
+                let name = if v == "default" || v.is_empty() {
+                    "bridge"
+                } else {
+                    v.as_str()
+                };
+                if names.iter().any(|n| n == name) {
+                    return Err(bad(v, "the same network is given twice"));
+                }
+                names.push(name.to_owned());
+            }
+        }
     }
+    Ok(match special {
+        Some(m) => m,
+        None if names.is_empty() => NetworkMode::Bridge(vec!["bridge".into()]),
+        None => NetworkMode::Bridge(names),
+    })
+}
+
+/// The network mode a container recorded as `HostConfig.NetworkMode` (its first network for
+/// bridge networks, the rest being in its `NetworkingConfig`).
+pub fn recorded_network_mode(mode: &str, networks: &[String]) -> NetworkMode {
+    match mode {
+        "none" | "" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        m => match m.strip_prefix("container:") {
+            Some(c) => NetworkMode::Container(c.to_owned()),
+            None => NetworkMode::Bridge(networks.to_vec()),
+        },
+    }
+}
+
+/// Parses `--mac-address` (`02:42:ac:11:00:02`).
+pub fn parse_mac(s: &str) -> Result<[u8; 6], OptionError> {
+    let bad = |why| OptionError::Invalid {
+        flag: "--mac-address",
+        value: s.to_owned(),
+        why,
+    };
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad("expected six hex bytes such as 02:42:ac:11:00:02"));
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(bad("expected six hex bytes such as 02:42:ac:11:00:02"));
+        }
+        mac[i] = u8::from_str_radix(p, 16)
+            .map_err(|_| bad("expected six hex bytes such as 02:42:ac:11:00:02"))?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(bad("a multicast address cannot be an interface's address"));
+    }
+    Ok(mac)
+}
+
+/// Parses `--add-host NAME:IP` (Docker also takes `NAME=IP`); the IP may be `host-gateway`.
+pub fn parse_add_host(s: &str) -> Result<(String, String), OptionError> {
+    let bad = |why| OptionError::Invalid {
+        flag: "--add-host",
+        value: s.to_owned(),
+        why,
+    };
+    // The IP may be IPv6 (colons), so split at the first ':' or '='.
+    let (name, ip) = s
+        .split_once(['=', ':'])
+        .ok_or_else(|| bad("expected NAME:IP"))?;
+    if name.is_empty() {
+        return Err(bad("the host name is empty"));
+    }
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(bad("not an IP address (or host-gateway)"));
+    }
+    Ok((name.to_owned(), ip.to_owned()))
+}
+
+/// Parses `--link NAME[:ALIAS]` into the target and its alias.
+pub fn parse_link(s: &str) -> Result<(String, String), OptionError> {
+    let (name, alias) = match s.split_once(':') {
+        Some((n, a)) => (n, a),
+        None => (s, s),
+    };
+    let name = name.strip_prefix('/').unwrap_or(name);
+    if name.is_empty() || alias.is_empty() {
+        return Err(OptionError::Invalid {
+            flag: "--link",
+            value: s.to_owned(),
+            why: "expected NAME[:ALIAS]",
+        });
+    }
+    Ok((name.to_owned(), alias.to_owned()))
 }
 
 /// Parses a signal name ("TERM", "SIGTERM", "sigkill") or number ("9") into its number.
@@ -732,8 +893,54 @@ mod tests {
             SeccompChoice::File("/p.json".into())
         );
         assert!(parse_security(&["bogus".into()]).is_err());
-        assert_eq!(parse_network(Some("host")).unwrap(), NetworkMode::Host);
-        assert!(parse_network(Some("bridge")).is_err());
+        let nets =
+            |v: &[&str]| parse_networks(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(nets(&["host"]).unwrap(), NetworkMode::Host);
+        assert_eq!(
+            nets(&[]).unwrap(),
+            NetworkMode::Bridge(vec!["bridge".into()])
+        );
+        assert_eq!(
+            nets(&["default"]).unwrap(),
+            NetworkMode::Bridge(vec!["bridge".into()])
+        );
+        assert_eq!(
+            nets(&["a", "b"]).unwrap(),
+            NetworkMode::Bridge(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            nets(&["container:web"]).unwrap(),
+            NetworkMode::Container("web".into())
+        );
+        for bad in [
+            &["host", "a"][..],
+            &["a", "a"],
+            &["container:"],
+            &["none", "none"],
+        ] {
+            assert!(nets(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_mac("02:42:ac:11:00:02").unwrap(),
+            [2, 0x42, 0xac, 0x11, 0, 2]
+        );
+        assert!(parse_mac("01:00:00:00:00:00").is_err());
+        assert!(parse_mac("02:42:ac").is_err());
+        assert_eq!(
+            parse_add_host("db:10.0.0.2").unwrap(),
+            ("db".to_string(), "10.0.0.2".to_string())
+        );
+        assert_eq!(parse_add_host("v6:::1").unwrap().1, "::1");
+        assert_eq!(parse_add_host("gw:host-gateway").unwrap().1, "host-gateway");
+        assert!(parse_add_host("db:nope").is_err());
+        assert_eq!(
+            parse_link("db").unwrap(),
+            ("db".to_string(), "db".to_string())
+        );
+        assert_eq!(
+            parse_link("/db:mongo").unwrap(),
+            ("db".to_string(), "mongo".to_string())
+        );
         assert_eq!(parse_signal("TERM"), Some(15));
         assert_eq!(parse_signal("SIGKILL"), Some(9));
         assert_eq!(parse_signal("hup"), Some(1));

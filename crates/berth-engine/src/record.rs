@@ -27,6 +27,91 @@ pub struct ContainerRecord {
     pub host_config: HostConfig,
     /// Bind and tmpfs mounts.
     pub mounts: Vec<MountPoint>,
+    /// The networks the container joins when it starts (`--network`, `network connect`), in order
+    /// (eth0 first), with what it asks of each; empty for `none`, `host` and `container:`.
+    #[serde(default)]
+    pub networking_config: NetworkingConfig,
+}
+
+/// Docker's `NetworkingConfig` as a container records it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkingConfig {
+    /// One per network, in the order joined.
+    pub endpoints_config: Vec<EndpointConfig>,
+}
+
+/// One network a container joins.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointConfig {
+    /// The network's name.
+    pub network: String,
+    /// Further names of the container on this network.
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    /// `--ip6`.
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+    /// `--mac-address`.
+    pub mac_address: String,
+}
+
+/// A published port's host side, in Docker's shape.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortBinding {
+    /// The host address ("" = all).
+    pub host_ip: String,
+    /// The host port ("" = chosen at start).
+    pub host_port: String,
+}
+
+/// A container's place on one network while it runs, as `inspect` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSettings {
+    /// Further names.
+    pub aliases: Vec<String>,
+    /// Docker's legacy links (`/db:/web/db`).
+    pub links: Vec<String>,
+    /// The network's id.
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    /// The endpoint's id (the host end of its veth).
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// The IPv4 gateway.
+    pub gateway: String,
+    /// The IPv4 address.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// Its prefix length.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    /// The IPv6 gateway.
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    /// The IPv6 address.
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    /// Its prefix length.
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    /// The MAC address.
+    pub mac_address: String,
+}
+
+/// What a running container holds of the network (`NetworkSettings` in `inspect`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkSettings {
+    /// Per network name.
+    pub networks: BTreeMap<String, EndpointSettings>,
+    /// Published ports: `80/tcp` → bindings.
+    pub ports: BTreeMap<String, Vec<PortBinding>>,
 }
 
 impl ContainerRecord {
@@ -68,6 +153,12 @@ pub struct ContainerConfig {
     pub labels: BTreeMap<String, String>,
     /// Signal `stop` sends first.
     pub stop_signal: Option<String>,
+    /// `EXPOSE` and `--expose`: `80/tcp` → {}.
+    #[serde(default)]
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
+    /// `--domainname`.
+    #[serde(default)]
+    pub domainname: String,
 }
 
 /// One `--ulimit`.
@@ -136,6 +227,27 @@ pub struct HostConfig {
     pub privileged: bool,
     /// Log driver (always json-file).
     pub log_config: LogConfig,
+    /// `-p`: container port (`80/tcp`) → host bindings.
+    #[serde(default)]
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`.
+    #[serde(default)]
+    pub publish_all_ports: bool,
+    /// `--link NAME[:ALIAS]`, as Docker records them (`/db:/web/db`).
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// `--add-host NAME:IP`.
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    /// `--dns`.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
 }
 
 /// Docker's `HostConfig.LogConfig`.
@@ -238,6 +350,9 @@ pub struct State {
     /// Its start time, as for `pid_start`.
     #[serde(default)]
     pub monitor_start: u64,
+    /// The container's networks and ports while it runs.
+    #[serde(default)]
+    pub network_settings: NetworkSettings,
 }
 
 impl State {
@@ -258,6 +373,7 @@ impl State {
             pid_start: 0,
             monitor_pid: 0,
             monitor_start: 0,
+            network_settings: NetworkSettings::default(),
         }
     }
 

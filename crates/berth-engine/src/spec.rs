@@ -187,6 +187,8 @@ pub struct SpecPaths {
 pub struct SpecFlags {
     /// Network mode.
     pub network: NetworkMode,
+    /// For `container:NAME`: that container's network namespace (`/proc/PID/ns/net`).
+    pub netns_path: Option<PathBuf>,
     /// no-new-privileges.
     pub no_new_privileges: bool,
     /// `--init`: the files of the init to mount and run as pid 1.
@@ -411,13 +413,13 @@ pub fn generate(
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Mount,
     ];
-    if flags.network == NetworkMode::None {
+    if flags.network.own_namespace() {
         ns_types.push(LinuxNamespaceType::Network);
     }
     ns_types.push(LinuxNamespaceType::Cgroup);
     if flags.userns.is_some() {
         ns_types.push(LinuxNamespaceType::User);
-        if flags.network == NetworkMode::Host {
+        if !flags.network.own_namespace() {
             // sysfs can only be mounted in a user namespace that owns the network namespace: with
             // the host's network, bind the host's /sys read-only, as runc does.
             if let Some(sys) = mounts
@@ -437,6 +439,15 @@ pub fn generate(
         namespaces.push(b(
             "namespace",
             LinuxNamespaceBuilder::default().typ(t).build(),
+        )?);
+    }
+    if let (NetworkMode::Container(_), Some(path)) = (&flags.network, &flags.netns_path) {
+        namespaces.push(b(
+            "namespace",
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(path.clone())
+                .build(),
         )?);
     }
 
@@ -601,6 +612,7 @@ mod tests {
                 ..Default::default()
             },
             mounts: vec![],
+            networking_config: Default::default(),
         }
     }
 
@@ -623,6 +635,7 @@ mod tests {
     fn flags(network: NetworkMode) -> SpecFlags {
         SpecFlags {
             network,
+            netns_path: None,
             no_new_privileges: true,
             init: None,
             userns: None,
@@ -641,7 +654,7 @@ mod tests {
         for network in [NetworkMode::None, NetworkMode::Host] {
             let f = SpecFlags {
                 userns: Some(r),
-                ..flags(network)
+                ..flags(network.clone())
             };
             let s = generate(&record(), &root_user(), &paths(), &f).unwrap();
             let linux = s.linux().as_ref().unwrap();

@@ -42,10 +42,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// This machine's first non-loopback IPv4 address: what a test serves on to be "another host" (a
-/// registry there is not trusted for plain HTTP the way a loopback one is). Read from the kernel's
-/// local routing table, so it needs no tool and no root.
+/// This machine's own non-loopback IPv4 address: what a test serves on to be "another host" (a
+/// registry there is not trusted for plain HTTP the way a loopback one is). The source address
+/// of the default route, as the kernel picks it for a UDP socket's connect (nothing is sent), so
+/// that a bridge another test made is never taken for the host's address; without a default
+/// route, the first local address of the kernel's routing table.
 pub fn host_ip() -> std::net::Ipv4Addr {
+    if let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0")
+        && s.connect("192.0.2.1:9").is_ok()
+        && let Ok(std::net::SocketAddr::V4(a)) = s.local_addr()
+        && !a.ip().is_loopback()
+        && !a.ip().is_unspecified()
+    {
+        return *a.ip();
+    }
     let trie = std::fs::read_to_string("/proc/net/fib_trie").expect("read /proc/net/fib_trie");
     let mut last: Option<std::net::Ipv4Addr> = None;
     for line in trie.lines() {

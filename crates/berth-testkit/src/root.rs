@@ -103,6 +103,11 @@ impl StateRoots {
 
 impl Drop for StateRoots {
     fn drop(&mut self) {
+        // The roots' networks: bridges, rules and the DNS server live on the host, not in the
+        // temporary directories, so they are taken down here (only a root that made one has any).
+        if self.root().join("networks").exists() {
+            let _ = berth_net::Net::new(self.root(), self.run_root()).remove_all();
+        }
         for m in self.leftover_mounts().iter().rev() {
             let _ = rustix::mount::unmount(m.as_str(), rustix::mount::UnmountFlags::DETACH);
         }

@@ -72,12 +72,13 @@ fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 /// Writes hosts, hostname and resolv.conf into the container dir (bind-mounted over /etc).
-fn write_etc_files(dir: &Path, hostname: &str, network: NetworkMode) -> Result<()> {
+fn write_etc_files(dir: &Path, hostname: &str, network: &NetworkMode) -> Result<()> {
+    // Bridge networks rewrite hosts and resolv.conf at each start, once the addresses are known.
     let hosts = match network {
         NetworkMode::Host => {
             std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS.to_owned())
         }
-        NetworkMode::None => HOSTS.to_owned(),
+        _ => HOSTS.to_owned(),
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     for (name, content) in [
@@ -143,7 +144,7 @@ impl Engine {
     pub fn create(&self, opts: &CreateOptions, durable: bool) -> Result<Prepared> {
         // Validate every flag before touching the disk.
         let security = options::parse_security(&opts.security_opt)?;
-        let network = options::parse_network(opts.network.as_deref())?;
+        let network = options::parse_networks(&opts.networks)?;
         let userns = options::parse_userns(opts.userns.as_deref())?;
         let memory = opts
             .memory
@@ -287,6 +288,7 @@ impl Engine {
             });
         }
         let path = argv.remove(0);
+        let image_exposed: Vec<String> = icfg.exposed_ports().clone().unwrap_or_default();
 
         let id = names::new_id();
         let dir = self.containers.create_dir(&id)?;
@@ -324,6 +326,7 @@ impl Engine {
             }
         };
         undo.name = Some(name.clone());
+        let net = self.plan_networking(opts, &network, &image_exposed, &name)?;
         let hostname = opts
             .hostname
             .clone()
@@ -360,14 +363,13 @@ impl Engine {
                 entrypoint,
                 labels,
                 stop_signal: icfg.stop_signal().clone(),
+                exposed_ports: net.exposed_ports,
+                domainname: opts.domainname.clone().unwrap_or_default(),
             },
             host_config: HostConfig {
                 binds: opts.volumes.clone(),
                 tmpfs,
-                network_mode: match network {
-                    NetworkMode::None => "none".into(),
-                    NetworkMode::Host => "host".into(),
-                },
+                network_mode: network.as_record(),
                 auto_remove: opts.auto_remove,
                 readonly_rootfs: opts.read_only,
                 cap_add: opts.cap_add.clone(),
@@ -383,11 +385,19 @@ impl Engine {
                 ulimits,
                 privileged: false,
                 log_config: Default::default(),
+                port_bindings: net.port_bindings,
+                publish_all_ports: opts.publish_all,
+                links: net.links,
+                extra_hosts: net.extra_hosts,
+                dns: opts.dns.clone(),
+                dns_search: opts.dns_search.clone(),
+                dns_options: opts.dns_options.clone(),
             },
             mounts,
+            networking_config: net.networking_config,
         };
         self.containers.write_new_config(&record, durable)?;
-        write_etc_files(&dir, &hostname, network)?;
+        write_etc_files(&dir, &hostname, &network)?;
         self.containers
             .write_state(&id, &State::created(), durable)?;
         drop(creating);
@@ -415,7 +425,29 @@ impl Engine {
         layers.push(dir.join("upper"));
         layers.extend(lowers.iter().cloned());
         let user = crate::userdb::resolve(&record.config.user, &layers)?;
-        let network = options::parse_network(Some(&record.host_config.network_mode))?;
+        let network = options::recorded_network_mode(
+            &record.host_config.network_mode,
+            &record
+                .networking_config
+                .endpoints_config
+                .iter()
+                .map(|e| e.network.clone())
+                .collect::<Vec<_>>(),
+        );
+        // `container:NAME`: that container's namespace, while it runs.
+        let netns_path = match &network {
+            NetworkMode::Container(other) => {
+                let id = self.resolve(other)?;
+                let st = self.state(&id)?;
+                if st.status != crate::record::Status::Running {
+                    return Err(Error::NetworkConfig(format!(
+                        "cannot join the network of a non running container: {other}"
+                    )));
+                }
+                Some(PathBuf::from(format!("/proc/{}/ns/net", st.pid)))
+            }
+            _ => None,
+        };
         let init = if record.host_config.init {
             Some(
                 crate::init::InitFiles::of_this_process()
@@ -457,6 +489,7 @@ impl Engine {
             },
             &SpecFlags {
                 network,
+                netns_path,
                 no_new_privileges: security.no_new_privileges,
                 init,
                 userns,
@@ -554,7 +587,7 @@ mod tests {
     #[test]
     fn etc_files_are_written() {
         let t = tempfile::tempdir().unwrap();
-        write_etc_files(t.path(), "box1", NetworkMode::None).unwrap();
+        write_etc_files(t.path(), "box1", &NetworkMode::None).unwrap();
         assert_eq!(
             std::fs::read_to_string(t.path().join("hostname")).unwrap(),
             "box1\n"

@@ -5,6 +5,7 @@
 mod create;
 mod exec;
 mod lifecycle;
+mod network;
 mod query;
 mod start;
 
@@ -199,6 +200,7 @@ pub(crate) fn mark_exited(st: &mut State, code: i32, oom: bool) {
     st.exit_code = code;
     st.oom_killed = oom;
     st.finished_at = crate::time::now_rfc3339();
+    st.network_settings = Default::default();
 }
 
 /// Per-phase timing of a start, printed to stderr when `BERTH_TRACE_TIMING=1`.
@@ -265,6 +267,7 @@ mod tests {
                 ..Default::default()
             },
             mounts: vec![],
+            networking_config: Default::default(),
         }
     }
 

@@ -177,6 +177,7 @@ impl Engine {
             "HostConfig": rec.host_config,
             "Mounts": rec.mounts,
             "Config": rec.config,
+            "NetworkSettings": network_settings_json(&st.network_settings),
             "GraphDriver": {
                 "Name": "overlay",
                 "Data": { "UpperDir": path("upper"), "WorkDir": path("work"), "MergedDir": path("rootfs") },
@@ -269,4 +270,38 @@ fn image_json(img: &berth_store::Image, raw: &Value, lowers: &[std::path::PathBu
         v["Variant"] = variant.clone();
     }
     v
+}
+
+/// Docker's `NetworkSettings`: the per-network endpoints, the ports, and the first network's
+/// address at the top level (as Docker's legacy fields).
+fn network_settings_json(ns: &crate::record::NetworkSettings) -> Value {
+    let first = ns
+        .networks
+        .get("bridge")
+        .or_else(|| ns.networks.values().next());
+    let field =
+        |f: fn(&crate::record::EndpointSettings) -> String| first.map(f).unwrap_or_default();
+    let ports: serde_json::Map<String, Value> = ns
+        .ports
+        .iter()
+        .map(|(k, b)| {
+            let v = if b.is_empty() { Value::Null } else { json!(b) };
+            (k.clone(), v)
+        })
+        .collect();
+    json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": "",
+        "Ports": ports,
+        "EndpointID": field(|e| e.endpoint_id.clone()),
+        "Gateway": field(|e| e.gateway.clone()),
+        "IPAddress": field(|e| e.ip_address.clone()),
+        "IPPrefixLen": first.map(|e| e.ip_prefix_len).unwrap_or(0),
+        "IPv6Gateway": field(|e| e.ipv6_gateway.clone()),
+        "GlobalIPv6Address": field(|e| e.global_ipv6_address.clone()),
+        "GlobalIPv6PrefixLen": first.map(|e| e.global_ipv6_prefix_len).unwrap_or(0),
+        "MacAddress": field(|e| e.mac_address.clone()),
+        "Networks": ns.networks,
+    })
 }

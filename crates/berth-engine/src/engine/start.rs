@@ -134,14 +134,45 @@ impl Engine {
             work: dir.join("work"),
         };
         self.timing.mark("seccomp");
-        let r = berth_runtime::spawn(LaunchConfig {
+        let joined = match self.join_networks(p) {
+            Ok(j) => j,
+            Err(e) => return Err(self.start_failed(p, &mut st, e, lock, durable)),
+        };
+        // `--link` variables join the process's environment for this start.
+        let linked;
+        let spec = match &joined {
+            Some(j) if !j.env.is_empty() => {
+                let mut s = p.spec.clone();
+                if let Some(proc_) = s.process_mut() {
+                    let mut env = proc_.env().clone().unwrap_or_default();
+                    env.extend(j.env.iter().cloned());
+                    proc_.set_env(Some(env));
+                }
+                linked = s;
+                &linked
+            }
+            _ => &p.spec,
+        };
+        let cfg = LaunchConfig {
             id,
-            spec: &p.spec,
+            spec,
             overlay: Some(overlay),
             stdio,
             seccomp: seccomp.as_ref(),
             die_with_parent: true,
-        });
+        };
+        let r = match &joined {
+            Some(j) => {
+                let mut hook = |pid: i32| -> std::result::Result<
+                    (),
+                    Box<dyn std::error::Error + Send + Sync>,
+                > {
+                    self.attach_networks(pid, j).map_err(|e| e.into())
+                };
+                berth_runtime::spawn_attached(cfg, &mut hook)
+            }
+            None => berth_runtime::spawn(cfg),
+        };
         self.timing.mark("spawn");
         match r {
             Ok(child) => {
@@ -157,22 +188,50 @@ impl Engine {
                 st.error.clear();
                 st.started_at = crate::time::now_rfc3339();
                 st.finished_at = crate::time::ZERO_TIME.to_owned();
+                st.network_settings = Default::default();
+                if let Some(j) = &joined
+                    && let Err(e) = self.networks_started(&p.record, j, &mut st)
+                {
+                    let mut child = child;
+                    let _ = child.signal(libc::SIGKILL);
+                    let _ = child.wait();
+                    let _ = child.cgroup().destroy();
+                    return Err(self.start_failed(p, &mut st, e, lock, durable));
+                }
                 self.containers.write_state(id, &st, durable)?;
                 self.timing.mark("record");
                 Ok(child)
             }
             Err(source) => {
-                st.error = source.to_string();
-                st.exit_code = source.exit_code();
-                if p.record.host_config.auto_remove {
-                    let _ = self.remove_now(&p.record);
-                    drop(lock);
-                } else {
-                    self.containers.write_state(id, &st, durable)?;
-                }
-                Err(Error::Runtime(Box::new(source)))
+                let e = match source {
+                    berth_runtime::Error::Attach(cause) => Error::NetworkConfig(cause.to_string()),
+                    other => Error::Runtime(Box::new(other)),
+                };
+                Err(self.start_failed(p, &mut st, e, lock, durable))
             }
         }
+    }
+
+    /// Records a failed start (or removes an `--rm` container) and gives back its networks.
+    fn start_failed(
+        &self,
+        p: &Prepared,
+        st: &mut crate::record::State,
+        e: Error,
+        lock: crate::store::ContainerLock,
+        durable: bool,
+    ) -> Error {
+        self.leave_networks(&p.record.id);
+        st.error = e.to_string();
+        st.exit_code = e.exit_code();
+        st.network_settings = Default::default();
+        if p.record.host_config.auto_remove {
+            let _ = self.remove_now(&p.record);
+            drop(lock);
+        } else if let Err(w) = self.containers.write_state(&p.record.id, st, durable) {
+            return w.into();
+        }
+        e
     }
 
     /// Records the exit, removes the cgroup, and removes an `--rm` container.
@@ -189,6 +248,7 @@ impl Engine {
         let code = status.docker_code();
         let destroyed = child.cgroup().destroy();
         self.timing.mark("cgroup");
+        self.leave_networks(id);
         let _lock = self.containers.lock(id)?;
         if p.record.host_config.auto_remove {
             self.discard(&p.record, mnt_ns)?;

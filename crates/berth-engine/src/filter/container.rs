@@ -209,6 +209,7 @@ mod tests {
                     mode: String::new(),
                     rw: true,
                 }],
+                networking_config: Default::default(),
             },
             state,
         }

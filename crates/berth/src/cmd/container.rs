@@ -70,9 +70,48 @@ pub struct CreateFlags {
     /// Ulimit options (name=soft[:hard]).
     #[arg(long)]
     pub ulimit: Vec<String>,
-    /// Network mode: none or host.
+    /// Connect to networks: bridge (the default), NAME, none, host, or container:NAME (repeatable).
     #[arg(long, visible_alias = "net")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
+    /// Add network-scoped aliases for the container (on its first network).
+    #[arg(long = "network-alias", visible_alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address on the first network (e.g. 172.30.100.104).
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address on the first network.
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Container MAC address (e.g. 92:d0:c6:0a:29:33).
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Add a custom host-to-IP mapping (host:ip, ip may be host-gateway).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options.
+    #[arg(long = "dns-option", visible_alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Publish a container's port(s) to the host: [IP:][HOSTPORT:]CPORT[/PROTO], ranges allowed.
+    #[arg(short = 'p', long)]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random host ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports.
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Add a link to another container (NAME[:ALIAS]).
+    #[arg(long)]
+    pub link: Vec<String>,
+    /// Container NIS domain name.
+    #[arg(long)]
+    pub domainname: Option<String>,
     /// Add Linux capabilities.
     #[arg(long = "cap-add")]
     pub cap_add: Vec<String>,
@@ -123,7 +162,20 @@ impl CreateFlags {
             devices: self.device.clone(),
             device_cgroup_rules: self.device_cgroup_rule.clone(),
             ulimits: self.ulimit.clone(),
-            network: self.network.clone(),
+            networks: self.network.clone(),
+            network_aliases: self.network_alias.clone(),
+            ip: self.ip.clone(),
+            ip6: self.ip6.clone(),
+            mac_address: self.mac_address.clone(),
+            add_hosts: self.add_host.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_options: self.dns_option.clone(),
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
+            expose: self.expose.clone(),
+            links: self.link.clone(),
+            domainname: self.domainname.clone(),
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
             security_opt: self.security_opt.clone(),
@@ -277,6 +329,13 @@ pub enum ContainerCommand {
         /// The command to run as pid 2.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// List port mappings of a container.
+    Port {
+        /// Container.
+        container: String,
+        /// PRIVATE_PORT[/PROTO]: only this port.
+        port: Option<String>,
     },
     /// Watches a detached container (internal).
     #[command(name = "__monitor", hide = true)]
@@ -469,6 +528,41 @@ pub fn run(g: &Globals, c: ContainerCommand) -> anyhow::Result<u8> {
             Ok(if failed { 1 } else { 0 })
         }
         ContainerCommand::Init { .. } => anyhow::bail!("__init runs only as a container's pid 1"),
+        ContainerCommand::Port { container, port } => {
+            let ports = engine.ports(&container)?;
+            let want = port.map(|p| {
+                if p.contains('/') {
+                    p
+                } else {
+                    format!("{p}/tcp")
+                }
+            });
+            let mut out = std::io::stdout().lock();
+            let mut found = false;
+            for (key, bindings) in &ports {
+                if want.as_ref().is_some_and(|w| w != key) {
+                    continue;
+                }
+                for b in bindings {
+                    found = true;
+                    let ip = if b.host_ip.contains(':') {
+                        format!("[{}]", b.host_ip)
+                    } else {
+                        b.host_ip.clone()
+                    };
+                    if want.is_some() {
+                        writeln!(out, "{ip}:{}", b.host_port)?;
+                    } else {
+                        writeln!(out, "{key} -> {ip}:{}", b.host_port)?;
+                    }
+                }
+            }
+            if let (Some(w), false) = (&want, found) {
+                anyhow::bail!("no public port '{w}' published for {container}");
+            }
+            Ok(0)
+        }
+
         ContainerCommand::Monitor { id } => {
             let code = engine.monitor(&id)?;
             Ok(exit_byte(code))
@@ -575,12 +669,33 @@ fn ps_row(c: &ContainerSummary, no_trunc: bool) -> serde_json::Value {
         "Mounts": "",
         "Names": c.record.short_name(),
         "Networks": c.record.host_config.network_mode,
-        "Ports": "",
+        "Ports": ports_column(&c.state.network_settings.ports),
         "RunningFor": ago,
         "Size": "0B",
         "State": c.state.status.as_str(),
         "Status": c.state.human_status(),
     })
+}
+
+/// Docker's `ps` PORTS column: `0.0.0.0:8080->80/tcp, 53/udp`.
+pub(crate) fn ports_column(
+    ports: &std::collections::BTreeMap<String, Vec<berth_engine::record::PortBinding>>,
+) -> String {
+    let mut out = Vec::new();
+    for (key, bindings) in ports {
+        if bindings.is_empty() {
+            out.push(key.clone());
+        }
+        for b in bindings {
+            let ip = if b.host_ip.contains(':') {
+                format!("[{}]", b.host_ip)
+            } else {
+                b.host_ip.clone()
+            };
+            out.push(format!("{ip}:{}->{key}", b.host_port));
+        }
+    }
+    out.join(", ")
 }
 
 /// A container-specific exit code carried by an error (126, 127), if any.

@@ -4,6 +4,7 @@ pub mod container;
 pub mod dist;
 pub mod format;
 pub mod image;
+pub mod network;
 pub mod registry;
 
 use crate::{EXIT_BERTH_ERROR, Globals};
@@ -20,6 +21,12 @@ pub enum Command {
     /// Registry client commands: pull, push, login, logout.
     #[command(flatten)]
     Dist(dist::DistCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// The DNS server of berth's networks (internal).
+    #[command(name = "__dns", hide = true)]
+    Dns,
     /// Run an OCI distribution registry.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
@@ -32,6 +39,8 @@ pub fn dispatch(g: &Globals, c: Command) -> anyhow::Result<u8> {
         Command::Container(c) => container::run(g, c),
         Command::Dist(c) => dist::run(g, c),
         Command::Registry(c) => registry::run(c),
+        Command::Network(c) => network::run(g, c),
+        Command::Dns => network::serve_dns(g),
     }
 }
 

@@ -50,7 +50,10 @@ fn an_unknown_flag_is_named_as_one_not_taken_for_the_image() {
     let t = TestRoot::new();
     t.busybox_image("bb");
     for (args, flag) in [
-        (&["run", "--rm", "-p", "8080:80", "bb", "true"][..], "-p"),
+        (
+            &["run", "--rm", "--no-such-flag", "8080:80", "bb", "true"][..],
+            "--no-such-flag",
+        ),
         (&["create", "--bogus", "bb", "true"], "--bogus"),
         (&["exec", "--bogus", "somecontainer", "true"], "--bogus"),
     ] {

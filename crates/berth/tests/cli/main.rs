@@ -12,5 +12,6 @@ mod hardening;
 mod hostile;
 mod images;
 mod killed_writes;
+mod network;
 mod terminal;
 mod userns;
