@@ -553,6 +553,16 @@ impl Netlink {
                 e,
             )
         })?;
+        // Hairpin on the bridge port: with br_netfilter, a container's connection to its own
+        // published port through the host's address is DNAT'd back out of the port it came in on.
+        let hairpin = format!("/sys/class/net/{}/brport/hairpin_mode", veth.host_name);
+        if let Err(e) = std::fs::write(&hairpin, b"1") {
+            let _ = self.detach(&veth.host_name);
+            return Err(LinkError::Kernel {
+                action: format!("writing {hairpin}"),
+                source: e,
+            });
+        }
         let inside = configure_inside(netns, veth);
         if inside.is_err() {
             // Deleting the host end takes the peer along.

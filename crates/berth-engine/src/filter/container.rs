@@ -164,7 +164,14 @@ impl ContainerFilter {
         {
             return false;
         }
-        if !self.networks.is_empty() && !self.networks.contains(&rec.host_config.network_mode) {
+        if !self.networks.is_empty()
+            && !self.networks.contains(&rec.host_config.network_mode)
+            && !rec
+                .networking_config
+                .endpoints_config
+                .iter()
+                .any(|e| self.networks.contains(&e.network))
+        {
             return false;
         }
         true

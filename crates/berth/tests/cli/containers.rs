@@ -249,7 +249,8 @@ fn isolation_seen_from_inside() {
     let out = ok(&t, &["run", "--rm", "bb", "sh", "-c", script]);
     let expect = [
         "pid=1",
-        "lo ",
+        // Its own links only: the default network's veth and lo, none of the host's.
+        "eth0 lo ",
         "CapBnd:\t00000000a80425fb",
         "CapEff:\t00000000a80425fb",
         "NoNewPrivs:\t1",

@@ -147,6 +147,26 @@ fn a_published_port_answers_on_loopback_the_host_address_and_from_another_contai
             ],
         );
         assert_eq!(body, "hello-from-httpd\n");
+        // And the container itself, through its own published port (hairpin on its bridge port).
+        let own = ok(
+            &t,
+            &[
+                "exec",
+                "web",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                &format!("http://{host}:{port}/"),
+            ],
+        );
+        assert_eq!(own, "hello-from-httpd\n");
+        assert_eq!(
+            ok(&t, &["ps", "-q", "--filter", "network=bridge"])
+                .lines()
+                .count(),
+            1
+        );
         // Stopping releases the port: nothing answers it any more.
         ok(&t, &["stop", "-t", "1", "web"]);
         assert!(http_get(&format!("127.0.0.1:{port}")).is_err());
