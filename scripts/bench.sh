@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the peer benchmarks of ../shared/bench with berth side by side (crun, runc, podman, docker) and the
 # monitor's memory per detached container. Needs root and the shared/ folder beside this repository.
-# Usage: scripts/bench.sh [latency] [parallel] [rss] [registry] [pull]   (default: all five; also registry-1g)
+# Usage: scripts/bench.sh [latency] [parallel] [rss] [registry] [pull] [network]   (default: the first five;
+# also registry-1g and network)
 set -euo pipefail
 # Root is needed (namespaces, mounts, cgroups): as root (a CI machine) run directly, elsewhere through sudo,
 # keeping the caller's PATH so its cargo is found.
@@ -29,6 +30,10 @@ for w in $what; do case $w in
       echo "monitor of ${id:0:12}: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
     done
     $B --root "$BR" rm -f "${ids[@]}" >/dev/null ;;
+  network)
+    # Bridge networking with podman and docker in one run (../shared/bench/network.sh): start cost of the
+    # default bridge and a user network, published-port throughput and latency, DNS lookups, 20 containers.
+    "$SHARED/bench/network.sh" --berth "$B --root $BR" ;;
   registry)
     # distribution 2.8 and berth's registry on local disk, same image and clients (curl, skopeo), one run.
     "$SHARED/bench/registry-throughput.sh" --berth "$B registry serve --addr 127.0.0.1:\$PORT --storage \$DATA" ;;

@@ -153,6 +153,24 @@ fn remove_temps_where(path: &Path, doomed: impl Fn(&str) -> bool) -> Result<usiz
     Ok(removed)
 }
 
+/// Opens the lock file `path`, creating it (empty) if missing; the caller locks it (`File::lock`,
+/// `File::try_lock`), and the lock is held as long as the file stays open.
+pub fn open_lock_file(path: &Path) -> Result<File, FsError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(FsError::new("open", path))
+}
+
+/// [`open_lock_file`] with an exclusive lock taken, waiting for its holder.
+pub fn lock_exclusive(path: &Path) -> Result<File, FsError> {
+    let f = open_lock_file(path)?;
+    f.lock().map_err(FsError::new("lock", path))?;
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

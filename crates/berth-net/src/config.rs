@@ -281,16 +281,11 @@ impl Networks {
     }
 
     fn lock(&self) -> Result<File, ConfigError> {
-        let path = self.dir.join(".lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("opening", &path))?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io("locking", &path)(e.into()))?;
-        Ok(f)
+        berth_fs::lock_exclusive(&self.dir.join(".lock")).map_err(|e| ConfigError::Io {
+            action: e.op,
+            path: e.path,
+            source: e.source,
+        })
     }
 
     fn path(&self, id: &str) -> PathBuf {

@@ -135,15 +135,11 @@ impl Ipam {
     fn lock(&self, network_id: &str) -> Result<Locked, IpamError> {
         let dir = self.dir.join(network_id);
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        let lock_path = dir.join(".lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("opening", &lock_path))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io("locking", &lock_path)(e.into()))?;
+        let lock = berth_fs::lock_exclusive(&dir.join(".lock")).map_err(|e| IpamError::Io {
+            action: e.op,
+            path: e.path,
+            source: e.source,
+        })?;
         let path = dir.join("leases.json");
         let leases = match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),

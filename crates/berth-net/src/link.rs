@@ -72,6 +72,7 @@ pub fn mac_for(addr: Ipv4Addr) -> [u8; 6] {
 // Message types and attributes (linux/rtnetlink.h, if_link.h, if_addr.h, veth.h).
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
+const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
@@ -87,6 +88,8 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
+const IFLA_PROTINFO: u16 = 12;
+const IFLA_BRPORT_MODE: u16 = 4;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
@@ -555,13 +558,26 @@ impl Netlink {
         })?;
         // Hairpin on the bridge port: with br_netfilter, a container's connection to its own
         // published port through the host's address is DNAT'd back out of the port it came in on.
-        let hairpin = format!("/sys/class/net/{}/brport/hairpin_mode", veth.host_name);
-        if let Err(e) = std::fs::write(&hairpin, b"1") {
-            let _ = self.detach(&veth.host_name);
-            return Err(LinkError::Kernel {
-                action: format!("writing {hairpin}"),
-                source: e,
+        // Set over netlink (sysfs shows the links of the namespace it was mounted in).
+        let hairpin = index_of(&veth.host_name)
+            .ok_or(libc::ENODEV)
+            .and_then(|index| {
+                let mut m = Msg::new(
+                    RTM_SETLINK,
+                    NLM_F_ACK,
+                    &ifinfomsg(libc::AF_BRIDGE as u8, index as i32, 0, 0),
+                );
+                let pi = m.begin(IFLA_PROTINFO);
+                m.attr(IFLA_BRPORT_MODE, &[1]);
+                m.end(pi);
+                self.sock.request(m)
             });
+        if let Err(e) = hairpin {
+            let _ = self.detach(&veth.host_name);
+            return Err(kerr(
+                format!("setting hairpin mode on {}", veth.host_name),
+                e,
+            ));
         }
         let inside = configure_inside(netns, veth);
         if inside.is_err() {

@@ -548,23 +548,11 @@ impl Net {
 /// state roots (or two first uses of the default network) never pick the same subnet: the choice
 /// avoids the host's routes, and the bridge's route exists before the lock is released.
 fn host_lock() -> Result<std::fs::File, NetError> {
-    let path = Path::new("/run/berth-net.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|source| NetError::Io {
-            action: "opening",
-            path: path.to_owned(),
-            source,
-        })?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| NetError::Io {
-        action: "locking",
-        path: path.to_owned(),
-        source: e.into(),
-    })?;
-    Ok(f)
+    berth_fs::lock_exclusive(Path::new("/run/berth-net.lock")).map_err(|e| NetError::Io {
+        action: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// A locally administered unicast MAC for an endpoint without an IPv4 address.

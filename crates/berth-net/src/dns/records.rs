@@ -69,14 +69,7 @@ impl Records {
 
     fn lock(&self) -> Result<File, DnsError> {
         let path = self.dir.join("records.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("opening", &path))?;
-        file.lock().map_err(io("locking", &path))?;
-        Ok(file)
+        berth_fs::lock_exclusive(&path).map_err(|e| io(e.op, &path)(e.source))
     }
 
     fn write(&self, network_id: &str, file: &NetworkFile) -> Result<(), DnsError> {

@@ -11,7 +11,6 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::fs::inotify;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
@@ -73,12 +72,7 @@ pub fn serve_with(run_root: &Path, opts: &ServeOptions) -> Result<(), DnsError> 
     let dir = records::dir(run_root);
     std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
     let lock_path = dir.join(LOCK_FILE);
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io("opening", &lock_path))?;
+    let lock = berth_fs::open_lock_file(&lock_path).map_err(|e| io(e.op, &lock_path)(e.source))?;
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => return Ok(()),

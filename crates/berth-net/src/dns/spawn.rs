@@ -3,7 +3,6 @@
 use super::records::{self, NetworkFile};
 use super::server::{LOCK_FILE, PID_FILE, State};
 use super::{DnsError, io};
-use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -46,12 +45,7 @@ pub fn ensure_server(run_root: &Path, exe: &Path, args: &[&str]) -> Result<(), D
 
 fn lock_free(dir: &Path) -> Result<bool, DnsError> {
     let path = dir.join(LOCK_FILE);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io("opening", &path))?;
+    let file = berth_fs::open_lock_file(&path).map_err(|e| io(e.op, &path)(e.source))?;
     match file.try_lock() {
         Ok(()) => Ok(true),
         Err(std::fs::TryLockError::WouldBlock) => Ok(false),

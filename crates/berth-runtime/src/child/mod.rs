@@ -166,27 +166,26 @@ fn wait_gate(errfd: RawFd, gate: Option<BorrowedFd<'_>>) -> Result<(), Fail> {
         msg: [0; MSG_LEN],
     };
     sys::write_all(errfd, &ready.to_bytes()).map_err(at_raw(Stage::Gate, 0))?;
-    let mut b = [0u8; 1];
-    loop {
-        match rustix::io::read(gate, &mut b) {
-            Ok(1) => return Ok(()),
-            Ok(_) => return Err(Fail::new(Stage::Gate, 0, libc::EPIPE)),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(Fail::new(Stage::Gate, 0, e.raw_os_error())),
-        }
-    }
+    wait_byte(gate, Stage::Gate)
 }
 
 /// Waits for the parent's byte that says the network is attached (EOF: it failed, and kills us).
 fn wait_network(pipe: Option<BorrowedFd<'_>>) -> Result<(), Fail> {
-    let Some(pipe) = pipe else { return Ok(()) };
+    match pipe {
+        Some(p) => wait_byte(p, Stage::Network),
+        None => Ok(()),
+    }
+}
+
+/// Blocks until one byte arrives on `fd`; EOF or an error fails `stage`.
+fn wait_byte(fd: BorrowedFd<'_>, stage: Stage) -> Result<(), Fail> {
     let mut b = [0u8; 1];
     loop {
-        match rustix::io::read(pipe, &mut b) {
+        match rustix::io::read(fd, &mut b) {
             Ok(1) => return Ok(()),
-            Ok(_) => return Err(Fail::new(Stage::Network, 0, libc::EPIPE)),
+            Ok(_) => return Err(Fail::new(stage, 0, libc::EPIPE)),
             Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(Fail::new(Stage::Network, 0, e.raw_os_error())),
+            Err(e) => return Err(Fail::new(stage, 0, e.raw_os_error())),
         }
     }
 }
@@ -208,12 +207,7 @@ fn setup(plan: &Plan<'_>, args: &InitArgs<'_>) -> Result<(), Fail> {
     let root_dir = rootfs::open_root(plan)?;
     if let Some(sync) = args.sync {
         // The parent writes our uid/gid maps, then one byte (or closes the pipe on failure).
-        let mut b = [0u8; 1];
-        match rustix::io::read(sync, &mut b) {
-            Ok(1) => {}
-            Ok(_) => return Err(Fail::new(Stage::UsernsSync, 0, libc::EPIPE)),
-            Err(e) => return Err(Fail::new(Stage::UsernsSync, 0, e.raw_os_error())),
-        }
+        wait_byte(sync, Stage::UsernsSync)?;
         // Become the namespace's root (a mapped uid): files created in filesystems owned by the
         // new user namespace need a mapped fsuid, and our host uid 0 is not mapped.
         sys::set_ids(None, 0, 0).map_err(|(_, e)| Fail::new(Stage::UsernsSync, 0, e))?;
