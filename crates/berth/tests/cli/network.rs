@@ -771,3 +771,84 @@ fn network_ls_inspect_and_prune_print_dockers_shapes() {
     let o = run(&t, &["network", "rm", "bridge"]);
     assert_ne!(o.status.code(), Some(0));
 }
+
+#[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
+fn publish_all_ranges_mac_host_gateway_and_a_shared_namespace() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    // -P publishes every exposed port on a port of the kernel's choosing; a range maps one to one.
+    let a = berth_testkit::free_port();
+    let range = format!("127.0.0.1:{a}-{}:8000-8001", a + 1);
+    ok(
+        &t,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "many",
+            "--expose",
+            "7000",
+            "-P",
+            "-p",
+            &range,
+            "--mac-address",
+            "02:42:0a:de:ad:01",
+            "--add-host",
+            "gw:host-gateway",
+            "bb",
+            "sleep",
+            "100",
+        ],
+    );
+    let ports = ok(&t, &["port", "many"]);
+    assert!(
+        ports.lines().any(|l| l.starts_with("7000/tcp -> 0.0.0.0:")),
+        "{ports}"
+    );
+    assert!(
+        ports.contains(&format!("8000/tcp -> 127.0.0.1:{a}")),
+        "{ports}"
+    );
+    assert!(
+        ports.contains(&format!("8001/tcp -> 127.0.0.1:{}", a + 1)),
+        "{ports}"
+    );
+    let v = inspect(&t, "many");
+    let net = &v["NetworkSettings"]["Networks"]["bridge"];
+    assert_eq!(net["MacAddress"], "02:42:0a:de:ad:01");
+    let inside = ok(
+        &t,
+        &[
+            "exec",
+            "many",
+            "cat",
+            "/sys/class/net/eth0/address",
+            "/etc/hosts",
+        ],
+    );
+    assert!(inside.starts_with("02:42:0a:de:ad:01\n"), "{inside}");
+    let gw = net["Gateway"].as_str().unwrap();
+    assert!(inside.lines().any(|l| l == format!("{gw}\tgw")), "{inside}");
+    // container:NAME shares the namespace: the same eth0 and address.
+    let addr = net["IPAddress"].as_str().unwrap().to_owned();
+    let shared = ok(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:many",
+            "bb",
+            "ip",
+            "-o",
+            "-4",
+            "addr",
+            "show",
+            "eth0",
+        ],
+    );
+    assert!(shared.contains(&addr), "{shared}");
+    ok(&t, &["rm", "-f", "many"]);
+    t.assert_clean();
+}
