@@ -373,6 +373,11 @@ fn index_of(name: &str) -> Option<u32> {
     (i != 0).then_some(i)
 }
 
+/// Whether an interface named `name` exists in the caller's network namespace.
+pub fn exists(name: &str) -> bool {
+    index_of(name).is_some()
+}
+
 /// rtnetlink on the host's network namespace (the caller's).
 pub struct Netlink {
     sock: Sock,

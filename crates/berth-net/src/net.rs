@@ -251,7 +251,8 @@ impl Net {
     /// The bridge and rules of `net`, made once per boot (the marker lives under the run root).
     fn bring_up(&self, net: &Network, nl: &Netlink) -> Result<(), NetError> {
         let marker = self.up_marker(&net.id);
-        if marker.exists() {
+        // The marker alone is not enough: someone may have deleted the bridge since (one ioctl).
+        if marker.exists() && link::exists(&net.bridge) {
             return Ok(());
         }
         let addrs: Vec<ipnet::IpNet> = net

@@ -852,3 +852,24 @@ fn publish_all_ranges_mac_host_gateway_and_a_shared_namespace() {
     ok(&t, &["rm", "-f", "many"]);
     t.assert_clean();
 }
+
+#[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
+fn a_bridge_deleted_behind_berths_back_is_made_again_at_the_next_start() {
+    let t = TestRoot::new();
+    t.busybox_image("bb");
+    ok(&t, &["run", "--rm", "bb", "true"]);
+    let bs = bridges(&t);
+    assert_eq!(bs.len(), 1);
+    let nl = berth_net::link::Netlink::new().unwrap();
+    nl.remove_bridge(&bs[0]).unwrap();
+    assert!(!link_exists(&bs[0]));
+    let out = ok(
+        &t,
+        &[
+            "run", "--rm", "bb", "ip", "-o", "-4", "addr", "show", "eth0",
+        ],
+    );
+    assert!(out.contains("eth0"), "{out}");
+    assert!(link_exists(&bs[0]));
+}
