@@ -3,36 +3,14 @@
 
 /// The start time of `pid` in clock ticks since boot, or None if there is no such process.
 pub fn start_time(pid: i32) -> Option<u64> {
-    if pid <= 0 {
-        return None;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // rest starts at field 3 (state); start time is field 22.
-    rest.split(' ').nth(19)?.parse().ok()
+    berth_fs::process::start_time(pid)
 }
 
-/// Whether `pid` is a live (not zombie) process with the recorded start time.
+/// Whether `pid` is a live (not zombie) process with the recorded start time (0: a record from
+/// before start times were kept, which any start time matches).
 pub fn alive(pid: i32, start: u64) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let Some(close) = stat.rfind(')') else {
-        return false;
-    };
-    let mut fields = stat[close + 2..].split(' ');
-    let state = fields.next().unwrap_or("");
-    if state == "Z" || state == "X" {
-        return false;
-    }
-    match fields.nth(18).and_then(|s| s.parse::<u64>().ok()) {
-        Some(t) => start == 0 || t == start,
-        None => false,
-    }
+    berth_fs::process::stat(pid)
+        .is_some_and(|(state, t)| state != 'Z' && state != 'X' && (start == 0 || t == start))
 }
 
 #[cfg(test)]

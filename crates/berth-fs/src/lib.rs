@@ -6,6 +6,8 @@
 //! the runtime's command line use it.
 #![deny(missing_docs)]
 
+pub mod process;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

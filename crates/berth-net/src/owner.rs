@@ -20,7 +20,7 @@ pub struct Owner {
 impl Owner {
     /// `id`, held by process `pid`; `None` if that process does not exist.
     pub fn of_pid(id: &str, pid: i32) -> Option<Owner> {
-        start_time(pid).map(|start| Owner {
+        berth_fs::process::start_time(pid).map(|start| Owner {
             id: id.to_owned(),
             pid,
             start,
@@ -33,36 +33,14 @@ impl Owner {
         Owner {
             id: id.to_owned(),
             pid,
-            start: start_time(pid).unwrap_or(0),
+            start: berth_fs::process::start_time(pid).unwrap_or(0),
         }
     }
 
     /// Whether the holding process still runs (a zombie counts as gone).
     pub fn is_alive(&self) -> bool {
-        match stat(self.pid) {
-            Some((state, start)) => start == self.start && state != 'Z' && state != 'X',
-            None => false,
-        }
+        berth_fs::process::alive(self.pid, self.start)
     }
-}
-
-fn start_time(pid: i32) -> Option<u64> {
-    stat(pid).map(|(_, start)| start)
-}
-
-/// The state letter and start time of `pid`, from `/proc/PID/stat`. The command name (field 2) may
-/// hold spaces and parentheses, so the fields are counted from its last `)`.
-fn stat(pid: i32) -> Option<(char, u64)> {
-    if pid <= 0 {
-        return None;
-    }
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // Field 3 was `state`; field 22 is `starttime`, 19 further on.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((state, start))
 }
 
 #[cfg(test)]

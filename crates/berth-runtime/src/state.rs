@@ -159,18 +159,7 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
 
 /// The start time (field 22 of `/proc/<pid>/stat`) of a live process, `None` if there is none.
 pub fn start_time(pid: i32) -> Option<u64> {
-    proc_stat(pid).and_then(|(_, t)| t)
-}
-
-/// The state letter and start time of `pid` from `/proc/<pid>/stat`.
-fn proc_stat(pid: i32) -> Option<(char, Option<u64>)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold ") ": the fields start after the last one.
-    let (_, rest) = s.rsplit_once(") ")?;
-    let state = rest.chars().next()?;
-    // rest starts at field 3 (state); starttime is field 22.
-    let start = rest.split_whitespace().nth(19).and_then(|t| t.parse().ok());
-    Some((state, start))
+    berth_fs::process::start_time(pid)
 }
 
 /// The root directory of recorded containers.
@@ -271,9 +260,9 @@ impl StateDir {
 
     /// Whether `rec`'s process still runs, and whether it has passed the start gate.
     pub fn status(&self, rec: &Record) -> Status {
-        let alive = match proc_stat(rec.pid) {
-            Some((state, Some(t))) => state != 'Z' && (rec.start_time == 0 || t == rec.start_time),
-            _ => false,
+        let alive = match berth_fs::process::stat(rec.pid) {
+            Some((state, t)) => state != 'Z' && (rec.start_time == 0 || t == rec.start_time),
+            None => false,
         };
         match (alive, self.fifo(&rec.id).exists()) {
             (false, _) => Status::Stopped,
@@ -434,7 +423,7 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let rec = record("gone", child.id() as i32);
         // Before the reap it is a zombie: stopped too.
-        while proc_stat(rec.pid).is_some_and(|(s, _)| s != 'Z') {
+        while berth_fs::process::stat(rec.pid).is_some_and(|(s, _)| s != 'Z') {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert_eq!(dir.status(&rec), Status::Stopped);
