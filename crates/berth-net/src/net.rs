@@ -430,15 +430,14 @@ impl Net {
             path: dir.to_owned(),
             source,
         })?;
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         let body = serde_json::to_vec(f).expect("ports serialize");
-        std::fs::write(&tmp, body)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| NetError::Io {
+        berth_fs::write_atomic(&path, &body, berth_fs::Durability::Volatile).map_err(|e| {
+            NetError::Io {
                 action: "writing",
-                path,
-                source,
-            })
+                path: e.path,
+                source: e.source,
+            }
+        })
     }
 
     /// What `owner_id` publishes now.
@@ -527,14 +526,20 @@ impl Net {
         };
         for e in entries.flatten() {
             let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            // `.OWNER.json.tmp-PID-…`: a writer killed before its rename (removed once its pid is
+            // gone, whether or not the file it was replacing exists).
+            if let Some(target) = name.strip_prefix('.').and_then(|n| n.split_once(".tmp-")) {
+                let _ = berth_fs::remove_orphaned_temps(&dir.join(target.0));
+                continue;
+            }
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
             let Some(f) = std::fs::read(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<PortsFile>(&b).ok())
             else {
-                // A temporary of a writer that died before its rename.
-                if path.extension().is_some_and(|x| x != "json") {
-                    let _ = std::fs::remove_file(&path);
-                }
                 continue;
             };
             if !f.owner.is_alive() {

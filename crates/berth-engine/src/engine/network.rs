@@ -32,8 +32,10 @@ pub(crate) struct NetRecord {
 }
 
 /// A started container's networking, to record and to give back at its exit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Joined {
+    /// The container as berth-net knows it (held by this process).
+    pub member: berth_net::Member,
     pub endpoints: Vec<Endpoint>,
     pub published: Vec<Published>,
     /// `--link` environment variables.
@@ -223,8 +225,10 @@ impl Engine {
             e
         };
         let mut joined = Joined {
+            member,
             endpoints,
-            ..Default::default()
+            published: Vec::new(),
+            env: Vec::new(),
         };
         let links = self.link_targets(rec).map_err(undo)?;
         for (alias, target, ip) in &links {
@@ -236,7 +240,7 @@ impl Engine {
             .map_err(undo)?;
         let mappings = self.mappings(rec).map_err(undo)?;
         joined.published = net
-            .publish(&member, &joined.endpoints, &mappings)
+            .publish(&joined.member, &joined.endpoints, &mappings)
             .map_err(|e| undo(e.into()))?;
         self.timing.mark("net-ports");
         Ok(Some(joined))
@@ -244,10 +248,9 @@ impl Engine {
 
     /// The veths, from the runtime's hook: the container's network namespace is `/proc/PID/ns/net`.
     pub(crate) fn attach_networks(&self, pid: i32, joined: &Joined) -> Result<()> {
-        let path = format!("/proc/{pid}/ns/net");
-        let ns = std::fs::File::open(&path).map_err(io_err("open", &path))?;
         use std::os::fd::AsFd;
-        self.net().attach(ns.as_fd(), &joined.endpoints, true)?;
+        self.net()
+            .attach(netns_of(pid)?.as_fd(), &joined.endpoints, true)?;
         Ok(())
     }
 
@@ -258,12 +261,7 @@ impl Engine {
         joined: &Joined,
         st: &mut State,
     ) -> Result<()> {
-        let member = berth_net::Member {
-            id: rec.id.clone(),
-            name: rec.short_name().to_owned(),
-            owner: Owner::current(&rec.id),
-        };
-        self.net().register(&member, &joined.endpoints)?;
+        self.net().register(&joined.member, &joined.endpoints)?;
         st.network_settings = settings(rec, joined);
         Ok(())
     }
@@ -602,10 +600,8 @@ impl Engine {
                 e.ifname = format!("eth{index}");
             }
             let attach = || -> Result<()> {
-                let path = format!("/proc/{}/ns/net", st.pid);
-                let ns = std::fs::File::open(&path).map_err(io_err("open", &path))?;
                 use std::os::fd::AsFd;
-                net.attach(ns.as_fd(), &joined, false)?;
+                net.attach(netns_of(st.pid)?.as_fd(), &joined, false)?;
                 net.register(&member, &joined)?;
                 Ok(())
             };
@@ -677,6 +673,12 @@ impl Engine {
         }
         Ok(st.network_settings.ports)
     }
+}
+
+/// The network namespace of process `pid`.
+fn netns_of(pid: i32) -> Result<std::fs::File> {
+    let path = format!("/proc/{pid}/ns/net");
+    std::fs::File::open(&path).map_err(io_err("open", &path))
 }
 
 fn split_key(key: &str) -> Result<(u16, Proto)> {
