@@ -197,7 +197,9 @@ pub fn run(argv: &[String]) -> i32 {
     for s in NOT_FORWARDED {
         set.remove(s);
     }
-    if let Err(e) = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None) {
+    // Set, not added to: the runtime starts us with every signal blocked (so that none sent before
+    // this point is lost), and the ones we do not forward must reach us.
+    if let Err(e) = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&set), None) {
         eprintln!("berth-init: blocking signals: {e}");
         return 125;
     }

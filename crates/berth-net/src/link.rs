@@ -109,6 +109,7 @@ const IFF_UP: u32 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
 
 /// A netlink message under construction: header, fixed part, attributes (nested ones by offset).
+#[derive(Clone)]
 struct Msg {
     buf: Vec<u8>,
 }
@@ -199,6 +200,30 @@ fn family(a: IpAddr) -> u8 {
         IpAddr::V4(_) => libc::AF_INET as u8,
         IpAddr::V6(_) => libc::AF_INET6 as u8,
     }
+}
+
+/// Turns on forwarding in the calling thread's network namespace (the host's): IPv4 always, IPv6
+/// with `v6`. Without it nothing leaves a bridge network but for the host itself: no outbound
+/// traffic, no published port reached from another container. The one host setting berth changes,
+/// as Docker and netavark do; written only when off (a sysctl write resets per-interface values).
+pub fn enable_forwarding(v6: bool) -> Result<(), LinkError> {
+    let mut knobs = vec!["/proc/sys/net/ipv4/ip_forward"];
+    if v6 {
+        knobs.push("/proc/sys/net/ipv6/conf/all/forwarding");
+    }
+    for knob in knobs {
+        match std::fs::read(knob) {
+            Ok(v) if v.trim_ascii() == b"1" => continue,
+            // No IPv6 in this kernel: nothing to forward.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            _ => {}
+        }
+        std::fs::write(knob, b"1").map_err(|e| LinkError::Kernel {
+            action: format!("turning on forwarding ({knob})"),
+            source: e,
+        })?;
+    }
+    Ok(())
 }
 
 /// A `NETLINK_ROUTE` socket in the namespace it was opened in.
@@ -555,7 +580,17 @@ impl Netlink {
         m.end(peer);
         m.end(data);
         m.end(li);
-        self.sock.request(m).map_err(|e| {
+        let created = match self.sock.request(m.clone()) {
+            // The name is this endpoint's own: the veth of its previous start, whose namespace the
+            // kernel has not finished tearing down (that runs in a workqueue, after the process
+            // is gone). Deleted here, the one time a start waits for a veth's deletion.
+            Err(libc::EEXIST) => {
+                let _ = self.delete(&veth.host_name, "veth");
+                self.sock.request(m)
+            }
+            r => r,
+        };
+        created.map_err(|e| {
             kerr(
                 format!("creating veth {} for {}", veth.host_name, veth.bridge),
                 e,

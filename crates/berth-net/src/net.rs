@@ -261,6 +261,7 @@ impl Net {
             .filter_map(|s| ipnet::IpNet::new(s.gateway, s.subnet.prefix_len()).ok())
             .collect();
         nl.ensure_bridge(&net.bridge, &addrs, None)?;
+        link::enable_forwarding(addrs.iter().any(|a| a.addr().is_ipv6()))?;
         Nft::new()?.add_network(&NetRules {
             bridge: net.bridge.clone(),
             subnets: net.subnets.iter().map(|s| s.subnet).collect(),

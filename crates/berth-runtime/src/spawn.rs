@@ -65,6 +65,10 @@ pub struct LaunchConfig<'a> {
     pub seccomp: Option<&'a Program>,
     /// `PR_SET_PDEATHSIG(SIGKILL)` in the child.
     pub die_with_parent: bool,
+    /// The process starts with every signal blocked: for an init that takes its signals with
+    /// `sigwait`. A signal sent before it is ready then waits for it instead of being dropped, as
+    /// the kernel drops a signal to a namespace's pid 1 that has no handler for it.
+    pub signals_blocked: bool,
 }
 
 /// The cgroup path a container uses: `linux.cgroupsPath`, or `/berth/<id>`.
@@ -190,13 +194,14 @@ fn launch(
         );
         crate::pty::set_size(slave.as_fd(), rows, cols)?;
     }
-    let plan = Plan::build(
+    let mut plan = Plan::build(
         cfg.spec,
         cfg.overlay.as_ref(),
         cfg.die_with_parent,
         terminal,
         seccomp,
     )?;
+    plan.signals_blocked = cfg.signals_blocked;
 
     let cgroup = match cgroup {
         Some(cg) => cg,

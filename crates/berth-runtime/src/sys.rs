@@ -295,6 +295,16 @@ pub(crate) fn reset_signals() {
     }
 }
 
+/// Blocks every signal on this thread (SIGKILL and SIGSTOP cannot be); the mask survives `execve`.
+pub(crate) fn block_signals() {
+    // SAFETY: a full set built in place, then applied to this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Closes every descriptor from 3 up except those in `keep` (sorted ascending, all ≥ 3). Closed, not
 /// marked close-on-exec: a descriptor that is merely close-on-exec is still usable until `execve`, and
 /// `/proc/self/fd/N` of a host directory would let the container's working directory (or any path

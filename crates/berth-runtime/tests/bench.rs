@@ -37,6 +37,7 @@ fn spawn_true_timings() {
             stdio: berth_runtime::Stdio::Inherit,
             seccomp: Some(&prog),
             die_with_parent: false,
+            signals_blocked: false,
         })
         .unwrap();
         let t1 = Instant::now();
@@ -80,6 +81,7 @@ fn spawn_true_timings() {
                 stdio: berth_runtime::Stdio::Inherit,
                 seccomp: None,
                 die_with_parent: false,
+                signals_blocked: false,
             },
             &fifo,
         )

@@ -19,6 +19,7 @@ fn exec_joins_running_container() {
         stdio,
         seccomp: None,
         die_with_parent: true,
+        signals_blocked: false,
     })
     .unwrap();
 

@@ -23,6 +23,7 @@ fn mount_namespace_outlives_the_process_while_held() {
         stdio,
         seccomp: None,
         die_with_parent: true,
+        signals_blocked: false,
     })
     .unwrap();
     let ns = child

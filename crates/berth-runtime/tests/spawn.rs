@@ -42,6 +42,7 @@ fn signal_death_is_signaled() {
         stdio,
         seccomp: None,
         die_with_parent: true,
+        signals_blocked: false,
     })
     .unwrap();
     child.signal(libc::SIGKILL).unwrap();
@@ -305,6 +306,7 @@ fn pty_is_controlling_terminal_and_console() {
         stdio: berth_runtime::Stdio::Pty(slave),
         seccomp: None,
         die_with_parent: true,
+        signals_blocked: false,
     })
     .unwrap();
     let mut out = Vec::new();
@@ -337,6 +339,7 @@ fn create_waits_for_start() {
             stdio,
             seccomp: None,
             die_with_parent: true,
+            signals_blocked: false,
         },
         &fifo,
     )
@@ -380,6 +383,7 @@ fn start_right_after_create() {
                 stdio,
                 seccomp: None,
                 die_with_parent: true,
+                signals_blocked: false,
             },
             &fifo,
         )
@@ -555,6 +559,7 @@ fn namespace_paths_are_joined() {
         stdio,
         seccomp: None,
         die_with_parent: true,
+        signals_blocked: false,
     })
     .unwrap();
     // B shares A's uts and net namespaces (like docker --net=container:a), so its own hostname is
@@ -644,6 +649,7 @@ fn cgroup_v2_child_is_born_in_its_cgroup() {
             stdio,
             seccomp: None,
             die_with_parent: true,
+            signals_blocked: false,
         },
         cg.clone(),
     )
@@ -679,6 +685,7 @@ fn attach_hook_runs_in_the_new_network_namespace_before_exec() {
         stdio,
         seccomp: None,
         die_with_parent: true,
+        signals_blocked: false,
     };
     let mut child = berth_runtime::spawn_attached(cfg, &mut hook).unwrap();
     assert_eq!(read_all(out), "attached\n");
@@ -709,6 +716,7 @@ fn a_failing_attach_hook_kills_the_process_before_exec() {
         stdio,
         seccomp: None,
         die_with_parent: true,
+        signals_blocked: false,
     };
     let e = berth_runtime::spawn_attached(cfg, &mut hook).unwrap_err();
     assert!(matches!(e, Error::Attach(_)), "{e:?}");

@@ -53,6 +53,7 @@ fn user_namespace_maps_root_to_unprivileged_uid() {
         stdio,
         seccomp: None,
         die_with_parent: true,
+        signals_blocked: false,
     })
     .unwrap();
     // Seen from the host, the container's root is uid 100000 (spawn returns after execve, and an
@@ -112,6 +113,7 @@ fn exec_joins_the_user_namespace() {
         stdio,
         seccomp: None,
         die_with_parent: true,
+        signals_blocked: false,
     })
     .unwrap();
     let mut p = s.process().clone().unwrap();

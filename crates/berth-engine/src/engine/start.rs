@@ -160,6 +160,9 @@ impl Engine {
             stdio,
             seccomp: seccomp.as_ref(),
             die_with_parent: true,
+            // berth-init takes its signals with sigwait: a `stop` right after the start must
+            // not be dropped while it loads.
+            signals_blocked: p.record.host_config.init,
         };
         let r = match &joined {
             Some(j) => {

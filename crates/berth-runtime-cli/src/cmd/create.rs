@@ -57,6 +57,7 @@ pub fn launch(state: &StateDir, o: &Options<'_>, gated: bool) -> Result<(Child, 
             stdio,
             seccomp: None,
             die_with_parent: false,
+            signals_blocked: false,
         };
         let child = if gated {
             berth_runtime::create(cfg, &state.fifo(o.id))?

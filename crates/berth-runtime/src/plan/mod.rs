@@ -263,6 +263,8 @@ pub(crate) struct Plan<'a> {
     pub sysctls: Vec<(CString, CString)>,
     pub loopback: bool,
     pub die_with_parent: bool,
+    /// Every signal blocked across `execve` (an init that `sigwait`s).
+    pub signals_blocked: bool,
     pub userns: Option<IdMaps>,
     pub process: ProcessPlan<'a>,
 }
@@ -608,6 +610,7 @@ impl<'a> Plan<'a> {
             sysctls,
             loopback: new_net,
             die_with_parent,
+            signals_blocked: false,
             userns,
             process: ProcessPlan::build(process, seccomp)?,
         })

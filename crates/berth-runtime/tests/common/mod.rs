@@ -134,6 +134,7 @@ pub fn run(
         stdio,
         seccomp: None,
         die_with_parent: true,
+        signals_blocked: false,
     })?;
     let stdout = read_all(out);
     let stderr = read_all(err);
