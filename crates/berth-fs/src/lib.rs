@@ -1,6 +1,7 @@
 //! berth-fs: the one way berth replaces a file — a temporary name beside it, write, fsync,
-//! rename, fsync of the directory — so a reader sees the old content or the new, never a torn
-//! file, and a crash leaves at most a temporary that [`remove_stale_temps`] recognises.
+//! rename, fsync of the directory (or, for state that need not survive a power cut, write and an
+//! exchange of names) — so a reader sees the old content or the new, never a torn file, and a
+//! crash leaves at most a temporary that [`remove_stale_temps`] recognises.
 //!
 //! The lowest crate of the workspace with I/O (berth-oci is pure data); the store, the engine and
 //! the runtime's command line use it.
@@ -86,16 +87,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> Result
             f.sync_all().map_err(FsError::new("fsync", &tmp))?;
         }
         drop(f);
-        fs::rename(&tmp, path).map_err(FsError::new("rename into place", path))?;
         if durability == Durability::Durable {
-            sync_dir(dir)?;
+            fs::rename(&tmp, path).map_err(FsError::new("rename into place", path))?;
+            return sync_dir(dir);
         }
-        Ok(())
+        replace_volatile(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Puts `tmp` in place of `path` without the writeback a plain rename starts. ext4 (with its
+/// default `auto_da_alloc`) flushes a file renamed over an existing one, so that an unsynced
+/// replace does not come back empty after a crash: ~75 µs per write that Volatile does not want.
+/// Exchanging the two names (atomic as well: readers see the old content or the new one) and then
+/// unlinking the old one skips it. A kill between the two leaves the old content under the
+/// temporary's name, which [`remove_orphaned_temps`] takes away. Where there is no file to
+/// exchange with (nothing, or a directory, which a rename refuses), or the filesystem cannot
+/// exchange, a plain rename.
+fn replace_volatile(tmp: &Path, path: &Path) -> Result<(), FsError> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    if !fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return fs::rename(tmp, path).map_err(FsError::new("rename into place", path));
+    }
+    match renameat_with(CWD, tmp, CWD, path, RenameFlags::EXCHANGE) {
+        Ok(()) => {
+            // In place already; a temporary left here (unlink refused) is swept like a killed one's.
+            let _ = fs::remove_file(tmp);
+            Ok(())
+        }
+        Err(_) => fs::rename(tmp, path).map_err(FsError::new("rename into place", path)),
+    }
 }
 
 /// fsyncs a directory so a rename or unlink inside it is durable.
@@ -194,6 +218,13 @@ mod tests {
         write_atomic(&p, b"two", Durability::Volatile).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(names(t.path()), ["state.json"]);
+        // Over a symlink, the link itself is replaced, as a rename does.
+        let q = t.path().join("link");
+        std::os::unix::fs::symlink("state.json", &q).unwrap();
+        write_atomic(&q, b"three", Durability::Volatile).unwrap();
+        assert!(fs::symlink_metadata(&q).unwrap().is_file());
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read(&q).unwrap(), b"three");
     }
 
     #[test]
@@ -203,11 +234,13 @@ mod tests {
         fs::create_dir(&p).unwrap();
         fs::write(p.join("keep"), b"x").unwrap();
         // A directory that is not empty cannot be replaced by a rename.
-        let e = write_atomic(&p, b"file", Durability::Durable).unwrap_err();
-        assert_eq!(e.op, "rename into place");
-        assert!(e.to_string().contains(&p.display().to_string()), "{e}");
-        assert_eq!(names(t.path()), ["d"]);
-        assert!(p.join("keep").exists());
+        for durability in [Durability::Durable, Durability::Volatile] {
+            let e = write_atomic(&p, b"file", durability).unwrap_err();
+            assert_eq!(e.op, "rename into place");
+            assert!(e.to_string().contains(&p.display().to_string()), "{e}");
+            assert_eq!(names(t.path()), ["d"]);
+            assert!(p.join("keep").exists());
+        }
         let missing = t.path().join("no/such/dir/f");
         let e = write_atomic(&missing, b"x", Durability::Durable).unwrap_err();
         assert_eq!(e.op, "create");
