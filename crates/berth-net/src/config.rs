@@ -246,9 +246,11 @@ pub fn is_host_addr(net: &IpNet, addr: IpAddr) -> bool {
     }
 }
 
-/// The first host address of `net` (the default gateway).
+/// The first host address of `net` (the default gateway): `.1` of an IPv4 subnet, `::1` of an
+/// IPv6 one (ipnet's IPv6 `hosts()` starts at the subnet-router anycast address, which Docker never
+/// hands out).
 fn first_host(net: &IpNet) -> Option<IpAddr> {
-    net.hosts().next()
+    net.hosts().find(|a| is_host_addr(net, *a))
 }
 
 /// The records of one state root.
@@ -670,7 +672,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let n = Networks::open(t.path()).unwrap();
         let a = n
-            .create(spec("a", Some("10.1.0.0/24"), None, None), &[])
+            .create(spec("alpha", Some("10.1.0.0/24"), None, None), &[])
             .unwrap();
         assert_eq!(a.subnets[0].gateway.to_string(), "10.1.0.1");
         assert_eq!(a.bridge, format!("br-{}", &a.id[..12]));
@@ -684,12 +686,12 @@ mod tests {
         );
         assert_eq!(n.ensure_default(&[]).unwrap().id, d.id, "made once");
         let names: Vec<String> = n.list().unwrap().into_iter().map(|x| x.name).collect();
-        assert_eq!(names, ["a", "bridge"]);
-        assert_eq!(n.get("a").unwrap().id, a.id);
+        assert_eq!(names, ["alpha", "bridge"]);
+        assert_eq!(n.get("alpha").unwrap().id, a.id);
         assert_eq!(n.get(&a.id[..6]).unwrap().id, a.id);
         assert!(matches!(n.get("zzz"), Err(ConfigError::NotFound(_))));
         n.remove(&a.id).unwrap();
-        assert!(matches!(n.get("a"), Err(ConfigError::NotFound(_))));
+        assert!(matches!(n.get("alpha"), Err(ConfigError::NotFound(_))));
         n.remove(&a.id).unwrap();
     }
 
@@ -718,6 +720,15 @@ mod tests {
         assert_eq!(v6.subnets.len(), 2);
         assert!(v6.subnets[1].subnet.addr().is_ipv6());
         assert_eq!(v6.subnets[1].subnet.prefix_len(), 64);
+        // Its gateway is ::1 of the /64, as Docker's (never the subnet-router anycast ::0).
+        let IpAddr::V6(gw) = v6.subnets[1].gateway else {
+            panic!("{:?}", v6.subnets[1].gateway)
+        };
+        assert_eq!(gw.segments()[7], 1, "{gw}");
+        assert_eq!(
+            IpNet::new(gw.into(), 64).unwrap().trunc(),
+            v6.subnets[1].subnet
+        );
     }
 
     #[test]

@@ -184,7 +184,7 @@ impl Net {
         let nl = Netlink::new()?;
         let routes = nl.host_routes()?;
         let net = self.networks()?.create(spec, &routes)?;
-        if let Err(e) = self.bring_up(&net, &nl) {
+        if let Err(e) = self.bring_up_locked(&net, &nl) {
             let _ = self.teardown(&net);
             return Err(e);
         }
@@ -208,7 +208,7 @@ impl Net {
             let routes = nl.host_routes()?;
             let net = networks.ensure_default(&routes)?;
             // Up before the lock goes: its route is what the next root's choice avoids.
-            self.bring_up(&net, &nl)?;
+            self.bring_up_locked(&net, &nl)?;
             return Ok(net);
         }
         Ok(networks.get(name_or_id)?)
@@ -217,6 +217,9 @@ impl Net {
     /// Removes a network no container uses (the caller checks that): its rules, bridge, leases,
     /// names and record. The last network's removal removes berth's table.
     pub fn remove(&self, net: &Network) -> Result<(), NetError> {
+        // Under the host lock: the last network's removal takes berth's table, which another
+        // root may be bringing a network up in.
+        let _host = host_lock()?;
         self.teardown(net)?;
         self.networks()?.remove(&net.id)?;
         Ok(())
@@ -248,11 +251,25 @@ impl Net {
         Ok(())
     }
 
+    /// The marker alone is not enough: someone may have deleted the bridge since (one ioctl).
+    fn is_up(&self, net: &Network) -> bool {
+        self.up_marker(&net.id).exists() && link::exists(&net.bridge)
+    }
+
     /// The bridge and rules of `net`, made once per boot (the marker lives under the run root).
+    /// The slow path takes the host lock (see [`Net::remove`]).
     fn bring_up(&self, net: &Network, nl: &Netlink) -> Result<(), NetError> {
+        if self.is_up(net) {
+            return Ok(());
+        }
+        let _host = host_lock()?;
+        self.bring_up_locked(net, nl)
+    }
+
+    /// [`Net::bring_up`] for a caller that holds the host lock.
+    fn bring_up_locked(&self, net: &Network, nl: &Netlink) -> Result<(), NetError> {
         let marker = self.up_marker(&net.id);
-        // The marker alone is not enough: someone may have deleted the bridge since (one ioctl).
-        if marker.exists() && link::exists(&net.bridge) {
+        if self.is_up(net) {
             return Ok(());
         }
         let addrs: Vec<ipnet::IpNet> = net
@@ -384,6 +401,10 @@ impl Net {
         let Some(ep) = endpoints.iter().find(|e| !e.network.internal) else {
             return Ok(Vec::new());
         };
+        // Published ports hold no socket (DNAT), so the kernel cannot tell a bind that another
+        // container has the port: the ports files can, under their lock.
+        let _lock = self.ports_lock()?;
+        let mut taken: Vec<PortMapping> = self.published_by_others(&who.id);
         let mut out = Vec::with_capacity(mappings.len());
         for m in mappings {
             let mut m = m.clone();
@@ -393,10 +414,27 @@ impl Net {
             };
             let Some(addr) = container_addr else { continue };
             if m.host_port == 0 {
-                m.host_port = ports::pick_free(m.host_ip, m.container_port, m.proto)?;
+                // The kernel's pick knows sockets only: pick again past another container's port.
+                let mut tries = 0;
+                loop {
+                    m.host_port = ports::pick_free(m.host_ip, m.container_port, m.proto)?;
+                    tries += 1;
+                    if !overlaps(&taken, &m) || tries == 32 {
+                        break;
+                    }
+                }
             } else {
                 ports::check_free(m.host_ip, m.host_port, m.proto)?;
             }
+            if overlaps(&taken, &m) {
+                return Err(PortError::InUse {
+                    addr: m.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                    port: m.host_port,
+                    proto: m.proto,
+                }
+                .into());
+            }
+            taken.push(m.clone());
             out.push(Published {
                 rule: PortRule {
                     proto: m.proto,
@@ -421,6 +459,40 @@ impl Net {
             return Err(e.into());
         }
         Ok(out)
+    }
+
+    /// The lock under which ports are checked and published.
+    fn ports_lock(&self) -> Result<std::fs::File, NetError> {
+        let dir = self.run_dir().join("ports");
+        std::fs::create_dir_all(&dir).map_err(|source| NetError::Io {
+            action: "creating",
+            path: dir.clone(),
+            source,
+        })?;
+        berth_fs::lock_exclusive(&dir.join(".lock")).map_err(|e| NetError::Io {
+            action: e.op,
+            path: e.path,
+            source: e.source,
+        })
+    }
+
+    /// What the live owners other than `owner_id` publish.
+    fn published_by_others(&self, owner_id: &str) -> Vec<PortMapping> {
+        let Ok(entries) = std::fs::read_dir(self.run_dir().join("ports")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                !n.starts_with('.') && n.ends_with(".json") && n != format!("{owner_id}.json")
+            })
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<PortsFile>(&b).ok())
+            .filter(|f| f.owner.is_alive())
+            .flat_map(|f| f.ports.into_iter().map(|p| p.mapping))
+            .collect()
     }
 
     fn write_ports(&self, f: &PortsFile) -> Result<(), NetError> {
@@ -559,6 +631,16 @@ fn host_lock() -> Result<std::fs::File, NetError> {
         action: e.op,
         path: e.path,
         source: e.source,
+    })
+}
+
+/// Whether `m`'s host side collides with one of `taken`: the same protocol and port, on the same
+/// address or where either is every address (as a listener's bind would collide).
+fn overlaps(taken: &[PortMapping], m: &PortMapping) -> bool {
+    taken.iter().any(|t| {
+        t.proto == m.proto
+            && t.host_port == m.host_port
+            && (t.host_ip.is_none() || m.host_ip.is_none() || t.host_ip == m.host_ip)
     })
 }
 

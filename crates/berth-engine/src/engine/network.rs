@@ -435,6 +435,11 @@ impl Engine {
         };
         for (name, body) in [("hosts", hosts.render()), ("resolv.conf", resolv.render())] {
             let path = dir.join(name);
+            // Often what create wrote (resolv.conf on the default bridge): a file made for
+            // nothing costs more than the read.
+            if std::fs::read(&path).is_ok_and(|old| old == body.as_bytes()) {
+                continue;
+            }
             berth_fs::write_atomic(&path, body.as_bytes(), berth_fs::Durability::Volatile)
                 .map_err(|e| Error::NetworkConfig(format!("writing {}: {e}", path.display())))?;
         }

@@ -5,7 +5,7 @@
 //! inspect; the library itself only speaks netlink.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -81,6 +81,28 @@ impl Ns {
                 let _ = c.write_all(peer.as_bytes());
             }
         });
+    }
+    /// A UDP server in this namespace that answers each datagram with the peer address it saw.
+    fn udp_echo_peer(&self, port: u16) {
+        let sock = self.run(|| UdpSocket::bind(("0.0.0.0", port)).expect("bind udp"));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while let Ok((_, from)) = sock.recv_from(&mut buf) {
+                let _ = sock.send_to(from.ip().to_string().as_bytes(), from);
+            }
+        });
+    }
+    /// One datagram from this namespace; the peer address the server saw, or None.
+    fn ask_udp(&self, addr: impl Into<IpAddr>, port: u16) -> Option<String> {
+        let to = SocketAddr::new(addr.into(), port);
+        self.run(|| {
+            let s = UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+            s.set_read_timeout(Some(Duration::from_millis(700))).ok()?;
+            s.send_to(b"?", to).ok()?;
+            let mut buf = [0u8; 64];
+            let (n, _) = s.recv_from(&mut buf).ok()?;
+            Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+        })
     }
     /// Connects from this namespace; the peer address the server saw, or None.
     fn ask(&self, addr: impl Into<IpAddr>, port: u16) -> Option<String> {
@@ -282,6 +304,33 @@ fn published_ports_answer_on_host_addresses_loopback_and_hairpin() {
         e.to_string(),
         "host port 127.0.0.1:9090/tcp is already published by another container"
     );
+
+    // UDP: its own key space (the same number over TCP stays free), answered from outside and
+    // on 127.0.0.1.
+    c1.udp_echo_peer(53);
+    let udp = PortRule {
+        proto: Proto::Udp,
+        ..port(None, 5353, v4("10.88.0.2"), 53)
+    };
+    assert_eq!(w.outside.ask_udp(HOST, 5353), None, "nothing on udp yet");
+    nft.publish(std::slice::from_ref(&udp))
+        .expect("publish udp");
+    assert_eq!(
+        w.outside.ask_udp(HOST, 5353).as_deref(),
+        Some(OUTSIDE.to_string().as_str())
+    );
+    assert!(
+        w.host.ask_udp(Ipv4Addr::LOCALHOST, 5353).is_some(),
+        "udp on 127.0.0.1"
+    );
+    assert_eq!(
+        w.outside.ask(HOST, 5353),
+        None,
+        "5353/tcp was not published"
+    );
+    nft.unpublish(std::slice::from_ref(&udp))
+        .expect("unpublish udp");
+    assert_eq!(w.outside.ask_udp(HOST, 5353), None, "udp withdrawn");
 
     // Withdrawn: gone; withdrawing again (and something never published) is fine.
     nft.unpublish(&[p.clone(), lo.clone()]).expect("unpublish");

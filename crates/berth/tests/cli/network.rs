@@ -212,7 +212,126 @@ fn a_host_port_already_taken_is_named_and_nothing_is_left_half_set_up() {
         &t,
         &["run", "--rm", "-p", &format!("{port}:80"), "bb", "true"],
     );
+    // Published by another container, on one address: every address overlaps it (no socket holds
+    // a published port, so this is berth's own check), and so does that same address.
+    ok(
+        &t,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "lo-only",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "bb",
+            "sleep",
+            "100",
+        ],
+    );
+    for spec in [format!("{port}:80"), format!("127.0.0.1:{port}:81")] {
+        let o = run(&t, &["run", "--rm", "-p", &spec, "bb", "true"]);
+        assert_eq!(o.status.code(), Some(125), "-p {spec}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{port}/tcp")),
+            "the error names the port: {}",
+            stderr(&o)
+        );
+    }
+    // Another protocol, or another port, is no overlap.
+    ok(
+        &t,
+        &["run", "--rm", "-p", &format!("{port}:80/udp"), "bb", "true"],
+    );
+    ok(&t, &["rm", "-f", "lo-only"]);
+    ok(
+        &t,
+        &["run", "--rm", "-p", &format!("{port}:80"), "bb", "true"],
+    );
     t.assert_clean();
+}
+
+#[test]
+#[cfg_attr(not(feature = "e2e"), ignore = "e2e tier: needs root")]
+fn ipv6_networks_and_dns_flags() {
+    let bs = {
+        let t = TestRoot::new();
+        t.busybox_image("bb");
+        ok(
+            &t,
+            &[
+                "network",
+                "create",
+                "--ipv6",
+                "--subnet",
+                "10.231.7.0/24",
+                "--subnet",
+                "fd00:b17:7::/64",
+                "six",
+            ],
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&t, &["network", "inspect", "six"])).unwrap();
+        assert_eq!(v[0]["EnableIPv6"], true, "{v}");
+        ok(
+            &t,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "web6",
+                "--network",
+                "six",
+                "bb",
+                "sh",
+                "-c",
+                HTTPD,
+            ],
+        );
+        let ep = &inspect(&t, "web6")["NetworkSettings"]["Networks"]["six"];
+        let v6: std::net::Ipv6Addr = ep["GlobalIPv6Address"].as_str().unwrap().parse().unwrap();
+        assert!(v6.to_string().starts_with("fd00:b17:7::"), "{ep}");
+        assert_eq!(ep["GlobalIPv6PrefixLen"], 64, "{ep}");
+        assert_eq!(ep["IPv6Gateway"], "fd00:b17:7::1", "{ep}");
+        // Another container reaches it over IPv6, by address and (AAAA) by name.
+        let script = format!(
+            "ip -6 addr show dev eth0 | grep -q fd00:b17:7:: || exit 2; \
+             ip -6 route | grep -q 'default via fd00:b17:7::1' || exit 3; \
+             for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - 'http://[{v6}]/' && break; sleep 0.2; done; \
+             nslookup -type=AAAA web6 | grep -q '{v6}' || exit 4"
+        );
+        let out = ok(
+            &t,
+            &["run", "--rm", "--network", "six", "bb", "sh", "-c", &script],
+        );
+        assert_eq!(out, "hello-from-httpd\n");
+        ok(&t, &["rm", "-f", "web6"]);
+
+        // --dns, --dns-search and --dns-option make the default network's resolv.conf.
+        let out = ok(
+            &t,
+            &[
+                "run",
+                "--rm",
+                "--dns",
+                "192.0.2.53",
+                "--dns-search",
+                "example.test",
+                "--dns-option",
+                "ndots:2",
+                "bb",
+                "cat",
+                "/etc/resolv.conf",
+            ],
+        );
+        assert!(out.contains("nameserver 192.0.2.53"), "{out}");
+        assert!(out.contains("search example.test"), "{out}");
+        assert!(out.contains("options ndots:2"), "{out}");
+        assert_eq!(out.matches("nameserver").count(), 1, "{out}");
+        let bs = assert_no_ports(&t);
+        t.assert_clean();
+        bs
+    };
+    assert_links_gone(&bs);
 }
 
 #[test]
