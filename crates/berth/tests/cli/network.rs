@@ -29,10 +29,16 @@ fn bridge_ports(bridge: &str) -> Vec<String> {
 }
 
 /// After a test's containers are gone: no veth is left on its bridges; once its root is dropped,
-/// the bridges are gone too (checked by [`assert_links_gone`]).
+/// the bridges are gone too (checked by [`assert_links_gone`]). berth never waits for a veth's
+/// deletion: the kernel takes a container's veth away with its namespace, in a workqueue, a moment
+/// after the process is gone; so this waits for that (bounded).
 fn assert_no_ports(t: &TestRoot) -> Vec<String> {
     let bs = bridges(t);
+    let deadline = Instant::now() + Duration::from_secs(10);
     for b in &bs {
+        while !bridge_ports(b).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert_eq!(bridge_ports(b), Vec::<String>::new(), "veths left on {b}");
     }
     bs
