@@ -140,11 +140,12 @@ pub(crate) fn init(plan: &Plan<'_>, args: &InitArgs<'_>) -> ! {
         .and_then(|()| wait_network(args.network))
         .and_then(|()| wait_gate(errfd, args.gate))
     {
-        Ok(()) if plan.signals_blocked => {
-            sys::block_signals();
+        Ok(()) => {
+            if plan.signals_blocked {
+                sys::block_signals();
+            }
             process::finish(&plan.process, plan.userns.is_some(), errfd, true)
         }
-        Ok(()) => process::finish(&plan.process, plan.userns.is_some(), errfd, true),
         Err(f) => f,
     };
     die(errfd, f)
