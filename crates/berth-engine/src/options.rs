@@ -152,6 +152,10 @@ pub struct CreateOptions {
     pub userns: Option<String>,
     /// `--label K=V`.
     pub labels: Vec<String>,
+    /// `--log-driver` (None: the configured default).
+    pub log_driver: Option<String>,
+    /// `--log-opt K=V`.
+    pub log_opts: Vec<String>,
 }
 
 /// Parses Docker's byte sizes: "64m", "1g", "512k", "1024b", "100" (bytes).

@@ -130,6 +130,12 @@ pub struct CreateFlags {
     /// Set metadata (K=V).
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Logging driver: json-file (the default), local, none, journald or syslog.
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options (K=V): max-size, max-file, compress, tag, labels, env, …
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// Pull the image before creating: missing (when not in the store), always, or never.
     #[arg(long, value_enum, default_value = "missing")]
     pub pull: super::dist::PullPolicy,
@@ -182,6 +188,8 @@ impl CreateFlags {
             init: self.init,
             userns: self.userns.clone(),
             labels: self.label.clone(),
+            log_driver: self.log_driver.clone(),
+            log_opts: self.log_opt.clone(),
         }
     }
 }
